@@ -1,0 +1,28 @@
+"""adapterkit: parameter-efficient fine-tuning with one registry of methods and one recipe format.
+
+    import adapterkit
+    model = adapterkit.wrap(model, "lora", r=8)
+    result = adapterkit.run("recipes/sentiment_lora.toml", overrides={"train.max_steps": 20})
+
+Heavy libraries (torch, transformers, peft) are imported only when a function needs them.
+"""
+
+from __future__ import annotations
+
+from .errors import TrainingFailed, UserError
+from .methods import METHODS
+from .recipe import Recipe, load_recipe
+from .tasks import TASKS
+from .wrap import wrap
+
+__version__ = "0.1.0"
+
+
+def run(recipe, *, overrides=None, output=None, overwrite=False):
+    """Train and evaluate a recipe (a path or a Recipe); returns a RunResult (metrics, run_dir, info)."""
+    from .api import run as _run
+
+    return _run(recipe, overrides=overrides, output=output, overwrite=overwrite)
+
+
+__all__ = ["METHODS", "TASKS", "Recipe", "TrainingFailed", "UserError", "load_recipe", "run", "wrap", "__version__"]

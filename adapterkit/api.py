@@ -1,0 +1,140 @@
+"""The spine of a run: recipe -> plan -> load -> wrap -> train -> evaluate -> artifacts.
+
+``run`` is what ``adapterkit run`` calls; ``evaluate_run`` and ``generate`` reopen a finished run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import artifacts, loading, measure
+from .errors import UserError
+from .methods.base import WrapContext
+from .plan import Plan, check_model, make_plan
+from .recipe import Recipe, load_recipe, recipe_to_toml
+
+log = logging.getLogger("adapterkit")
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    metrics: dict[str, Any]
+    info: dict[str, Any]
+
+    @property
+    def artifact_dir(self) -> Path:
+        return self.run_dir / self.info["artifact"]
+
+
+def _recipe(recipe: Recipe | str | Path, overrides) -> Recipe:
+    return recipe if isinstance(recipe, Recipe) else load_recipe(recipe, overrides)
+
+
+def prepare_model(plan: Plan, tokenizer, data):
+    """Load the base model for the plan's task and let the method wrap it."""
+    from transformers import set_seed
+
+    set_seed(plan.recipe.train.seed)
+    model = loading.load_model(plan, tokenizer, plan.task.model_kwargs(data))
+    ctx = WrapContext(peft_task_type=plan.task.peft_task_type, model_path=loading.model_path(plan.recipe.model),
+                      gradient_checkpointing=plan.hardware.gradient_checkpointing)
+    return plan.method.wrap(model, plan.method_options, ctx)
+
+
+def run(recipe: Recipe | str | Path, *, overrides: dict | list | None = None, output: str | Path | None = None,
+        overwrite: bool = False) -> RunResult:
+    """Train and evaluate one recipe; returns its metrics and the run directory."""
+    recipe = _recipe(recipe, overrides)
+    plan = make_plan(recipe)
+    check_model(plan, loading.load_config(recipe.model, plan.where))
+    run_dir = artifacts.prepare_run_dir(Path(output) if output else artifacts.default_run_dir(recipe.name),
+                                        overwrite=overwrite)
+    resolved = {"method": plan.method_options.model_dump(), "task": plan.task_options.model_dump()}
+    (run_dir / "recipe.toml").write_text(recipe_to_toml(recipe, resolved), encoding="utf-8")
+    clock = measure.Stopwatch()
+    started = time.time()
+    with clock.phase("load"):
+        tokenizer = loading.load_tokenizer(recipe.model, plan.where)
+        data = plan.task.load_data(plan)
+        model = prepare_model(plan, tokenizer, data)
+    counts = measure.parameter_counts(model)
+    log.info("%s: %s trains %.2f%% of %.1fM parameters on %s (%s)", recipe.name, plan.method.name,
+             100 * counts["trainable_share"], counts["total_params"] / 1e6, plan.hardware.name, plan.hardware.precision)
+    trainer = plan.task.build_trainer(plan, model, tokenizer, data, run_dir)
+    with clock.phase("train"):
+        train_output = trainer.train()
+    with clock.phase("eval"):
+        metrics = plan.task.evaluate(plan, trainer, data, run_dir)
+    with clock.phase("save"):
+        folder = artifacts.save_trained(plan, trainer.model, tokenizer, data.labels, run_dir)
+    train_seconds = clock.seconds["train"]
+    tokens = int(trainer.state.num_input_tokens_seen or 0)
+    info = {
+        "recipe": recipe.name,
+        "method": plan.method.name,
+        "task": plan.task.name,
+        "model": recipe.model.name,
+        "artifact": folder.name,
+        "learning_rate": plan.learning_rate,
+        **counts,
+        "checkpoint_bytes": measure.directory_size_bytes(folder),
+        "steps": trainer.state.global_step,
+        "train_examples": len(data.train),
+        "eval_examples": len(data.eval),
+        "skipped_rows": data.skipped_rows,
+        "train_loss": float(train_output.training_loss),
+        "train_tokens": tokens,
+        "train_tokens_per_second": tokens / train_seconds if train_seconds else None,
+        "train_samples_per_second": train_output.metrics.get("train_samples_per_second"),
+        "wall_seconds": time.time() - started,
+        "phase_seconds": clock.seconds,
+        "peak_rss_mib": measure.peak_rss_mib(),
+        **measure.cuda_peaks_mib(),
+        "hardware": vars(plan.hardware),
+        "versions": artifacts.versions(),
+        "git_commit": artifacts.git_commit(),
+        "resolved_recipe": recipe.model_dump(),
+    }
+    artifacts.write_json(run_dir / "metrics.json", metrics)
+    artifacts.write_json(run_dir / "run.json", info)
+    return RunResult(run_dir, metrics, info)
+
+
+def reopen(run_dir: str | Path, overrides: dict | None = None) -> tuple[Plan, Any, Any, Any]:
+    """The plan, tokenizer, trained model and task data of a finished run."""
+    run_dir = Path(run_dir)
+    info = artifacts.read_run(run_dir)
+    recipe = load_recipe(run_dir / "recipe.toml", overrides)
+    plan = make_plan(recipe)
+    folder = run_dir / info["artifact"]
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    data = plan.task.load_data(plan)
+    base = loading.load_model(plan, tokenizer, plan.task.model_kwargs(data))
+    return plan, tokenizer, plan.method.load(base, folder), data
+
+
+def evaluate_run(run_dir: str | Path, data: str | None = None) -> dict[str, Any]:
+    """Re-evaluate a finished run, on its own eval split or on ``data`` (a file or dataset name)."""
+    from .tasks.base import TaskData
+
+    overrides = {"data.eval": data} if data else None
+    plan, tokenizer, model, task_data = reopen(run_dir, overrides)
+    eval_only = TaskData(task_data.eval.select([0]), task_data.eval, task_data.labels)
+    trainer = plan.task.build_trainer(plan, model, tokenizer, eval_only, Path(run_dir) / "reeval")
+    return plan.task.evaluate(plan, trainer, eval_only, Path(run_dir))
+
+
+def generate(run_dir: str | Path, prompt: str, max_new_tokens: int = 64) -> str:
+    """Answer ``prompt`` with a finished chat run."""
+    plan, tokenizer, model, _ = reopen(run_dir)
+    answer = getattr(plan.task, "generate", None)
+    if answer is None:
+        raise UserError(f"task {plan.task.name!r} does not generate text", where=str(run_dir))
+    return answer(model, tokenizer, [{"role": "user", "content": prompt}], max_new_tokens)

@@ -1,0 +1,79 @@
+"""The run directory: what a run leaves behind, and how a later command finds it again.
+
+    DIR/recipe.toml     the resolved recipe (method/task defaults filled in)
+    DIR/adapter/        PEFT adapter folder (or bottleneck safetensors + config) + tokenizer + labels.json
+    DIR/model/          full/freeze: a complete from_pretrained folder + tokenizer
+    DIR/metrics.json    eval metrics
+    DIR/run.json        versions, parameter counts, timings, throughput, peak memory
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+
+PACKAGES = ("torch", "transformers", "peft", "trl", "bitsandbytes", "datasets", "accelerate", "adapterkit")
+
+
+def default_run_dir(recipe_name: str) -> Path:
+    return Path("runs") / f"{recipe_name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def prepare_run_dir(path: Path, *, overwrite: bool) -> Path:
+    """Create the run dir; a finished run is never overwritten without ``overwrite``."""
+    if (path / "run.json").is_file() and not overwrite:
+        raise UserError("holds a finished run; pass --overwrite to replace it or choose another --output",
+                        where=str(path))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def versions() -> dict[str, str | None]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    found["python"] = platform.python_version()
+    return found
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def save_trained(plan, model, tokenizer, labels: list[str] | None, run_dir: Path) -> Path:
+    folder = run_dir / plan.method.artifact
+    folder.mkdir(parents=True, exist_ok=True)
+    plan.method.save(model, folder)
+    tokenizer.save_pretrained(folder)
+    if labels is not None:
+        write_json(folder / "labels.json", {"id2label": dict(enumerate(labels))})
+    return folder
+
+
+def read_run(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "run.json"
+    if not path.is_file():
+        raise UserError("not a finished adapterkit run (no run.json)", where=str(run_dir))
+    return json.loads(path.read_text(encoding="utf-8"))

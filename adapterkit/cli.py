@@ -1,0 +1,91 @@
+"""Command line: argument parsing only; every command calls a plain function of the library.
+
+Errors the user can fix print as one line (``adapterkit: error: FILE: KEY: what is wrong``) and exit
+with code 2 (bad input) or 3 (training diverged); no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+
+def _cmd_run(args) -> int:
+    from .api import run
+
+    result = run(args.recipe, overrides=args.set, output=args.output, overwrite=args.overwrite)
+    shown = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
+    print(json.dumps(shown, indent=2))
+    print(f"run directory: {result.run_dir}")
+    return 0
+
+
+def _cmd_methods(args) -> int:
+    from .listing import methods_table
+
+    print(methods_table())
+    return 0
+
+
+def _cmd_eval(args) -> int:
+    from .api import evaluate_run
+
+    metrics = evaluate_run(args.run_dir, data=args.data)
+    print(json.dumps({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, indent=2))
+    return 0
+
+
+def _cmd_generate(args) -> int:
+    from .api import generate
+
+    print(generate(args.run_dir, args.prompt, max_new_tokens=args.max_new_tokens))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="adapterkit", description="Parameter-efficient fine-tuning toolkit.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="train and evaluate a recipe, write a run directory")
+    p.add_argument("recipe", help="recipe TOML file")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe key, e.g. --set train.max_steps=20 (repeatable)")
+    p.add_argument("--output", help="run directory (default runs/<recipe>-<timestamp>)")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run in --output")
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("methods", help="list the registered methods")
+    p.set_defaults(func=_cmd_methods)
+
+    p = sub.add_parser("eval", help="re-evaluate a finished run")
+    p.add_argument("run_dir")
+    p.add_argument("--data", help="evaluate on this file or dataset instead of the run's eval split")
+    p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("generate", help="answer a prompt with a finished chat run")
+    p.add_argument("run_dir")
+    p.add_argument("--prompt", required=True)
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.set_defaults(func=_cmd_generate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .errors import TrainingFailed, UserError
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="adapterkit: %(message)s")
+    try:
+        return args.func(args)
+    except (UserError, TrainingFailed) as err:
+        print(f"adapterkit: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("adapterkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Example sources: files with line numbers, built-in packaged datasets, hub datasets."""

@@ -1,0 +1,87 @@
+"""Turn ``data.train`` / ``data.eval`` into rows: a file, ``builtin:<name>``, or a hub dataset id.
+
+``data.eval`` may be a fraction: that share of train is held out with a split seeded by
+``data.split_seed``, so every method and training seed of a comparison sees the same split.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from ..assets import BUILTIN_PREFIX
+from ..errors import UserError
+from .files import FILE_SUFFIXES, read_file
+
+
+def resolve_file(spec: str, recipe_source: str) -> Path | None:
+    """A path relative to the working directory, else to the recipe's folder; None if not a file spec."""
+    candidates = [Path(spec).expanduser()]
+    if recipe_source and not Path(spec).is_absolute():
+        candidates.append(Path(recipe_source).parent / spec)
+    for c in candidates:
+        if c.is_file():
+            return c
+    looks_like_path = spec.startswith((".", "/", "~")) or Path(spec).suffix.lower() in FILE_SUFFIXES
+    if looks_like_path:
+        return candidates[-1]  # report it missing rather than asking the hub
+    return None
+
+
+def load_rows(spec: str, *, recipe_source: str, key: str, split: str) -> list[dict]:
+    """Rows for one split. ``key`` names the recipe field for messages (``data.train``)."""
+    where = f"{recipe_source}: {key}"
+    if spec.startswith(BUILTIN_PREFIX):
+        from .builtin import BUILTIN_DATASETS
+
+        name = spec[len(BUILTIN_PREFIX):]
+        if name not in BUILTIN_DATASETS:
+            known = ", ".join(BUILTIN_PREFIX + k for k in BUILTIN_DATASETS)
+            raise UserError(f"unknown built-in dataset {spec!r} (known: {known})", where=where)
+        return BUILTIN_DATASETS[name].rows()
+    path = resolve_file(spec, recipe_source)
+    if path is not None:
+        if not path.is_file():
+            raise UserError(f"data file {spec!r} not found", where=where)
+        return read_file(path)
+    return _hub_rows(spec, split, where)
+
+
+def _hub_rows(spec: str, split: str, where: str) -> list[dict]:
+    """``name`` or ``name:split`` from the datasets hub (needs network unless cached)."""
+    import datasets
+
+    name, _, explicit = spec.partition(":")
+    try:
+        ds = datasets.load_dataset(name, split=explicit or split)
+    except Exception as err:  # the hub client raises many types; the user needs the reason in one line
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"cannot load dataset {spec!r}: {first}", where=where) from None
+    return [{**rec, "_where": f"{name}[{explicit or split}]#{i}"} for i, rec in enumerate(ds)]
+
+
+def split_rows(rows: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    if not 0 < fraction < 1:
+        raise UserError(f"data.eval as a fraction must be between 0 and 1, got {fraction}")
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    n_eval = max(1, round(len(rows) * fraction))
+    return [rows[i] for i in order[n_eval:]], [rows[i] for i in order[:n_eval]]
+
+
+def load_train_eval(data, recipe_source: str) -> tuple[list[dict], list[dict]]:
+    """Train and eval rows for a DataSection, limited to ``limit_train`` / ``limit_eval`` (seeded sample)."""
+    train = load_rows(data.train, recipe_source=recipe_source, key="data.train", split="train")
+    if isinstance(data.eval, (int, float)) and not isinstance(data.eval, bool):
+        train, evaluation = split_rows(train, float(data.eval), data.split_seed)
+    else:
+        evaluation = load_rows(data.eval, recipe_source=recipe_source, key="data.eval", split="validation")
+    if data.limit_train and len(train) > data.limit_train:
+        train = random.Random(data.split_seed).sample(train, data.limit_train)
+    if data.limit_eval and len(evaluation) > data.limit_eval:
+        evaluation = random.Random(data.split_seed + 1).sample(evaluation, data.limit_eval)
+    if not train:
+        raise UserError("no training examples", where=f"{recipe_source}: data.train")
+    if not evaluation:
+        raise UserError("no evaluation examples", where=f"{recipe_source}: data.eval")
+    return train, evaluation

@@ -1,0 +1,82 @@
+"""The only place that calls ``from_pretrained`` for base models and builds ``BitsAndBytesConfig``.
+
+Safetensors only unless the recipe sets ``model.allow_pickle``; remote code only if it sets
+``model.trust_remote_code``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .assets import resolve_model
+from .errors import UserError
+
+
+def model_path(model_section) -> str:
+    return resolve_model(model_section.name)
+
+
+def _common_kwargs(model_section) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"trust_remote_code": model_section.trust_remote_code}
+    if model_section.revision:
+        kwargs["revision"] = model_section.revision
+    return kwargs
+
+
+def _hub_error(model_section, source: str, err: Exception) -> UserError:
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    return UserError(f"cannot load model {model_section.name!r}: {first}", where=f"{source}: model.name")
+
+
+def load_config(model_section, source: str):
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(model_path(model_section), **_common_kwargs(model_section))
+    except (OSError, ValueError) as err:
+        raise _hub_error(model_section, source, err) from None
+
+
+def load_tokenizer(model_section, source: str):
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_path(model_section), **_common_kwargs(model_section))
+    except (OSError, ValueError) as err:
+        raise _hub_error(model_section, source, err) from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    return tokenizer
+
+
+def quantization_config(plan) -> Any:
+    if plan.method.quantization is None:
+        return None
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    kwargs = plan.method.quantization(plan.method_options)
+    compute = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(plan.hardware.precision, torch.float32)
+    kwargs.setdefault("bnb_4bit_compute_dtype", compute)
+    return BitsAndBytesConfig(**kwargs)
+
+
+def load_model(plan, tokenizer, extra_kwargs: dict[str, Any] | None = None):
+    """The task's Auto class, fp32 master weights (autocast handles bf16/fp16), quantized if the method says so."""
+    import transformers
+
+    auto = getattr(transformers, plan.task.auto_class)
+    kwargs = {**_common_kwargs(plan.recipe.model), **(extra_kwargs or {})}
+    kwargs["use_safetensors"] = None if plan.recipe.model.allow_pickle else True
+    quant = quantization_config(plan)
+    if quant is not None:
+        kwargs["quantization_config"] = quant
+        if plan.hardware.device == "cuda":
+            kwargs["device_map"] = {"": 0}
+    try:
+        model = auto.from_pretrained(model_path(plan.recipe.model), **kwargs)
+    except (OSError, ValueError) as err:
+        raise _hub_error(plan.recipe.model, plan.where, err) from None
+    if getattr(model.config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model

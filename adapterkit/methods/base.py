@@ -1,0 +1,55 @@
+"""What a fine-tuning method is: a record the registry holds. Generic code reads these fields and
+never branches on a method's name; a method's own module holds its special cases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+
+class MethodOptions(BaseModel):
+    """Base for a method's ``[method]`` options: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class WrapContext:
+    """What a method may know about the run when it wraps a model."""
+
+    peft_task_type: str  # "CAUSAL_LM" | "SEQ_CLS" | "TOKEN_CLS" | "SEQ_2_SEQ_LM"
+    model_path: str  # local folder or hub id the base model came from (tokenizer lives there too)
+    gradient_checkpointing: bool = False
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What a method requires; checked before any model is loaded."""
+
+    packages: tuple[str, ...] = ()  # importable module names, e.g. ("bitsandbytes",)
+    tasks: tuple[str, ...] | None = None  # task names it suits; None = every task
+    quantization: bool = False  # loads the base model quantized (needs 4-bit kernels)
+    injects_past_key_values: bool = False  # prefix-style tuners: no gradient checkpointing (peft #869)
+
+
+class ModelCheck(Protocol):
+    def __call__(self, options: Any, model_config: Any, task_name: str) -> str | None:
+        """Return a one-line reason the method cannot apply to this model, or None."""
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    trains: str  # human description of what is trained, for `adapterkit methods`
+    options: type[MethodOptions]
+    default_learning_rate: float
+    wrap: Callable[[Any, Any, WrapContext], Any]  # (model, options, ctx) -> trainable model
+    save: Callable[[Any, Path], None]  # (wrapped model, run_dir/"adapter" or "model") -> None
+    load: Callable[[Any, Path], Any]  # (fresh base model, saved folder) -> model with trained weights
+    artifact: str = "adapter"  # name of the folder in the run dir that `save` fills
+    needs: Needs = field(default_factory=Needs)
+    quantization: Callable[[Any], dict[str, Any]] | None = None  # options -> BitsAndBytesConfig kwargs
+    check_model: ModelCheck | None = None

@@ -1,0 +1,38 @@
+"""Full fine-tuning: every weight trains; the run saves a complete ``model/`` folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import Method, MethodOptions, WrapContext
+
+
+class FullOptions(MethodOptions):
+    pass
+
+
+def wrap(model, options: FullOptions, ctx: WrapContext):
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return model
+
+
+def save_model(model, folder: Path) -> None:
+    model.save_pretrained(folder)
+
+
+def load_model(base_model, folder: Path):
+    """The saved folder holds every weight: load it with the base model's own class."""
+    return type(base_model).from_pretrained(folder)
+
+
+METHOD = Method(
+    name="full",
+    trains="every weight",
+    options=FullOptions,
+    default_learning_rate=5e-5,
+    wrap=wrap,
+    save=save_model,
+    load=load_model,
+    artifact="model",
+)

@@ -1,0 +1,42 @@
+"""(IA)^3 (peft): learned scaling vectors on keys, values and the feed-forward activations."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from .base import Method, MethodOptions, WrapContext
+from .peft_io import load_peft, peft_model, save_peft
+
+
+class IA3Options(MethodOptions):
+    target_modules: list[str] | None = Field(None, description="default: peft's table for the model type")
+    feedforward_modules: list[str] | None = None
+
+
+def check_model(options: IA3Options, config, task: str) -> str | None:
+    from peft.utils import TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING as known
+
+    if options.target_modules is None and config.model_type not in known:
+        return (f"ia3 has no default target modules for model type {config.model_type!r}; "
+                "set method.target_modules and method.feedforward_modules")
+    return None
+
+
+def wrap(model, options: IA3Options, ctx: WrapContext):
+    from peft import IA3Config
+
+    config = IA3Config(task_type=ctx.peft_task_type, target_modules=options.target_modules,
+                       feedforward_modules=options.feedforward_modules)
+    return peft_model(model, config)
+
+
+METHOD = Method(
+    name="ia3",
+    trains="scaling vectors on attention keys/values and FFN activations (+ task head)",
+    options=IA3Options,
+    default_learning_rate=5e-3,
+    wrap=wrap,
+    save=save_peft,
+    load=load_peft,
+    check_model=check_model,
+)

@@ -1,0 +1,52 @@
+"""Prefix tuning (peft): trainable key/value prefixes in every attention layer; the model is frozen.
+
+It injects ``past_key_values``, so it needs a model whose attention takes a cache, and it does not
+combine with gradient checkpointing (peft #869).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from .base import Method, MethodOptions, Needs, WrapContext
+from .peft_io import load_peft, peft_model, save_peft
+
+
+class PrefixOptions(MethodOptions):
+    num_virtual_tokens: int = Field(20, gt=0, le=512)
+    projection: bool = Field(False, description="reparameterise the prefix through an MLP (prefix_projection)")
+    encoder_hidden_size: int = Field(512, gt=0)
+
+
+def check_model(options: PrefixOptions, config, task: str) -> str | None:
+    """peft sizes the prefix from the config's layer count, width and heads; without them it cannot prefix."""
+    text = getattr(config, "text_config", None) or config
+    needed = {"layers": ("num_hidden_layers", "n_layer", "num_layers"), "width": ("hidden_size", "n_embd", "d_model"),
+              "heads": ("num_attention_heads", "n_head")}
+    missing = [what for what, names in needed.items() if not any(getattr(text, n, None) for n in names)]
+    if missing:
+        return (f"prefix tuning cannot size prefixes for model type {config.model_type!r} "
+                f"(its config lacks {', '.join(missing)}); try 'prompt' or 'lora'")
+    return None
+
+
+def wrap(model, options: PrefixOptions, ctx: WrapContext):
+    from peft import PrefixTuningConfig
+
+    config = PrefixTuningConfig(task_type=ctx.peft_task_type, num_virtual_tokens=options.num_virtual_tokens,
+                                prefix_projection=options.projection,
+                                encoder_hidden_size=options.encoder_hidden_size)
+    return peft_model(model, config)
+
+
+METHOD = Method(
+    name="prefix",
+    trains="key/value prefixes in every attention layer (+ task head)",
+    options=PrefixOptions,
+    default_learning_rate=1e-2,
+    wrap=wrap,
+    save=save_peft,
+    load=load_peft,
+    needs=Needs(injects_past_key_values=True),
+    check_model=check_model,
+)

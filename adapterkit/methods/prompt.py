@@ -1,0 +1,48 @@
+"""Prompt tuning (peft): trainable soft-prompt embeddings prepended to the input; the model is frozen.
+
+``init = "text"`` starts the soft prompt from the embeddings of ``init_text`` (Lester et al. 2021),
+which makes the method much less sensitive to its (high) learning rate.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from .base import Method, MethodOptions, WrapContext
+from .peft_io import load_peft, peft_model, save_peft
+
+
+class PromptOptions(MethodOptions):
+    num_virtual_tokens: int = Field(20, gt=0, le=512)
+    init: Literal["random", "text"] = "random"
+    init_text: str | None = None
+
+    @model_validator(mode="after")
+    def _text_needs_text(self):
+        if self.init == "text" and not self.init_text:
+            raise ValueError("init = 'text' needs init_text")
+        return self
+
+
+def wrap(model, options: PromptOptions, ctx: WrapContext):
+    from peft import PromptTuningConfig, PromptTuningInit
+
+    kwargs = {}
+    if options.init == "text":
+        kwargs = {"prompt_tuning_init": PromptTuningInit.TEXT, "prompt_tuning_init_text": options.init_text,
+                  "tokenizer_name_or_path": ctx.model_path}
+    config = PromptTuningConfig(task_type=ctx.peft_task_type, num_virtual_tokens=options.num_virtual_tokens, **kwargs)
+    return peft_model(model, config)
+
+
+METHOD = Method(
+    name="prompt",
+    trains="soft-prompt embeddings prepended to the input (+ task head)",
+    options=PromptOptions,
+    default_learning_rate=3e-2,
+    wrap=wrap,
+    save=save_peft,
+    load=load_peft,
+)

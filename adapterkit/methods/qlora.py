@@ -1,0 +1,65 @@
+"""QLoRA: the base model loaded in 4-bit NF4 with double quantization (bitsandbytes), LoRA on top.
+
+bitsandbytes 0.50 on CPUs with AVX512-BF16 switches ``Linear4bit`` to a packed inference kernel after
+any no-grad forward; that kernel has no backward, so LoRA gradients silently go wrong. We turn the
+packed path off on every 4-bit layer, after wrapping and after loading.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from .base import Method, Needs, WrapContext
+from .lora import LoraOptions, lora_config
+from .peft_io import load_peft, peft_model, save_peft
+
+
+class QLoraOptions(LoraOptions):
+    quant_type: Literal["nf4", "fp4"] = "nf4"
+    double_quant: bool = True
+    bits: Literal[4] = Field(4, description="only 4-bit is supported")
+
+
+def quantization(options: QLoraOptions) -> dict:
+    return {"load_in_4bit": True, "bnb_4bit_quant_type": options.quant_type,
+            "bnb_4bit_use_double_quant": options.double_quant}
+
+
+def disable_packed_cpu_kernel(model) -> int:
+    """Keep bitsandbytes' 4-bit CPU layers on the path that has a backward. Returns layers touched."""
+    import bitsandbytes as bnb
+
+    layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    for layer in layers:
+        layer.support_avx512bf16_for_cpu = False
+    return len(layers)
+
+
+def wrap(model, options: QLoraOptions, ctx: WrapContext):
+    from peft import prepare_model_for_kbit_training
+
+    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=ctx.gradient_checkpointing)
+    model = peft_model(model, lora_config(options, ctx))
+    disable_packed_cpu_kernel(model)
+    return model
+
+
+def load(base_model, folder):
+    model = load_peft(base_model, folder)
+    disable_packed_cpu_kernel(model)
+    return model
+
+
+METHOD = Method(
+    name="qlora",
+    trains="LoRA on a 4-bit NF4 (double-quantized) frozen base (+ task head)",
+    options=QLoraOptions,
+    default_learning_rate=5e-4,
+    wrap=wrap,
+    save=save_peft,
+    load=load,
+    needs=Needs(packages=("bitsandbytes",), quantization=True),
+    quantization=quantization,
+)

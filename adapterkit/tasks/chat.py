@@ -1,0 +1,129 @@
+"""Chat SFT of a causal LM on conversations (``messages`` lists) with trl's SFTTrainer.
+
+Conversations are tokenized here with the tokenizer's chat template and an assistant mask, so the
+loss covers assistant turns only whatever the template. Eval: loss and perplexity on held-out
+conversations, plus a few greedy sample answers written to ``samples.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from ..data.sources import load_train_eval
+from ..training import training_kwargs
+from .base import TaskData, TaskOptions
+from .chat_template import encode, with_system
+from .rows import checked_rows
+
+ROLES = {"system", "user", "assistant"}
+
+
+class ChatOptions(TaskOptions):
+    messages_column: str = "messages"
+    max_length: int = Field(256, gt=0)
+    system_prompt: str | None = Field(None, description="prepended when a conversation has none; "
+                                                         "None keeps the template's own default")
+    assistant_only_loss: bool = True
+    packing: bool = False
+    num_samples: int = Field(3, ge=0, description="sample answers generated after training")
+    max_new_tokens: int = Field(48, gt=0)
+
+
+def check_conversation(messages) -> str | None:
+    if not isinstance(messages, list) or not messages:
+        return "'messages' must be a non-empty list of {role, content}"
+    for k, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
+            return f"message {k + 1} needs role (system|user|assistant) and string content"
+    if not any(m["role"] == "assistant" for m in messages):
+        return "conversation has no assistant turn"
+    return None
+
+
+class ChatTask:
+    name = "chat"
+    summary = "chat SFT of a causal LM, loss on assistant turns; data column messages"
+    options = ChatOptions
+    auto_class = "AutoModelForCausalLM"
+    peft_task_type = "CAUSAL_LM"
+    primary_metric = "eval_loss"
+    greater_is_better = False
+
+    def load_data(self, plan) -> TaskData:
+        from datasets import Dataset
+
+        opts, on_error = plan.task_options, plan.recipe.data.on_error
+        train_rows, eval_rows = load_train_eval(plan.recipe.data, plan.where)
+        col = opts.messages_column
+        train_rows, skipped = checked_rows(train_rows, lambda r: check_conversation(r.get(col)), on_error, "train")
+        eval_rows, skipped_eval = checked_rows(eval_rows, lambda r: check_conversation(r.get(col)), on_error, "eval")
+
+        def table(rows):
+            return Dataset.from_dict({"messages": [with_system(r[col], opts.system_prompt) for r in rows]})
+
+        return TaskData(table(train_rows), table(eval_rows), None, skipped + skipped_eval)
+
+    def model_kwargs(self, data: TaskData) -> dict[str, Any]:
+        return {}
+
+    def generate(self, model, tokenizer, messages: list[dict], max_new_tokens: int) -> str:
+        return generate(model, tokenizer, messages, max_new_tokens)
+
+    def tokenize(self, dataset, tokenizer, assistant_only: bool):
+        return dataset.map(lambda row: encode(tokenizer, row["messages"], assistant_only), remove_columns=["messages"])
+
+    def build_trainer(self, plan, model, tokenizer, data: TaskData, run_dir: Path):
+        from trl import SFTConfig, SFTTrainer
+
+        opts = plan.task_options
+        config = SFTConfig(**training_kwargs(plan, run_dir), max_length=opts.max_length, packing=opts.packing)
+        return SFTTrainer(
+            model=model,
+            args=config,
+            train_dataset=self.tokenize(data.train, tokenizer, opts.assistant_only_loss),
+            eval_dataset=self.tokenize(data.eval, tokenizer, opts.assistant_only_loss),
+            processing_class=tokenizer,
+        )
+
+    def evaluate(self, plan, trainer, data: TaskData, run_dir: Path) -> dict[str, Any]:
+        metrics = {k: float(v) for k, v in trainer.evaluate().items() if isinstance(v, (int, float))}
+        metrics["eval_perplexity"] = math.exp(min(metrics["eval_loss"], 50.0))
+        opts = plan.task_options
+        samples = generate_samples(trainer.model, trainer.processing_class, data.eval.select(
+            range(min(opts.num_samples, len(data.eval)))), opts.max_new_tokens)
+        if samples:
+            with (run_dir / "samples.jsonl").open("w", encoding="utf-8") as fh:
+                fh.writelines(json.dumps(s, ensure_ascii=False) + "\n" for s in samples)
+        return metrics
+
+
+def generate(model, tokenizer, messages: list[dict], max_new_tokens: int) -> str:
+    """Greedy answer to a conversation that ends with a user turn."""
+    import torch
+
+    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    prompt = {k: v.to(model.device) for k, v in prompt.items()}
+    model.eval()
+    with torch.no_grad():
+        out = model.generate(**prompt, max_new_tokens=max_new_tokens, do_sample=False,
+                             pad_token_id=tokenizer.pad_token_id)
+    return tokenizer.decode(out[0, prompt["input_ids"].shape[1]:], skip_special_tokens=True)
+
+
+def generate_samples(model, tokenizer, conversations, max_new_tokens: int) -> list[dict]:
+    """Greedy answers to each conversation's last assistant turn, beside the reference answer."""
+    samples = []
+    for row in conversations:
+        messages = row["messages"]
+        last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+        answer = generate(model, tokenizer, messages[:last], max_new_tokens)
+        samples.append({"prompt": messages[:last], "reference": messages[last]["content"], "generated": answer})
+    return samples
+
+
+TASK = ChatTask()

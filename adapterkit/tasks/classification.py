@@ -1,0 +1,104 @@
+"""Sequence classification (encoder or decoder). Data: ``text`` + ``label`` columns (names configurable).
+
+Eval: accuracy, macro-F1 and a per-label precision/recall/F1 report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from ..data.sources import load_train_eval
+from ..training import training_kwargs
+from .base import TaskData, TaskOptions
+from .rows import checked_rows, non_empty_string
+
+
+class ClassificationOptions(TaskOptions):
+    text_column: str = "text"
+    label_column: str = "label"
+    max_length: int = Field(128, gt=0)
+    labels: list[str] | None = Field(None, description="label order; default: sorted labels seen in train")
+
+
+class ClassificationTask:
+    name = "classification"
+    summary = "sequence classification; data columns text, label"
+    options = ClassificationOptions
+    auto_class = "AutoModelForSequenceClassification"
+    peft_task_type = "SEQ_CLS"
+    primary_metric = "eval_macro_f1"
+    greater_is_better = True
+
+    def load_data(self, plan) -> TaskData:
+        from datasets import Dataset
+
+        opts, on_error = plan.task_options, plan.recipe.data.on_error
+        train_rows, eval_rows = load_train_eval(plan.recipe.data, plan.where)
+
+        def check(row):
+            if not non_empty_string(row.get(opts.text_column)):
+                return f"column {opts.text_column!r} is missing or empty"
+            if row.get(opts.label_column) in (None, ""):
+                return f"column {opts.label_column!r} is missing"
+            return None
+
+        train_rows, skipped = checked_rows(train_rows, check, on_error, "train")
+        labels = opts.labels or sorted({str(r[opts.label_column]) for r in train_rows})
+        index = {name: i for i, name in enumerate(labels)}
+
+        def check_eval(row):
+            problem = check(row)
+            if problem is None and str(row[opts.label_column]) not in index:
+                return f"label {row[opts.label_column]!r} was not seen in train (known: {', '.join(labels)})"
+            return problem
+
+        eval_rows, skipped_eval = checked_rows(eval_rows, check_eval, on_error, "eval")
+        if len(labels) < 2:
+            from ..errors import UserError
+
+            raise UserError(f"classification needs at least 2 labels, train has {labels}", where=plan.where)
+
+        def table(rows):
+            return Dataset.from_dict({"text": [r[opts.text_column] for r in rows],
+                                      "label": [index[str(r[opts.label_column])] for r in rows]})
+
+        return TaskData(table(train_rows), table(eval_rows), labels, skipped + skipped_eval)
+
+    def model_kwargs(self, data: TaskData) -> dict[str, Any]:
+        return {"num_labels": len(data.labels), "id2label": dict(enumerate(data.labels)),
+                "label2id": {n: i for i, n in enumerate(data.labels)}}
+
+    def tokenize(self, dataset, tokenizer, max_length: int):
+        return dataset.map(lambda b: tokenizer(b["text"], truncation=True, max_length=max_length),
+                           batched=True, remove_columns=["text"])
+
+    def build_trainer(self, plan, model, tokenizer, data: TaskData, run_dir: Path):
+        from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+
+        max_length = plan.task_options.max_length
+        return Trainer(
+            model=model,
+            args=TrainingArguments(**training_kwargs(plan, run_dir)),
+            train_dataset=self.tokenize(data.train, tokenizer, max_length),
+            eval_dataset=self.tokenize(data.eval, tokenizer, max_length),
+            processing_class=tokenizer,
+            data_collator=DataCollatorWithPadding(tokenizer),
+        )
+
+    def evaluate(self, plan, trainer, data: TaskData, run_dir: Path) -> dict[str, Any]:
+        from ..metrics import load_metric
+
+        output = trainer.predict(trainer.eval_dataset)
+        logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+        report = load_metric("classification_report").compute(
+            predictions=logits.argmax(-1).tolist(), references=output.label_ids.tolist(), label_names=data.labels)
+        metrics = {f"eval_{k}": v for k, v in report.items() if k != "per_label"}
+        metrics["eval_loss"] = float(output.metrics.get("test_loss", float("nan")))
+        metrics["per_label"] = report["per_label"]
+        return metrics
+
+
+TASK = ClassificationTask()

@@ -1,0 +1,128 @@
+"""Token classification with BIO tags (NER). Data: ``tokens`` + ``tags`` lists, or CoNLL files.
+
+Word-level tags are aligned to sub-words: the first sub-word of each word carries the tag, the rest
+(and special tokens) are ignored (-100). Eval: seqeval entity-level precision/recall/F1, overall and per type.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from ..data.sources import load_train_eval
+from ..errors import UserError
+from ..training import training_kwargs
+from .base import TaskData, TaskOptions
+from .rows import checked_rows
+
+
+class NerOptions(TaskOptions):
+    tokens_column: str = "tokens"
+    tags_column: str = "tags"
+    max_length: int = Field(128, gt=0)
+
+
+def _tag_order(tags: set[str]) -> list[str]:
+    """O first, then by entity type with B- before I-."""
+    return sorted(tags, key=lambda t: (t != "O", t[2:], t[:2]))
+
+
+class NerTask:
+    name = "ner"
+    summary = "token classification (BIO); data columns tokens, tags (or CoNLL files)"
+    options = NerOptions
+    auto_class = "AutoModelForTokenClassification"
+    peft_task_type = "TOKEN_CLS"
+    primary_metric = "eval_f1"
+    greater_is_better = True
+
+    def load_data(self, plan) -> TaskData:
+        from datasets import Dataset
+
+        opts, on_error = plan.task_options, plan.recipe.data.on_error
+        train_rows, eval_rows = load_train_eval(plan.recipe.data, plan.where)
+
+        def check(row):
+            tokens, tags = row.get(opts.tokens_column), row.get(opts.tags_column)
+            if not isinstance(tokens, list) or not tokens or not all(isinstance(t, str) for t in tokens):
+                return f"column {opts.tokens_column!r} must be a non-empty list of strings"
+            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                return f"column {opts.tags_column!r} must be a list of strings"
+            if len(tokens) != len(tags):
+                return f"{len(tokens)} tokens but {len(tags)} tags"
+            bad = [t for t in tags if t != "O" and not t.startswith(("B-", "I-"))]
+            if bad:
+                return f"tag {bad[0]!r} is not BIO (O, B-TYPE, I-TYPE)"
+            return None
+
+        train_rows, skipped = checked_rows(train_rows, check, on_error, "train")
+        labels = _tag_order({t for r in train_rows for t in r[opts.tags_column]} | {"O"})
+        index = {t: i for i, t in enumerate(labels)}
+
+        def check_eval(row):
+            problem = check(row)
+            unknown = problem is None and [t for t in row[opts.tags_column] if t not in index]
+            return f"tag {unknown[0]!r} was not seen in train" if unknown else problem
+
+        eval_rows, skipped_eval = checked_rows(eval_rows, check_eval, on_error, "eval")
+
+        def table(rows):
+            return Dataset.from_dict({"tokens": [r[opts.tokens_column] for r in rows],
+                                      "tags": [[index[t] for t in r[opts.tags_column]] for r in rows]})
+
+        return TaskData(table(train_rows), table(eval_rows), labels, skipped + skipped_eval)
+
+    def model_kwargs(self, data: TaskData) -> dict[str, Any]:
+        return {"num_labels": len(data.labels), "id2label": dict(enumerate(data.labels)),
+                "label2id": {n: i for i, n in enumerate(data.labels)}}
+
+    def tokenize(self, dataset, tokenizer, max_length: int):
+        if not getattr(tokenizer, "is_fast", False):
+            raise UserError("the ner task needs a fast tokenizer (word_ids) for label alignment")
+
+        def align(batch):
+            enc = tokenizer(batch["tokens"], is_split_into_words=True, truncation=True, max_length=max_length)
+            enc["labels"] = []
+            for i, tags in enumerate(batch["tags"]):
+                previous, labels = None, []
+                for word in enc.word_ids(i):
+                    labels.append(-100 if word is None or word == previous else tags[word])
+                    previous = word
+                enc["labels"].append(labels)
+            return enc
+
+        return dataset.map(align, batched=True, remove_columns=["tokens", "tags"])
+
+    def build_trainer(self, plan, model, tokenizer, data: TaskData, run_dir: Path):
+        from transformers import DataCollatorForTokenClassification, Trainer, TrainingArguments
+
+        max_length = plan.task_options.max_length
+        return Trainer(
+            model=model,
+            args=TrainingArguments(**training_kwargs(plan, run_dir)),
+            train_dataset=self.tokenize(data.train, tokenizer, max_length),
+            eval_dataset=self.tokenize(data.eval, tokenizer, max_length),
+            processing_class=tokenizer,
+            data_collator=DataCollatorForTokenClassification(tokenizer),
+        )
+
+    def evaluate(self, plan, trainer, data: TaskData, run_dir: Path) -> dict[str, Any]:
+        from ..metrics import load_metric
+
+        output = trainer.predict(trainer.eval_dataset)
+        logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+        predicted, gold = [], []
+        for pred_row, label_row in zip(logits.argmax(-1), output.label_ids):
+            keep = label_row != -100
+            predicted.append([data.labels[i] for i in pred_row[keep]])
+            gold.append([data.labels[i] for i in label_row[keep]])
+        report = load_metric("seqeval_entities").compute(predictions=predicted, references=gold)
+        metrics = {f"eval_{k}": v for k, v in report.items() if k != "per_type"}
+        metrics["eval_loss"] = float(output.metrics.get("test_loss", float("nan")))
+        metrics["per_type"] = report["per_type"]
+        return metrics
+
+
+TASK = NerTask()

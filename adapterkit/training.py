@@ -1,0 +1,41 @@
+"""Trainer arguments shared by every task: the recipe's budget and the hardware profile's precision."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def training_kwargs(plan, run_dir: Path) -> dict[str, Any]:
+    """Keyword arguments valid for both ``transformers.TrainingArguments`` and ``trl.SFTConfig``."""
+    train, hw = plan.recipe.train, plan.hardware
+    save_every = train.save_every
+    return dict(
+        output_dir=str(run_dir / "checkpoints"),
+        max_steps=train.max_steps,
+        num_train_epochs=train.epochs,
+        learning_rate=plan.learning_rate,
+        per_device_train_batch_size=train.batch_size,
+        per_device_eval_batch_size=train.eval_batch_size or 2 * train.batch_size,
+        gradient_accumulation_steps=train.grad_accum,
+        seed=train.seed,
+        data_seed=train.seed,
+        warmup_steps=train.warmup_ratio,
+        weight_decay=train.weight_decay,
+        lr_scheduler_type=train.lr_scheduler,
+        max_grad_norm=train.max_grad_norm,
+        logging_steps=train.logging_steps,
+        eval_strategy="no",
+        save_strategy="steps" if save_every else "no",
+        save_steps=save_every or 500,
+        save_total_limit=2,
+        report_to="none",
+        use_cpu=hw.device == "cpu",
+        bf16=hw.precision == "bf16",
+        fp16=hw.precision == "fp16",
+        activation_checkpointing=hw.gradient_checkpointing,
+        dataloader_num_workers=0,
+        include_num_input_tokens_seen="non_padding",
+        train_sampling_strategy="group_by_length",
+        disable_tqdm=False,
+    )

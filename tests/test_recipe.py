@@ -1,0 +1,107 @@
+"""Recipe validation: typed sections, overrides, and one-line errors that name the file and key."""
+
+from __future__ import annotations
+
+import pytest
+
+from adapterkit.errors import UserError
+from adapterkit.recipe import apply_overrides, load_recipe, parse_override
+
+GOOD = """
+[model]
+name = "builtin:minilm-l6"
+[method]
+name = "lora"
+r = 4
+[task]
+name = "classification"
+[data]
+train = "builtin:rotten-tomatoes"
+[train]
+max_steps = 5
+"""
+
+
+def write(tmp_path, text, name="r.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_valid_recipe_fills_defaults(tmp_path):
+    recipe = load_recipe(write(tmp_path, GOOD))
+    assert recipe.name == "r"
+    assert recipe.method.options == {"r": 4}
+    assert recipe.train.max_steps == 5 and recipe.train.batch_size == 8
+    assert recipe.data.eval == 0.1 and recipe.hardware.profile == "auto"
+
+
+def test_overrides_are_toml_literals():
+    assert parse_override("train.max_steps=20") == (["train", "max_steps"], 20)
+    assert parse_override("method.target_modules=[\"q\", \"v\"]") == (["method", "target_modules"], ["q", "v"])
+    assert parse_override("model.name=builtin:minilm-l6") == (["model", "name"], "builtin:minilm-l6")
+    data = apply_overrides({"train": {"max_steps": 1}}, ["train.max_steps=7", "method.r=2"])
+    assert data == {"train": {"max_steps": 7}, "method": {"r": 2}}
+
+
+def test_cli_overrides_reach_the_recipe(tmp_path):
+    recipe = load_recipe(write(tmp_path, GOOD), ["train.max_steps=20", "method.r=8"])
+    assert recipe.train.max_steps == 20 and recipe.method.options["r"] == 8
+
+
+@pytest.mark.parametrize("change, expected", [
+    (("[train]\nmax_steps = 5", "[train]\nmax_steps = \"many\""), "train.max_steps: Input should be a valid integer"),
+    (("[train]\nmax_steps = 5", "[train]\nmax_step = 5"), "train.max_step: unknown key"),
+    (("name = \"lora\"", "name = \"lorra\""), "method.name: unknown method 'lorra'; did you mean 'lora'?"),
+    (("r = 4", "r = -1"), "method.r: Input should be greater than 0"),
+    (("r = 4", "rank = 4"), "method.rank: unknown key"),
+    (("name = \"classification\"", "name = \"clasification\""), "unknown task 'clasification'"),
+    (("[data]", "[dataa]"), "dataa: unknown key"),
+    (("[model]", "[modell]"), "model: required key is missing"),
+])
+def test_bad_recipes_name_file_and_key(tmp_path, change, expected):
+    path = write(tmp_path, GOOD.replace(*change))
+    with pytest.raises(UserError) as info:
+        load_recipe(path)
+    message = str(info.value)
+    assert message.startswith(str(path)), message
+    assert expected in message, message
+    assert "\n" not in message
+
+
+def test_broken_toml_names_the_line(tmp_path):
+    path = write(tmp_path, GOOD + "\n[train\n")
+    with pytest.raises(UserError, match=r"r\.toml: not valid TOML.*line"):
+        load_recipe(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(UserError, match="recipe file not found"):
+        load_recipe(tmp_path / "nope.toml")
+
+
+def test_method_must_suit_task(tmp_path):
+    from adapterkit.methods import METHODS
+    from adapterkit.methods.base import Method, Needs
+    from adapterkit.methods.full import FullOptions
+
+    only_chat = Method(name="chatonly-test", trains="x", options=FullOptions, default_learning_rate=1e-3,
+                       wrap=lambda m, o, c: m, save=lambda m, p: None, load=lambda m, p: m,
+                       needs=Needs(tasks=("chat",)))
+    METHODS.register(only_chat)
+    try:
+        path = write(tmp_path, GOOD.replace("name = \"lora\"\nr = 4", "name = \"chatonly-test\""))
+        with pytest.raises(UserError, match="does not suit task 'classification'"):
+            load_recipe(path)
+    finally:
+        METHODS._load().pop("chatonly-test")
+
+
+def test_every_shipped_recipe_validates():
+    from conftest import REPO
+
+    recipes = sorted((REPO / "recipes").glob("*.toml"))
+    assert len(recipes) >= 7
+    for path in recipes:
+        recipe = load_recipe(path)
+        assert recipe.name == path.stem
