@@ -39,3 +39,20 @@ def training_kwargs(plan, run_dir: Path) -> dict[str, Any]:
         train_sampling_strategy="group_by_length",
         disable_tqdm=False,
     )
+
+
+def trainable_in_fp32(model) -> int:
+    """Keep trainable weights in fp32 (master weights; autocast does the bf16/fp16 math).
+
+    trl's SFTTrainer casts QLoRA adapter weights to bf16 when it is built; AdamW updates to pure bf16
+    weights round away, and on CPUs without fast bf16 every LoRA matmul gets slower. Returns how many
+    tensors were cast back.
+    """
+    import torch
+
+    cast = 0
+    for param in model.parameters():
+        if param.requires_grad and param.dtype in (torch.bfloat16, torch.float16):
+            param.data = param.data.float()
+            cast += 1
+    return cast

@@ -22,9 +22,13 @@ class QLoraOptions(LoraOptions):
     bits: Literal[4] = Field(4, description="only 4-bit is supported")
 
 
+# Output heads stay in full precision: they are small, trained (peft's modules_to_save) or tied to embeddings.
+HEAD_MODULES = ["lm_head", "classifier", "score", "qa_outputs"]
+
+
 def quantization(options: QLoraOptions) -> dict:
     return {"load_in_4bit": True, "bnb_4bit_quant_type": options.quant_type,
-            "bnb_4bit_use_double_quant": options.double_quant}
+            "bnb_4bit_use_double_quant": options.double_quant, "llm_int8_skip_modules": HEAD_MODULES}
 
 
 def disable_packed_cpu_kernel(model) -> int:
@@ -40,8 +44,10 @@ def disable_packed_cpu_kernel(model) -> int:
 def wrap(model, options: QLoraOptions, ctx: WrapContext):
     from peft import prepare_model_for_kbit_training
 
+    from .targets import head_module_names
+
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=ctx.gradient_checkpointing)
-    model = peft_model(model, lora_config(options, ctx))
+    model = peft_model(model, lora_config(options, ctx, exclude=head_module_names(model)))
     disable_packed_cpu_kernel(model)
     return model
 
