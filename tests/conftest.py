@@ -81,12 +81,12 @@ def data_files(tmp_path_factory) -> dict[str, Path]:
     return files
 
 
-def tiny_recipe(task: str, method: str, model_dir: str, files: dict[str, Path], **sections) -> dict:
+def tiny_recipe(task: str, method_name: str, model_dir: str, files: dict[str, Path], **sections) -> dict:
     """A recipe dict for a few fast steps; ``sections`` merge into the recipe's sections."""
     recipe = {
-        "name": f"{task}_{method}",
+        "name": f"{task}_{method_name}",
         "model": {"name": model_dir},
-        "method": {"name": method},
+        "method": {"name": method_name},
         "task": {"name": task, "max_length": 48},
         "data": {"train": str(files[f"{task}_train"]), "eval": str(files[f"{task}_eval"])},
         "train": {"max_steps": 6, "batch_size": 8, "seed": 0, "logging_steps": 1},

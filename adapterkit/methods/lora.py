@@ -25,7 +25,8 @@ class LoraOptions(MethodOptions):
     modules_to_save: list[str] | None = None
 
 
-def lora_config(options: LoraOptions, ctx: WrapContext):
+def lora_config(options: LoraOptions, ctx: WrapContext, exclude: list[str] | None = None):
+    """peft's LoraConfig; ``exclude`` keeps modules (the task head, trained whole) out of "all-linear"."""
     from peft import LoraConfig
 
     return LoraConfig(
@@ -38,11 +39,14 @@ def lora_config(options: LoraOptions, ctx: WrapContext):
         use_rslora=options.use_rslora,
         bias=options.bias,
         modules_to_save=options.modules_to_save,
+        exclude_modules=exclude or None,
     )
 
 
 def wrap(model, options: LoraOptions, ctx: WrapContext):
-    return peft_model(model, lora_config(options, ctx))
+    from .targets import head_module_names
+
+    return peft_model(model, lora_config(options, ctx, exclude=head_module_names(model)))
 
 
 METHOD = Method(

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import Field
 
 from ..data.sources import load_train_eval
-from ..training import training_kwargs
+from ..training import trainable_in_fp32, training_kwargs
 from .base import TaskData, TaskOptions
 from .chat_template import encode, with_system
 from .rows import checked_rows
@@ -82,13 +82,15 @@ class ChatTask:
 
         opts = plan.task_options
         config = SFTConfig(**training_kwargs(plan, run_dir), max_length=opts.max_length, packing=opts.packing)
-        return SFTTrainer(
+        trainer = SFTTrainer(
             model=model,
             args=config,
             train_dataset=self.tokenize(data.train, tokenizer, opts.assistant_only_loss),
             eval_dataset=self.tokenize(data.eval, tokenizer, opts.assistant_only_loss),
             processing_class=tokenizer,
         )
+        trainable_in_fp32(trainer.model)  # undo trl's bf16 cast of QLoRA adapters (see the function)
+        return trainer
 
     def evaluate(self, plan, trainer, data: TaskData, run_dir: Path) -> dict[str, Any]:
         metrics = {k: float(v) for k, v in trainer.evaluate().items() if isinstance(v, (int, float))}
