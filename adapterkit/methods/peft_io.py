@@ -12,10 +12,47 @@ def save_peft(model, folder: Path) -> None:
 def load_peft(base_model, folder: Path):
     from peft import PeftModel
 
-    return PeftModel.from_pretrained(base_model, folder)
+    return align_token_outputs(PeftModel.from_pretrained(base_model, folder))
 
 
 def peft_model(model, config):
     from peft import get_peft_model
 
-    return get_peft_model(model, config)
+    return align_token_outputs(get_peft_model(model, config))
+
+
+def align_token_outputs(model):
+    """Make prompt/p-tuning usable for token classification.
+
+    peft prepends ``num_virtual_tokens`` soft tokens to the input embeddings but passes the labels through
+    unchanged, so a token-classification head sees ``n + virtual`` positions against ``n`` labels and the
+    loss fails. Hooks on the wrapped transformers model give the virtual positions the ignore label (-100)
+    and drop their logits, so labels, logits and the caller's input line up again.
+    """
+    config = model.active_peft_config
+    if not (config.is_prompt_learning and str(config.task_type) == "TOKEN_CLS"
+            and str(config.peft_type) != "PREFIX_TUNING"):
+        return model
+    virtual = config.num_virtual_tokens
+
+    def pad_labels(_module, args, kwargs):
+        labels, embeds = kwargs.get("labels"), kwargs.get("inputs_embeds")
+        if labels is not None and embeds is not None and labels.shape[1] + virtual == embeds.shape[1]:
+            kwargs["labels"] = _left_pad(labels, virtual)
+        return args, kwargs
+
+    def drop_virtual(_module, _args, kwargs, output):
+        embeds = kwargs.get("inputs_embeds")
+        if embeds is not None and getattr(output, "logits", None) is not None and output.logits.shape[1] == embeds.shape[1]:
+            output.logits = output.logits[:, virtual:]
+        return output
+
+    model.base_model.register_forward_pre_hook(pad_labels, with_kwargs=True)
+    model.base_model.register_forward_hook(drop_virtual, with_kwargs=True)
+    return model
+
+
+def _left_pad(labels, count: int):
+    import torch
+
+    return torch.cat([labels.new_full((labels.shape[0], count), -100), labels], dim=1)
