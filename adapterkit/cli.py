@@ -44,6 +44,33 @@ def _cmd_generate(args) -> int:
     return 0
 
 
+def _cmd_compare(args) -> int:
+    from .compare import compare
+
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    done = compare(args.recipe, methods=methods, seeds=seeds, output=args.output, overrides=args.set,
+                   zero_shot=not args.no_zero_shot)
+    return 1 if any(r["status"] == "failed" for r in done) else 0
+
+
+def _cmd_report(args) -> int:
+    from .report import rebuild
+
+    path = rebuild(args.dirs, args.output)
+    print(f"report: {path} and {path.with_suffix('.html')}")
+    return 0
+
+
+def _cmd_zero_shot(args) -> int:
+    from .zeroshot import evaluate_base
+
+    result = evaluate_base(args.recipe, overrides=args.set, output=args.output, overwrite=args.overwrite)
+    print(json.dumps({k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}, indent=2))
+    print(f"run directory: {result.run_dir}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="adapterkit", description="Parameter-efficient fine-tuning toolkit.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -69,6 +96,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", required=True)
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.set_defaults(func=_cmd_generate)
+
+    p = sub.add_parser("compare", help="run a recipe once per method and seed, each in its own process; "
+                                       "write results/*.json and report.md/html")
+    p.add_argument("recipe", help="recipe TOML file (its data, split, budget and hardware are shared)")
+    p.add_argument("--methods", help="comma-separated methods (default: every registered method)")
+    p.add_argument("--seeds", default="0", help="comma-separated train.seed values (default: 0)")
+    p.add_argument("--output", help="comparison folder (default runs/compare-<recipe>-<timestamp>)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe key for every run; method.* keys apply to the recipe's own method only")
+    p.add_argument("--no-zero-shot", action="store_true", help="leave out the untuned base model's row")
+    p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("report", help="rebuild report.md/html from comparison folders' results/*.json")
+    p.add_argument("dirs", nargs="+", metavar="DIR", help="comparison folders to merge")
+    p.add_argument("--output", help="where to write the report (default: the first DIR)")
+    p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("zero-shot", help="evaluate a recipe's base model without tuning (fresh task head)")
+    p.add_argument("recipe", help="recipe TOML file (its [method] is ignored)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key")
+    p.add_argument("--output", help="run directory (default runs/<recipe>-zero-shot-<timestamp>)")
+    p.add_argument("--overwrite", action="store_true", help="replace a finished run in --output")
+    p.set_defaults(func=_cmd_zero_shot)
     return parser
 
 

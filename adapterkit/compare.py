@@ -1,0 +1,175 @@
+"""``adapterkit compare``: the same recipe trained once per method and seed, each run in its own process.
+
+Every run uses the recipe's data, split, step budget and hardware; only ``method`` and ``train.seed``
+change. Method options: a recipe's ``[method]`` table holds options of its own method (``r``, ``alpha``
+for lora) that other methods reject, so they apply to the recipe's own method only; every other method
+runs with its defaults (``--set method.X=...`` overrides follow the same rule).
+
+Before anything is spawned, each method goes through the same planning checks ``adapterkit run`` does
+(options, packages, task fit, 4-bit kernels, the model's config); a method that fails them is recorded
+as ``skipped`` with the reason. A run that exits non-zero is recorded as ``failed`` with the last line
+it wrote to stderr, and the comparison goes on. Layout of the output folder::
+
+    DIR/runs/<method>-seed<k>/     the run directory of each run (as ``adapterkit run`` writes it)
+    DIR/logs/<method>-seed<k>.out  its stdout; .err its stderr
+    DIR/results/<method>-seed<k>.json   one result per run, schema in ``adapterkit.results``
+    DIR/report.md, report.html, pareto_*.png   the comparison (``adapterkit.report``)
+
+The zero-shot row (``zero-shot-seed<k>``) is the base model evaluated without tuning (``adapterkit.zeroshot``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from . import results
+from .errors import UserError
+
+
+@dataclass(frozen=True)
+class Job:
+    method: str  # a registered method, or results.ZERO_SHOT
+    seed: int
+    command: str  # the adapterkit subcommand: "run" or "zero-shot"
+    overrides: tuple[str, ...]  # --set KEY=VALUE items
+
+    @property
+    def name(self) -> str:
+        return results.result_name(self.method, self.seed)
+
+
+def method_overrides(method: str, recipe_method: str, user_sets: list[str]) -> list[str]:
+    """--set items that switch the recipe to ``method``; another method's options are dropped."""
+    if method == recipe_method:
+        return list(user_sets)
+    kept = [s for s in user_sets if not s.strip().startswith("method.") and not s.strip().startswith("method=")]
+    return [*kept, f"method={{name = {method!r}}}"]
+
+
+def planning_problem(recipe_path: Path, overrides: list[str]) -> str | None:
+    """Why ``adapterkit run`` would refuse this recipe before loading weights, or None."""
+    from .loading import load_config
+    from .plan import check_model, make_plan
+    from .recipe import load_recipe
+
+    try:
+        recipe = load_recipe(recipe_path, overrides)
+        plan = make_plan(recipe)
+        check_model(plan, load_config(recipe.model, plan.where))
+    except UserError as err:
+        message = str(err)
+        prefix = f"{err.where}: " if err.where else ""
+        return message[len(prefix):] if prefix and message.startswith(prefix) else message
+    return None
+
+
+def last_line(path: Path) -> str | None:
+    """The last non-empty line of a log (progress bars' carriage returns count as line ends)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    lines = [ln.strip() for ln in text.replace("\r", "\n").splitlines() if ln.strip()]
+    return lines[-1] if lines else None
+
+
+def spawn(cmd: list[str], out: Path, err: Path) -> tuple[int, float | None]:
+    """Run ``cmd`` to completion; its exit code and its peak RSS in MiB (from wait4, where available)."""
+    with out.open("w") as fo, err.open("w") as fe:
+        proc = subprocess.Popen(cmd, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL)
+        try:
+            if hasattr(os, "wait4"):
+                _, status, usage = os.wait4(proc.pid, 0)
+                proc.returncode = os.waitstatus_to_exitcode(status)
+                return proc.returncode, usage.ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)
+            return proc.wait(), None
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+
+
+def run_job(job: Job, recipe_path: Path, out_dir: Path, device: str | None) -> dict[str, Any]:
+    run_dir = out_dir / "runs" / job.name
+    logs = out_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "adapterkit", job.command, str(recipe_path)]
+    for item in job.overrides:
+        cmd += ["--set", item]
+    cmd += ["--output", str(run_dir), "--overwrite"]
+    err_log = logs / f"{job.name}.err"
+    code, child_rss = spawn(cmd, logs / f"{job.name}.out", err_log)
+    if code == 0 and (run_dir / "run.json").is_file():
+        return results.from_run(run_dir, method=job.method, seed=job.seed, relative_to=out_dir, command=cmd,
+                                device=device)
+    return results.empty(status="failed", method=job.method, seed=job.seed,
+                         error=last_line(err_log) or f"exit code {code}", peak_rss_mib=child_rss,
+                         run_dir=os.path.relpath(run_dir, out_dir), command=cmd, device=device)
+
+
+def default_output(recipe_path: Path) -> Path:
+    return Path("runs") / f"compare-{recipe_path.stem}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def compare(recipe: str | Path, *, methods: list[str] | None = None, seeds: list[int] = (0,),
+            output: str | Path | None = None, overrides: list[str] | None = None, zero_shot: bool = True,
+            echo=print) -> list[dict[str, Any]]:
+    """Run every method x seed, write ``DIR/results/*.json`` and the report; returns the results."""
+    from .methods import METHODS
+    from .recipe import load_recipe
+    from .report import write_report
+
+    recipe_path = Path(recipe)
+    base = load_recipe(recipe_path, overrides)  # the recipe itself must be valid
+    methods = list(methods or METHODS.names())
+    for name in methods:
+        METHODS.get(name, where="--methods")  # a typo stops here, with a suggestion
+    seeds = list(dict.fromkeys(seeds))
+    out_dir = Path(output) if output else default_output(recipe_path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    user_sets = list(overrides or [])
+    device = None
+    planned: list[tuple[str, str, list[str], str | None]] = []  # method, command, overrides, skip reason
+    if zero_shot:
+        planned.append((results.ZERO_SHOT, "zero-shot", user_sets, None))
+    for name in methods:
+        sets = method_overrides(name, base.method.name, user_sets)
+        reason = planning_problem(recipe_path, sets)
+        planned.append((name, "run", sets, reason))
+        echo(f"plan: {name}: {'skipped: ' + reason if reason else 'ok'}")
+    done: list[dict[str, Any]] = []
+    total = sum(len(seeds) for _, _, _, reason in planned if reason is None)
+    count = 0
+    for seed in seeds:
+        for name, command, sets, reason in planned:
+            job = Job(name, seed, command, (*sets, f"train.seed={seed}"))
+            if reason is not None:
+                result = results.empty(status="skipped", method=name, seed=seed, error=reason, recipe=base.name,
+                                       task=base.task.name, model=base.model.name)
+            else:
+                count += 1
+                echo(f"[{count}/{total}] {job.name} ...")
+                started = time.time()
+                result = run_job(job, recipe_path, out_dir, device)
+                device = device or result.get("device")
+                result["recipe"], result["task"], result["model"] = base.name, base.task.name, base.model.name
+                echo(f"[{count}/{total}] {job.name}: {_summary(result)} ({time.time() - started:.0f} s)")
+            results.write(out_dir / "results" / f"{job.name}.json", result)
+            done.append(result)
+    write_report(done, out_dir)
+    echo(f"report: {out_dir / 'report.md'} and {out_dir / 'report.html'}")
+    return done
+
+
+def _summary(result: dict[str, Any]) -> str:
+    if result["status"] != "ok":
+        return f"{result['status']}: {result['error']}"
+    metric = result["primary_metric"]
+    return f"{metric} {result['quality'].get(metric, float('nan')):.4f}, peak RSS {result['peak_rss_mib']:.0f} MiB"

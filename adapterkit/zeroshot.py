@@ -1,0 +1,90 @@
+"""The zero-shot baseline: the recipe's base model evaluated on the recipe's eval split without tuning.
+
+For classification and NER that is the model with its freshly initialised task head (seeded by
+``train.seed``), evaluated through the task's own ``evaluate``; for chat it is the untouched model's
+eval loss and perplexity. The recipe's method is ignored: the base model is loaded in full precision,
+as ``full`` fine-tuning would start from it, and nothing trains. It writes a run directory like
+``adapterkit run`` does (``run.json``, ``metrics.json``, ``recipe.toml``), with method ``zero-shot``,
+no trainable parameters and no saved weights, so a comparison reads it like any other run.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from . import artifacts, loading, measure
+from .plan import check_model, make_plan
+from .recipe import Recipe, load_recipe, recipe_to_toml
+
+METHOD_NAME = "zero-shot"
+BASE_METHOD = {"name": "full"}  # plan and load the base model as full fine-tuning would, in full precision
+
+
+def base_recipe(recipe: Recipe | str | Path, overrides=None) -> Recipe:
+    if isinstance(recipe, Recipe):
+        from .recipe import NamedSection
+
+        return recipe.model_copy(update={"method": NamedSection(**BASE_METHOD)})
+    if isinstance(overrides, dict):
+        return load_recipe(recipe, {**overrides, "method": dict(BASE_METHOD)})
+    return load_recipe(recipe, [*(overrides or []), f"method={{name = {BASE_METHOD['name']!r}}}"])
+
+
+def evaluate_base(recipe: Recipe | str | Path, *, overrides=None, output: str | Path | None = None,
+                  overwrite: bool = False):
+    """Evaluate the untuned base model; returns an ``api.RunResult``."""
+    from transformers import set_seed
+
+    from .api import RunResult
+    from .tasks.base import TaskData
+
+    recipe = base_recipe(recipe, overrides)
+    plan = make_plan(recipe)
+    check_model(plan, loading.load_config(recipe.model, plan.where))
+    run_dir = artifacts.prepare_run_dir(
+        Path(output) if output else artifacts.default_run_dir(f"{recipe.name}-{METHOD_NAME}"), overwrite=overwrite)
+    resolved = {"method": plan.method_options.model_dump(), "task": plan.task_options.model_dump()}
+    (run_dir / "recipe.toml").write_text(recipe_to_toml(recipe, resolved), encoding="utf-8")
+    clock = measure.Stopwatch()
+    started = time.time()
+    with clock.phase("load"):
+        tokenizer = loading.load_tokenizer(recipe.model, plan.where)
+        data = plan.task.load_data(plan)
+        set_seed(recipe.train.seed)  # the fresh task head's initialisation
+        model = loading.load_model(plan, tokenizer, plan.task.model_kwargs(data))
+        model.requires_grad_(False)
+    counts = measure.parameter_counts(model)
+    eval_only = TaskData(data.train.select([0]), data.eval, data.labels, data.skipped_rows)
+    trainer = plan.task.build_trainer(plan, model, tokenizer, eval_only, run_dir)
+    with clock.phase("eval"):
+        metrics = plan.task.evaluate(plan, trainer, eval_only, run_dir)
+    info = {
+        "recipe": recipe.name,
+        "method": METHOD_NAME,
+        "task": plan.task.name,
+        "model": recipe.model.name,
+        "artifact": None,
+        "learning_rate": None,
+        **counts,
+        "checkpoint_bytes": 0,
+        "steps": 0,
+        "train_examples": 0,
+        "eval_examples": len(data.eval),
+        "skipped_rows": data.skipped_rows,
+        "train_loss": None,
+        "train_tokens": 0,
+        "train_tokens_per_second": None,
+        "train_samples_per_second": None,
+        "wall_seconds": time.time() - started,
+        "phase_seconds": {**clock.seconds, "train": 0.0},
+        "peak_rss_mib": measure.peak_rss_mib(),
+        **measure.cuda_peaks_mib(),
+        "hardware": vars(plan.hardware),
+        "versions": artifacts.versions(),
+        "git_commit": artifacts.git_commit(),
+        "resolved_recipe": recipe.model_dump(),
+    }
+    artifacts.write_json(run_dir / "metrics.json", metrics)
+    artifacts.write_json(run_dir / "run.json", info)
+    return RunResult(run_dir, metrics, info)

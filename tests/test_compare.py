@@ -1,0 +1,109 @@
+"""`adapterkit compare` end to end on a tiny BERT: each run in its own process, a method the planner
+skips, a zero-shot row, result JSONs that follow the schema, a report that `adapterkit report`
+rebuilds byte for byte, and HTML that renders (table rows and decoded images) in headless Chromium."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import tomli_w
+
+from adapterkit import results
+from adapterkit.cli import main
+from adapterkit.compare import method_overrides
+from conftest import tiny_recipe
+
+METHODS = ["lora", "full", "qlora"]  # qlora is skipped: the recipe's hardware profile has no 4-bit kernels
+SEEDS = [0, 1]
+
+
+@pytest.fixture(scope="module")
+def comparison(tmp_path_factory, tiny_bert_dir, data_files) -> Path:
+    folder = tmp_path_factory.mktemp("compare")
+    (folder / "profiles").mkdir()
+    (folder / "profiles" / "cpu-no4bit.toml").write_text(
+        'device = "cpu"\nmemory_gb = 16\nprecision = "fp32"\nbnb_4bit = false\n')
+    recipe = tiny_recipe("classification", "lora", tiny_bert_dir, data_files, method={"r": 4, "alpha": 8},
+                         train={"max_steps": 3, "logging_steps": 1}, hardware={"profile": "cpu-no4bit"})
+    recipe.pop("name")
+    (folder / "tiny.toml").write_bytes(tomli_w.dumps(recipe).encode())
+    code = main(["compare", str(folder / "tiny.toml"), "--methods", ",".join(METHODS), "--seeds",
+                 ",".join(map(str, SEEDS)), "--output", str(folder / "out")])
+    assert code == 0
+    return folder / "out"
+
+
+def test_method_options_stay_with_their_method():
+    assert method_overrides("lora", "lora", ["method.r=4", "train.max_steps=3"]) == ["method.r=4", "train.max_steps=3"]
+    assert method_overrides("full", "lora", ["method.r=4", "train.max_steps=3"]) == [
+        "train.max_steps=3", "method={name = 'full'}"]
+
+
+def test_results_follow_the_schema(comparison):
+    files = sorted(p.name for p in (comparison / "results").glob("*.json"))
+    expected = sorted(f"{m}-seed{s}.json" for m in [*METHODS, results.ZERO_SHOT] for s in SEEDS)
+    assert files == expected
+    for path in (comparison / "results").glob("*.json"):
+        result = json.loads(path.read_text())
+        assert results.check(result) == [], path.name
+    by_name = {p.stem: json.loads(p.read_text()) for p in (comparison / "results").glob("*.json")}
+    for seed in SEEDS:
+        lora, full, skipped, zero = (by_name[f"{m}-seed{seed}"] for m in ("lora", "full", "qlora", "zero-shot"))
+        assert lora["status"] == full["status"] == zero["status"] == "ok"
+        assert skipped["status"] == "skipped" and "4-bit" in skipped["error"]
+        assert lora["options"]["r"] == 4 and "r" not in full["options"]  # the recipe's options stay with lora
+        assert 0 < lora["trainable_params"] < full["trainable_params"] == full["total_params"]
+        assert zero["trainable_params"] == 0 and zero["steps"] == 0 and lora["steps"] == 3
+        assert lora["seed"] == seed and lora["primary_metric"] == "eval_macro_f1"
+        assert {"eval_accuracy", "eval_macro_f1", "eval_loss"} <= set(lora["quality"])
+        assert "per_label" in lora["details"]
+        assert lora["peak_rss_mib"] > 50 and lora["checkpoint_bytes"] > 0 and lora["train_tokens_per_second"] > 0
+        assert lora["device"] and lora["versions"]["torch"]
+        assert (comparison / lora["run_dir"] / "run.json").is_file()
+
+
+def test_report_has_a_row_per_method_and_rebuilds_identically(comparison, tmp_path):
+    md = (comparison / "report.md").read_text()
+    rows = {line.split("|")[1].strip() for line in md.splitlines() if line.startswith("| ")}
+    assert {"zero-shot", "lora", "full", "qlora"} <= rows
+    assert "memory vs full" in md and "skipped:" in md and "per_label of the best method" in md
+    assert len(list(comparison.glob("pareto_*.png"))) == 2
+    before = {n: (comparison / n).read_bytes() for n in ("report.md", "report.html")}
+    assert main(["report", str(comparison), "--output", str(tmp_path)]) == 0
+    assert {n: (tmp_path / n).read_bytes() for n in before} == before
+    # merging the same folder twice keeps one result per (recipe, method, seed)
+    assert main(["report", str(comparison), str(comparison), "--output", str(tmp_path / "merged")]) == 0
+    assert (tmp_path / "merged" / "report.md").read_bytes() == before["report.md"]
+
+
+def test_embedded_plots_are_pngs(comparison):
+    page = (comparison / "report.html").read_text()
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(images) == 2
+    assert all(base64.b64decode(i).startswith(b"\x89PNG\r\n\x1a\n") for i in images)
+    assert "http://" not in page and "https://" not in page  # self-contained
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (apt-get install -y chromium); "
+                                             ".ci/run installs it")
+def test_html_renders_in_headless_chromium(comparison, tmp_path):
+    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--no-first-run", "--virtual-time-budget=5000", f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom",
+           (comparison / "report.html").resolve().as_uri()]
+    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+    assert 'data-loaded="yes"' in dom, dom[-2000:]
+    table = dom.split('<table class="comparison">', 1)[1].split("</table>", 1)[0]
+    for method in ("zero-shot", "lora", "full", "qlora"):
+        assert f"<td>{method}</td>" in table
+    decoded = re.findall(r'data-decoded="([^"]+)"', dom)
+    assert len(decoded) == 2 and all(re.fullmatch(r"\d+x\d+", d) for d in decoded), decoded
+    assert all(int(d.split("x")[0]) >= 300 for d in decoded)
