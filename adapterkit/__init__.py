@@ -18,11 +18,11 @@ from .wrap import wrap
 __version__ = "0.1.0"
 
 
-def run(recipe, *, overrides=None, output=None, overwrite=False):
+def run(recipe, *, overrides=None, output=None, overwrite=False, force=False):
     """Train and evaluate a recipe (a path or a Recipe); returns a RunResult (metrics, run_dir, info)."""
     from .api import run as _run
 
-    return _run(recipe, overrides=overrides, output=output, overwrite=overwrite)
+    return _run(recipe, overrides=overrides, output=output, overwrite=overwrite, force=force)
 
 
 __all__ = ["METHODS", "TASKS", "Recipe", "TrainingFailed", "UserError", "load_recipe", "run", "wrap", "__version__"]

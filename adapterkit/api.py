@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import artifacts, loading, measure
+from . import artifacts, fit, loading, measure
 from .errors import UserError
 from .methods.base import WrapContext
 from .plan import Plan, check_model, make_plan
@@ -47,15 +47,17 @@ def prepare_model(plan: Plan, tokenizer, data):
 
 
 def run(recipe: Recipe | str | Path, *, overrides: dict | list | None = None, output: str | Path | None = None,
-        overwrite: bool = False) -> RunResult:
+        overwrite: bool = False, force: bool = False) -> RunResult:
     """Train and evaluate one recipe; returns its metrics and the run directory."""
     recipe = _recipe(recipe, overrides)
     plan = make_plan(recipe)
-    check_model(plan, loading.load_config(recipe.model, plan.where))
+    config = loading.load_config(recipe.model, plan.where)
+    check_model(plan, config)
+    fit.enforce(plan, config, force=force)  # refuses a recipe that will not fit its profile, unless force
     run_dir = artifacts.prepare_run_dir(Path(output) if output else artifacts.default_run_dir(recipe.name),
                                         overwrite=overwrite)
     resolved = {"method": plan.method_options.model_dump(), "task": plan.task_options.model_dump()}
-    (run_dir / "recipe.toml").write_text(recipe_to_toml(recipe, resolved), encoding="utf-8")
+    (run_dir / "recipe.toml").write_text(recipe_to_toml(plan.recipe, resolved), encoding="utf-8")
     clock = measure.Stopwatch()
     started = time.time()
     with clock.phase("load"):

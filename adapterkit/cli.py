@@ -15,11 +15,20 @@ import sys
 def _cmd_run(args) -> int:
     from .api import run
 
-    result = run(args.recipe, overrides=args.set, output=args.output, overwrite=args.overwrite)
+    result = run(args.recipe, overrides=args.set, output=args.output, overwrite=args.overwrite, force=args.force)
     shown = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
     print(json.dumps(shown, indent=2))
     print(f"run directory: {result.run_dir}")
     return 0
+
+
+def _cmd_plan(args) -> int:
+    from .fit import plan_report
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    text, fits = plan_report(args.recipe, overrides=args.set, profile=args.profile, methods=methods)
+    print(text)
+    return 0 if fits else 1
 
 
 def _cmd_methods(args) -> int:
@@ -81,7 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a recipe key, e.g. --set train.max_steps=20 (repeatable)")
     p.add_argument("--output", help="run directory (default runs/<recipe>-<timestamp>)")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in --output")
+    p.add_argument("--force", action="store_true", help="run even if the memory planner says it will not fit")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("plan", help="predict peak memory from the model config (no weights loaded): will it fit? "
+                                    "(exit 1 if not)")
+    p.add_argument("recipe", help="recipe TOML file")
+    p.add_argument("--profile", help="hardware profile to plan for (default: the recipe's hardware.profile)")
+    p.add_argument("--methods", help="comma-separated methods to compare side by side, e.g. lora,qlora,full")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key (repeatable)")
+    p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("methods", help="list the registered methods")
     p.set_defaults(func=_cmd_methods)

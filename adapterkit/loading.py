@@ -61,13 +61,29 @@ def quantization_config(plan) -> Any:
     return BitsAndBytesConfig(**kwargs)
 
 
+def weights_dtype(method, hardware) -> str:
+    """The dtype base weights are loaded in (the memory planner reads this too).
+
+    fp32 when the method trains base weights (master weights; autocast does the bf16/fp16 math), when it
+    quantizes (``prepare_model_for_kbit_training`` keeps the non-quantized rest in fp32) and on CPU;
+    a frozen base on CUDA is stored in the compute dtype (bf16/fp16), as peft recommends.
+    """
+    if method.trains_base or method.quantization is not None or hardware.device != "cuda":
+        return "fp32"
+    return hardware.precision
+
+
 def load_model(plan, tokenizer, extra_kwargs: dict[str, Any] | None = None):
-    """The task's Auto class, fp32 master weights (autocast handles bf16/fp16), quantized if the method says so."""
+    """The task's Auto class in ``weights_dtype`` (not the checkpoint's own dtype), quantized if the
+    method says so."""
+    import torch
     import transformers
 
     auto = getattr(transformers, plan.task.auto_class)
     kwargs = {**_common_kwargs(plan.recipe.model), **(extra_kwargs or {})}
     kwargs["use_safetensors"] = None if plan.recipe.model.allow_pickle else True
+    kwargs.setdefault("dtype", {"bf16": torch.bfloat16, "fp16": torch.float16}.get(
+        weights_dtype(plan.method, plan.hardware), torch.float32))
     quant = quantization_config(plan)
     if quant is not None:
         kwargs["quantization_config"] = quant

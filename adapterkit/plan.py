@@ -4,6 +4,7 @@ the learning rate, and reject combinations that cannot work before any weight is
 from __future__ import annotations
 
 import importlib.util
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,9 @@ from pydantic import ValidationError
 
 from .errors import UserError
 from .recipe import Recipe, describe_validation_error
+
+log = logging.getLogger("adapterkit")
+AUTO = "auto"  # method.name = "auto": fit.choose_method picks one when the plan is made
 
 
 @dataclass(frozen=True)
@@ -38,14 +42,19 @@ def _options(record, section, section_name: str, source: str):
 
 
 def validate_named_options(recipe: Recipe) -> tuple[Any, Any, Any, Any]:
-    """Method and task records with their validated options. Imports no heavy library."""
+    """Method and task records with their validated options. Imports no heavy library.
+
+    For ``method.name = "auto"`` the method and its options are (None, None): they are chosen, and their
+    options validated, when the plan is made."""
     from .methods import METHODS
     from .tasks import TASKS
 
-    method = METHODS.get(recipe.method.name, where=f"{recipe.source}: method.name")
     task = TASKS.get(recipe.task.name, where=f"{recipe.source}: task.name")
-    method_options = _options(method, recipe.method, "method", recipe.source)
     task_options = _options(task, recipe.task, "task", recipe.source)
+    if recipe.method.name == AUTO:
+        return None, None, task, task_options
+    method = METHODS.get(recipe.method.name, where=f"{recipe.source}: method.name")
+    method_options = _options(method, recipe.method, "method", recipe.source)
     if method.needs.tasks is not None and task.name not in method.needs.tasks:
         raise UserError(f"method {method.name!r} does not suit task {task.name!r} (it suits: "
                         f"{', '.join(method.needs.tasks)})", where=f"{recipe.source}: method.name")
@@ -59,12 +68,29 @@ def check_packages(method, source: str) -> None:
                             f"(pip install {module})", where=f"{source}: method.name")
 
 
+def with_profile_defaults(recipe: Recipe, hardware) -> Recipe:
+    """The profile's batch size / accumulation for the ``[train]`` keys the recipe does not set."""
+    defaults = {key: getattr(hardware, key) for key in ("batch_size", "grad_accum")
+                if getattr(hardware, key) is not None and key not in recipe.train.model_fields_set}
+    return recipe.model_copy(update={"train": recipe.train.model_copy(update=defaults)}) if defaults else recipe
+
+
 def make_plan(recipe: Recipe) -> Plan:
     from .hardware import resolve
 
+    if recipe.method.name == AUTO:
+        from .fit import choose_method
+        from .loading import load_config
+
+        recipe, reason = choose_method(make_plan, recipe, load_config(recipe.model, recipe.source))
+        log.info("%s", reason)
     method, method_options, task, task_options = validate_named_options(recipe)
     check_packages(method, recipe.source)
     hardware = resolve(recipe.hardware, recipe.source)
+    recipe = with_profile_defaults(recipe, hardware)
+    if hardware.precision not in hardware.dtypes:
+        raise UserError(f"precision {hardware.precision} is not supported by profile {hardware.name!r} "
+                        f"(supported: {', '.join(hardware.dtypes)})", where=f"{recipe.source}: hardware.precision")
     if method.needs.quantization and not hardware.bnb_4bit:
         raise UserError(f"method {method.name!r} needs 4-bit kernels, which profile {hardware.name!r} lacks",
                         where=f"{recipe.source}: method.name")
@@ -82,8 +108,20 @@ def check_model(plan: Plan, model_config: Any) -> None:
         reason = plan.method.check_model(plan.method_options, model_config, plan.task.name)
         if reason:
             raise UserError(reason, where=where)
+    check_model_class(plan, model_config)
     max_len = getattr(plan.task_options, "max_length", None)
     limit = getattr(model_config, "max_position_embeddings", None)
     if max_len and limit and max_len > limit:
         raise UserError(f"task.max_length {max_len} exceeds the model's maximum of {limit} positions",
                         where=f"{plan.where}: task.max_length")
+
+
+def check_model_class(plan: Plan, model_config: Any) -> None:
+    """The task's model class (its Auto class) must exist for this model type."""
+    import transformers
+
+    auto = getattr(transformers, plan.task.auto_class)
+    if getattr(model_config, "auto_map", None) or type(model_config) in auto._model_mapping:
+        return
+    raise UserError(f"task {plan.task.name!r} needs a model with a {plan.task.auto_class} head; model type "
+                    f"{model_config.model_type!r} has none", where=f"{plan.where}: task.name")

@@ -35,6 +35,19 @@ class Needs:
     injects_past_key_values: bool = False  # prefix-style tuners: no gradient checkpointing (peft #869)
 
 
+@dataclass(frozen=True)
+class Footprint:
+    """What a method adds to a memory plan (``hardware/memory.py`` turns it into bytes)."""
+
+    trainable_params: int  # parameters with gradients and optimizer state
+    extra_tokens: int = 0  # virtual tokens prepended to every sequence (soft prompts)
+
+
+class FootprintEstimate(Protocol):
+    def __call__(self, options: Any, shape: Any) -> Footprint:
+        """Trainable parameters etc. for a model of this ``hardware.memory.ModelShape``, from sizes only."""
+
+
 class ModelCheck(Protocol):
     def __call__(self, options: Any, model_config: Any, task_name: str) -> str | None:
         """Return a one-line reason the method cannot apply to this model, or None."""
@@ -53,3 +66,9 @@ class Method:
     needs: Needs = field(default_factory=Needs)
     quantization: Callable[[Any], dict[str, Any]] | None = None  # options -> BitsAndBytesConfig kwargs
     check_model: ModelCheck | None = None
+    # Memory planning. ``trains_base``: base weights themselves train (kept as fp32 master weights, with
+    # gradients and optimizer state); otherwise the base is frozen and may be stored in the compute dtype.
+    # ``footprint`` estimates trainable parameters from the model's shape; without one the planner
+    # assumes every weight trains (an upper bound) and says so.
+    trains_base: bool = False
+    footprint: FootprintEstimate | None = None

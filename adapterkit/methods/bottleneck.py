@@ -26,7 +26,7 @@ from typing import Literal
 from pydantic import Field
 
 from ..errors import UserError
-from .base import Method, MethodOptions, Needs, WrapContext
+from .base import Footprint, Method, MethodOptions, Needs, WrapContext
 
 CHILD = "bottleneck"  # name of the adapter inside the projection module it follows
 WEIGHTS, CONFIG = "bottleneck.safetensors", "bottleneck_config.json"
@@ -182,6 +182,17 @@ def load(base_model, folder: Path):
     return model
 
 
+def footprint(options: BottleneckOptions, shape) -> Footprint:
+    """Per block and adapter point (pfeiffer 1, houlsby 2): down h x m + m, up m x h + h (m = h //
+    reduction_factor), + 2h for the LayerNorm; + the task head when it trains."""
+    h = shape.hidden
+    m = max(1, h // options.reduction_factor)
+    per_adapter = 2 * h * m + m + h + (2 * h if options.layer_norm else 0)
+    points = 2 if options.config == "houlsby" else 1
+    head = shape.task_head_params if options.train_head else 0
+    return Footprint(shape.layers * points * per_adapter + head)
+
+
 METHOD = Method(
     name="bottleneck",
     trains="small bottleneck adapters after each block's FFN (and attention) output (+ task head)",
@@ -194,4 +205,5 @@ METHOD = Method(
     load=load,
     artifact="adapter",
     needs=Needs(),
+    footprint=footprint,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from .base import Method, MethodOptions, WrapContext
+from .base import Footprint, Method, MethodOptions, WrapContext
 from .full import load_model, save_model
 
 
@@ -32,6 +32,12 @@ def wrap(model, options: FreezeOptions, ctx: WrapContext):
     return model
 
 
+def footprint(options: FreezeOptions, shape) -> Footprint:
+    """The top blocks + the final norm + the task head (an LM's head is tied or frozen: not counted)."""
+    head = shape.task_head_params if options.train_head else 0
+    return Footprint(min(options.top_layers, shape.layers) * shape.block_params + shape.top_norm_params + head)
+
+
 METHOD = Method(
     name="freeze",
     trains="the top N transformer blocks + final norm + task head",
@@ -41,4 +47,6 @@ METHOD = Method(
     save=save_model,
     load=load_model,
     artifact="model",
+    trains_base=True,
+    footprint=footprint,
 )

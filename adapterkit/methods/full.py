@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import Method, MethodOptions, WrapContext
+from .base import Footprint, Method, MethodOptions, WrapContext
 
 
 class FullOptions(MethodOptions):
@@ -15,6 +15,10 @@ def wrap(model, options: FullOptions, ctx: WrapContext):
     for p in model.parameters():
         p.requires_grad_(True)
     return model
+
+
+def footprint(options: FullOptions, shape) -> Footprint:
+    return Footprint(shape.total_params)
 
 
 def save_model(model, folder: Path) -> None:
@@ -35,4 +39,6 @@ METHOD = Method(
     save=save_model,
     load=load_model,
     artifact="model",
+    trains_base=True,
+    footprint=footprint,
 )

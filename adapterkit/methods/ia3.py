@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from .base import Method, MethodOptions, WrapContext
+from .base import Footprint, Method, MethodOptions, WrapContext
 from .peft_io import load_peft, peft_model, save_peft
 
 
@@ -20,6 +20,22 @@ def check_model(options: IA3Options, config, task: str) -> str | None:
         return (f"ia3 has no default target modules for model type {config.model_type!r}; "
                 "set method.target_modules and method.feedforward_modules")
     return None
+
+
+def footprint(options: IA3Options, shape) -> Footprint:
+    """One scaling vector per targeted linear: out_features for attention targets, in_features for
+    feed-forward ones (peft's default tables per model type); + task head."""
+    from peft.utils import TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING as ff_default
+    from peft.utils import TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING as target_default
+
+    targets = options.target_modules or target_default.get(shape.model_type, [])
+    ff = set(options.feedforward_modules or ff_default.get(shape.model_type, []))
+    total = 0
+    for name, i, o in shape.linears:
+        key = next((t for t in targets if name == t or name.endswith("." + t)), None)
+        if key is not None:
+            total += i if key in ff else o
+    return Footprint(total + shape.task_head_params)
 
 
 def wrap(model, options: IA3Options, ctx: WrapContext):
@@ -39,4 +55,5 @@ METHOD = Method(
     save=save_peft,
     load=load_peft,
     check_model=check_model,
+    footprint=footprint,
 )

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from .base import Method, MethodOptions, WrapContext
+from .base import Footprint, Method, MethodOptions, WrapContext
 from .peft_io import load_peft, peft_model, save_peft
 
 
@@ -43,6 +43,24 @@ def lora_config(options: LoraOptions, ctx: WrapContext, exclude: list[str] | Non
     )
 
 
+def targeted_linears(options: LoraOptions, shape) -> list[tuple[str, int, int]]:
+    """The shape's backbone linears that ``target_modules`` selects, matched as peft matches names."""
+    import re
+
+    targets = options.target_modules
+    if targets == "all-linear":
+        return list(shape.linears)
+    if isinstance(targets, str):
+        return [lin for lin in shape.linears if re.fullmatch(targets, lin[0])]
+    return [lin for lin in shape.linears if any(lin[0] == t or lin[0].endswith("." + t) for t in targets)]
+
+
+def footprint(options: LoraOptions, shape) -> Footprint:
+    """r x (in + out) per adapted linear (A is r x in, B is out x r), + out for DoRA's magnitude, + task head."""
+    adapters = sum(options.r * (i + o) + (o if options.use_dora else 0) for _, i, o in targeted_linears(options, shape))
+    return Footprint(adapters + shape.task_head_params)
+
+
 def wrap(model, options: LoraOptions, ctx: WrapContext):
     from .targets import head_module_names
 
@@ -57,4 +75,5 @@ METHOD = Method(
     wrap=wrap,
     save=save_peft,
     load=load_peft,
+    footprint=footprint,
 )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from .base import Method, MethodOptions, Needs, WrapContext
+from .base import Footprint, Method, MethodOptions, Needs, WrapContext
 from .peft_io import load_peft, peft_model, save_peft
 
 
@@ -30,6 +30,14 @@ def check_model(options: PrefixOptions, config, task: str) -> str | None:
     return None
 
 
+def footprint(options: PrefixOptions, shape) -> Footprint:
+    """A key and a value prefix per layer: n x layers x 2 x hidden; with the projection, an n x hidden
+    embedding and an MLP hidden -> e -> layers x 2 x hidden instead; + task head."""
+    n, h, e, kv = options.num_virtual_tokens, shape.hidden, options.encoder_hidden_size, 2 * shape.layers * shape.hidden
+    prefix = n * h + h * e + e + e * kv + kv if options.projection else n * kv
+    return Footprint(prefix + shape.task_head_params)
+
+
 def wrap(model, options: PrefixOptions, ctx: WrapContext):
     from peft import PrefixTuningConfig
 
@@ -49,4 +57,5 @@ METHOD = Method(
     load=load_peft,
     needs=Needs(injects_past_key_values=True),
     check_model=check_model,
+    footprint=footprint,
 )

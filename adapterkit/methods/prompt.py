@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from .base import Method, MethodOptions, WrapContext
+from .base import Footprint, Method, MethodOptions, WrapContext
 from .peft_io import load_peft, peft_model, save_peft
 
 
@@ -37,6 +37,12 @@ def wrap(model, options: PromptOptions, ctx: WrapContext):
     return peft_model(model, config)
 
 
+def footprint(options: PromptOptions, shape) -> Footprint:
+    """num_virtual_tokens x hidden soft-prompt embeddings (+ task head); every sequence grows by them."""
+    n = options.num_virtual_tokens
+    return Footprint(n * shape.hidden + shape.task_head_params, extra_tokens=n)
+
+
 METHOD = Method(
     name="prompt",
     trains="soft-prompt embeddings prepended to the input (+ task head)",
@@ -45,4 +51,5 @@ METHOD = Method(
     wrap=wrap,
     save=save_peft,
     load=load_peft,
+    footprint=footprint,
 )

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from .base import Method, MethodOptions, WrapContext
+from .base import Footprint, Method, MethodOptions, WrapContext
 from .peft_io import load_peft, peft_model, save_peft
 
 
@@ -25,6 +25,16 @@ def wrap(model, options: PTuningOptions, ctx: WrapContext):
     return peft_model(model, config)
 
 
+def footprint(options: PTuningOptions, shape) -> Footprint:
+    """Virtual-token embeddings + peft's prompt encoder: MLP h->e->e->h, or a 2-layer bi-LSTM (e per
+    direction) followed by that MLP; + task head. Every sequence grows by the virtual tokens."""
+    n, h, e = options.num_virtual_tokens, shape.hidden, options.encoder_hidden_size
+    encoder = h * e + e * e + e * h + 2 * e + h
+    if options.encoder_type == "LSTM":
+        encoder += 2 * 4 * (e * (h + e) + e * (2 * e + e)) + 16 * e
+    return Footprint(n * h + encoder + shape.task_head_params, extra_tokens=n)
+
+
 METHOD = Method(
     name="ptuning",
     trains="a prompt encoder that produces virtual input tokens (+ task head)",
@@ -33,4 +43,5 @@ METHOD = Method(
     wrap=wrap,
     save=save_peft,
     load=load_peft,
+    footprint=footprint,
 )

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field
 
 from .base import Method, Needs, WrapContext
-from .lora import LoraOptions, lora_config
+from .lora import LoraOptions, footprint, lora_config
 from .peft_io import load_peft, peft_model, save_peft
 
 
@@ -68,4 +68,5 @@ METHOD = Method(
     load=load,
     needs=Needs(packages=("bitsandbytes",), quantization=True),
     quantization=quantization,
+    footprint=footprint,
 )

@@ -128,5 +128,9 @@ def _tied_output(model):
     w_out, w_in = getattr(out, "weight", None), getattr(inp, "weight", None)
     if w_out is None or w_in is None:
         return None
-    same = w_out is w_in or (w_out.shape == w_in.shape and w_out.data_ptr() == w_in.data_ptr())
+    if w_out is w_in:
+        return out
+    if w_out.device.type == "meta":  # meta tensors have no storage: every data_ptr() is 0
+        return None
+    same = w_out.shape == w_in.shape and w_out.data_ptr() == w_in.data_ptr()
     return out if same else None

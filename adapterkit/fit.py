@@ -1,0 +1,239 @@
+"""Will it fit? The memory verdict for a plan: predicted peak (``hardware/memory.py``) against the
+profile's budget, the cheapest change that makes a recipe fit, and the choice behind ``method.name = "auto"``.
+
+Generic: methods are compared through their records (``footprint``, ``quantization``, ``needs``); the
+only names here are ``AUTO_ORDER``, the documented preference of ``method.name = "auto"``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .errors import UserError
+from .hardware.memory import GIB, MIB, Estimate, ModelShape, Workload, estimate, model_shape
+
+log = logging.getLogger("adapterkit")
+
+AUTO = "auto"
+AUTO_ORDER = ("full", "lora", "qlora")  # best first: full if it fits with FULL_MARGIN to spare, else the next that fits
+FULL_MARGIN = 0.8  # full fine-tuning is chosen only if its peak is at most 80% of the budget
+
+
+@dataclass(frozen=True)
+class Fit:
+    plan: Any  # plan.Plan
+    estimate: Estimate
+    budget: float  # bytes
+
+    @property
+    def fits(self) -> bool:
+        return self.estimate.peak <= self.budget
+
+
+def size(n: float) -> str:
+    return f"{n / GIB:.2f} GiB" if n >= GIB else f"{n / MIB:.0f} MiB"
+
+
+def workload(plan) -> Workload:
+    from .loading import weights_dtype
+
+    train, hw = plan.recipe.train, plan.hardware
+    return Workload(batch_size=train.batch_size, seq_len=getattr(plan.task_options, "max_length", None) or 512,
+                    eval_batch_size=train.eval_batch_size or 2 * train.batch_size, precision=hw.precision,
+                    device=hw.device, gradient_checkpointing=hw.gradient_checkpointing,
+                    weights_dtype=weights_dtype(plan.method, hw))
+
+
+def shape_of(plan, model_config) -> ModelShape:
+    from .loading import model_path
+
+    return model_shape(model_config, plan.task.auto_class, lm_task=plan.task.peft_task_type in ("CAUSAL_LM",),
+                       model_dir=model_path(plan.recipe.model), trust_remote_code=plan.recipe.model.trust_remote_code)
+
+
+def assess(plan, shape: ModelShape) -> Fit:
+    return Fit(plan, estimate(shape, plan.method, plan.method_options, workload(plan)), plan.hardware.memory_gb * GIB)
+
+
+def _with(plan, *, batch: int | None = None, checkpointing: bool | None = None, method=None, options=None):
+    recipe, hw = plan.recipe, plan.hardware
+    if batch is not None:
+        accum = max(1, recipe.train.batch_size * recipe.train.grad_accum // batch)
+        recipe = recipe.model_copy(update={"train": recipe.train.model_copy(
+            update={"batch_size": batch, "grad_accum": accum})})
+    if checkpointing is not None:
+        hw = replace(hw, gradient_checkpointing=checkpointing)
+    return replace(plan, recipe=recipe, hardware=hw, method=method or plan.method,
+                   method_options=options if options is not None else plan.method_options)
+
+
+def with_method(recipe, name: str):
+    """``recipe`` with method ``name``, keeping the ``[method]`` options that method accepts."""
+    from .methods import METHODS
+    from .recipe import NamedSection
+
+    from pydantic import ValidationError
+
+    options = METHODS.get(name, where=f"{recipe.source}: method.name").options
+    kept = {k: v for k, v in recipe.method.options.items() if k in options.model_fields}
+    try:
+        options(**kept)
+    except ValidationError as err:  # same key, other meaning (e.g. ia3's target_modules takes no "all-linear")
+        bad = {e["loc"][0] for e in err.errors() if e["loc"]}
+        kept = {k: v for k, v in kept.items() if k not in bad}
+    return recipe.model_copy(update={"method": NamedSection(name=name, **kept)})
+
+
+def carried_options(options: dict[str, Any], method) -> Any:
+    """``method``'s options built from the keys of ``options`` it accepts (the rest are dropped)."""
+    return method.options(**{k: v for k, v in options.items() if k in method.options.model_fields})
+
+
+def _candidates(plan):
+    """(description, changed plan) from cheapest to dearest: fewer samples per step keep the maths; checkpointing
+    costs ~30% time; a 4-bit base costs speed and a little quality; a lower rank costs capacity."""
+    from .methods import METHODS
+
+    train, batches = plan.recipe.train, []
+    b = train.batch_size
+    while b > 1:
+        b //= 2
+        batches.append(b)
+    for b in batches:
+        p = _with(plan, batch=b)
+        yield f"--set train.batch_size={b} --set train.grad_accum={p.recipe.train.grad_accum}", p
+    can_checkpoint = not plan.method.needs.injects_past_key_values
+    if can_checkpoint and not plan.hardware.gradient_checkpointing:
+        yield "--set hardware.gradient_checkpointing=true", _with(plan, checkpointing=True)
+        for b in batches:
+            p = _with(plan, batch=b, checkpointing=True)
+            yield (f"--set hardware.gradient_checkpointing=true --set train.batch_size={b} "
+                   f"--set train.grad_accum={p.recipe.train.grad_accum}"), p
+    if plan.method.quantization is None and plan.hardware.bnb_4bit:
+        current = plan.method_options.model_dump(exclude_unset=True)
+        for m in METHODS:
+            if m.quantization is not None and (m.needs.tasks is None or plan.task.name in m.needs.tasks):
+                p = _with(plan, method=m, options=carried_options(current, m))
+                yield f"--set method.name={m.name}", p
+                if can_checkpoint and not plan.hardware.gradient_checkpointing:
+                    yield f"--set method.name={m.name} --set hardware.gradient_checkpointing=true", _with(
+                        p, checkpointing=True)
+    r = getattr(plan.method_options, "r", None)
+    while isinstance(r, int) and r > 1:
+        r //= 2
+        yield f"--set method.r={r}", _with(plan, options=plan.method_options.model_copy(update={"r": r}))
+
+
+def cheapest_fix(plan, shape: ModelShape) -> tuple[str, Fit] | None:
+    for change, candidate in _candidates(plan):
+        fit = assess(candidate, shape)
+        if fit.fits:
+            return change, fit
+    return None
+
+
+def verdict(fit: Fit, shape: ModelShape) -> str:
+    """One line: fits, or does not fit with the cheapest fix."""
+    hw, est = fit.plan.hardware, fit.estimate
+    head = (f"{fit.plan.method.name} needs {size(est.peak)} at peak ({est.phase}) of {hw.memory_gb:.1f} GiB on "
+            f"profile {hw.name}")
+    if fit.fits:
+        return f"fits: {head}"
+    fix = cheapest_fix(fit.plan, shape)
+    advice = f"cheapest fix: {fix[0]} (needs {size(fix[1].estimate.peak)})" if fix else "no single change makes it fit"
+    return f"does not fit: {head}; {advice}"
+
+
+def enforce(plan, model_config, *, force: bool = False) -> Fit:
+    """Refuse (UserError, one line) a plan that will not fit its profile, unless ``force``."""
+    shape = shape_of(plan, model_config)
+    fit = assess(plan, shape)
+    line = verdict(fit, shape)
+    if fit.fits or force:
+        log.info("memory plan: %s%s", line, "" if fit.fits else " (--force: running anyway)")
+        return fit
+    raise UserError(f"{line}; --force runs anyway", where=f"{plan.where}: hardware.profile")
+
+
+def choose_method(plan_for, recipe, model_config):
+    """``method.name = "auto"``: the first of AUTO_ORDER that fits (full only with FULL_MARGIN to spare).
+
+    ``plan_for(recipe)`` makes a plan for a concrete recipe. Returns (recipe with the chosen method, reason).
+    """
+    options, tried, shape = recipe.method.options, [], None
+    for name in AUTO_ORDER:
+        try:
+            candidate = with_method(recipe, name)
+            plan = plan_for(candidate)
+        except UserError as err:  # e.g. no 4-bit kernels on this profile, or options it does not take
+            tried.append(f"{name}: {str(err).rsplit(': ', 1)[-1]}")
+            continue
+        shape = shape or shape_of(plan, model_config)
+        fit = assess(plan, shape)
+        limit = fit.budget * (FULL_MARGIN if plan.method.trains_base else 1.0)
+        if fit.estimate.peak <= limit:
+            reason = "; ".join([*tried, f"{name} needs {size(fit.estimate.peak)} of {size(fit.budget)}: chosen"])
+            return candidate, f"method auto -> {name} on {plan.hardware.name} ({reason})"
+        tried.append(f"{name} needs {size(fit.estimate.peak)} > {size(limit)}")
+    raise UserError(f"method auto: nothing fits ({'; '.join(tried)})", where=f"{recipe.source}: method.name")
+
+
+ROWS = ("weights", "trainable", "gradients", "optimizer", "activations", "logits", "overhead")
+
+
+def render(fits: list[Fit], shape: ModelShape) -> str:
+    """A side-by-side breakdown of one or more plans of the same recipe and profile."""
+    first = fits[0].plan
+    hw, work = first.hardware, workload(first)
+    lines = [f"recipe {first.recipe.name}: model {first.recipe.model.name} ({shape.model_type}, "
+             f"{shape.total_params / 1e6:.1f}M parameters), task {first.task.name}",
+             f"profile {hw.name}: {hw.device} x{hw.devices}, budget {hw.memory_gb:.1f} GiB per device, "
+             f"precision {hw.precision}, 4-bit kernels {'yes' if hw.bnb_4bit else 'no'}",
+             f"workload: batch {work.batch_size} x {work.seq_len} tokens (task max_length), eval batch "
+             f"{work.eval_batch_size}, grad accumulation {first.recipe.train.grad_accum}", ""]
+    width = max(14, *(len(f.plan.method.name) + 2 for f in fits))
+    row = lambda label, cells: f"{label:<22}" + "".join(f"{c:>{width}}" for c in cells)  # noqa: E731
+    lines.append(row("", [f.plan.method.name for f in fits]))
+    lines.append(row("trainable params", [f"{f.estimate.trainable_params / 1e6:.2f}M" for f in fits]))
+    for term in ROWS:
+        lines.append(row(term, [size(f.estimate.terms[term]) for f in fits]))
+    lines.append(row("  act. checkpointed", [size(f.estimate.activations_checkpointed) for f in fits]))
+    lines.append(row("  act. not checkpointed", [size(f.estimate.activations_full) for f in fits]))
+    for phase in ("train", "eval", "load"):
+        lines.append(row(f"{phase} phase", [size(getattr(f.estimate, phase)) for f in fits]))
+    lines.append(row("PEAK", [size(f.estimate.peak) for f in fits]))
+    lines.append(row("verdict", ["fits" if f.fits else "DOES NOT FIT" for f in fits]))
+    lines.append("")
+    for f in fits:
+        notes = "; ".join(f"{k}: {v}" for k, v in f.estimate.notes.items())
+        lines.append(f"{f.plan.method.name}: {verdict(f, shape)}")
+        lines.append(f"  ({notes})")
+    return "\n".join(lines)
+
+
+def plan_report(recipe_path, *, overrides=None, profile: str | None = None,
+                methods: list[str] | None = None) -> tuple[str, bool]:
+    """``adapterkit plan``: the breakdown for the recipe's method (or each of ``methods``) on its profile
+    (or ``profile``), from the model's config only. Returns (text, whether every plan fits)."""
+    from .loading import load_config
+    from .plan import check_model, make_plan
+    from .recipe import load_recipe
+
+    overrides = [*(overrides or []), *([f"hardware.profile={profile}"] if profile else [])]
+    recipe = load_recipe(recipe_path, overrides)
+    config = load_config(recipe.model, recipe.source)
+    fits, failed, shape = [], [], None
+    for name in methods or [recipe.method.name]:
+        try:
+            plan = make_plan(recipe if name == recipe.method.name else with_method(recipe, name))
+            check_model(plan, config)
+        except UserError as err:
+            failed.append(f"{name}: cannot plan: {err}")
+            continue
+        shape = shape or shape_of(plan, config)
+        fits.append(assess(plan, shape))
+    text = "\n".join([render(fits, shape)] if fits else [])
+    text = "\n".join(x for x in [text, *failed] if x)
+    return text, bool(fits) and not failed and all(f.fits for f in fits)

@@ -1,0 +1,233 @@
+"""Predicted peak memory of a training run, from the model's config alone (no weights are loaded).
+
+``model_shape`` builds the model on the meta device (accelerate's ``init_empty_weights``) to count its
+parameters and list its linear layers; ``estimate`` turns a shape, a method and a workload into a
+breakdown in bytes. Every term and its formula (P = parameters, T = trainable parameters):
+
+* weights     frozen base: P x bytes(dtype the loader uses, ``loading.weights_dtype``); a quantizing
+              method stores the backbone's linear weights Q in NF4/FP4: Q x (0.5 + 4/64) bytes (an fp32
+              absmax per 64-weight block), with double quantization Q x (0.5 + 1/64 + 4/(64*256)); the
+              rest (embeddings, norms, heads) in fp32, as ``prepare_model_for_kbit_training`` leaves it.
+* trainable   T x 4 (fp32 adapter weights); part of the weights when the method trains the base.
+* gradients   T x 4 (fp32, one per trainable parameter).
+* optimizer   AdamW: T x 8 (exp_avg + exp_avg_sq in fp32).
+* activations per layer and token, E = ACT_PER_OUT x (sum of out_features of one block's linear layers)
+              + ACT_PER_HIDDEN x hidden elements are kept for backward, at the activation width (2 bytes
+              under bf16/fp16 autocast, 4 in fp32): tokens x layers x E x width, tokens = batch x
+              (max_length + virtual tokens). With activation checkpointing only each block's input is
+              kept (tokens x layers x hidden x width) plus one block recomputed (tokens x E x width).
+* logits      language-model heads only: batch x seq x vocab x (width + LOGIT_COPIES x 4): the logits,
+              their fp32 upcast, log-softmax and its gradient (classification heads are negligible).
+* eval        after training, the eval loop (batch = 2 x train batch unless set, no gradients) holds the
+              weights, the optimizer state, one block's activations and its logits.
+* load        (CPU only) the checkpoint file is memory-mapped while loading: when the loader converts or
+              quantizes it, file pages (its size on disk) and the converted weights are resident at once.
+* overhead    CPU: the Python process with torch/transformers/peft/trl/datasets imported, the tokenizer
+              and the dataset (PROCESS_BASELINE_MIB, measured); CUDA: context + allocator slack.
+
+peak = max(load, train, eval), with train = weights + trainable + gradients + optimizer + activations +
+logits + overhead. The constants are calibrated against ``benchmarks/planner`` (measured RSS high-water
+mark of each shipped recipe on a 2-core CPU); see that script's results for predicted/measured ratios.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+GIB = 2**30
+MIB = 2**20
+BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+ACT_PER_OUT = 2.0  # saved elements per token per unit of a block's linear out_features (calibrated)
+ACT_PER_HIDDEN = 4.0  # saved elements per token per hidden unit: norms, residual stream (calibrated)
+LOGIT_COPIES = 3.0  # fp32 copies of the logits alive around the loss: upcast, log-softmax, gradient
+PROCESS_BASELINE_MIB = 700.0  # CPU: interpreter + libraries + tokenizer + dataset (calibrated)
+CUDA_OVERHEAD_MIB = 1024.0  # CUDA context (~500 MiB) + caching-allocator slack
+QUANT_BYTES = {True: 0.5 + 1 / 64 + 4 / (64 * 256), False: 0.5 + 4 / 64}  # per 4-bit weight, by double_quant
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """Sizes of a model, read from a meta-device instance of the task's model class."""
+
+    model_type: str
+    total_params: int
+    layers: int
+    hidden: int
+    vocab: int
+    block_params: int  # parameters of one repeated block
+    block_out_features: int  # sum of out_features over one block's linear layers
+    linears: tuple[tuple[str, int, int], ...]  # backbone linear layers: (name, in_features, out_features)
+    task_head_params: int  # a freshly initialised task head (classifier, score); 0 for LM heads
+    top_norm_params: int  # a norm beside the block list (final norm)
+    lm_logits: bool  # the head projects onto the vocabulary (causal LM)
+    checkpoint_bytes: int | None  # weights on disk, when the model is a local folder
+    checkpoint_dtype: str = "fp32"
+
+    @property
+    def linear_params(self) -> int:
+        return sum(i * o for _, i, o in self.linears)
+
+
+@dataclass(frozen=True)
+class Workload:
+    batch_size: int
+    seq_len: int
+    eval_batch_size: int
+    precision: str  # compute dtype: fp32 | bf16 | fp16
+    device: str  # cpu | cuda
+    gradient_checkpointing: bool
+    weights_dtype: str  # dtype the loader stores the (non-quantized) base in
+
+
+@dataclass
+class Estimate:
+    """Bytes per term; ``peak`` is what the plan compares against the budget."""
+
+    terms: dict[str, float] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+    activations_checkpointed: float = 0.0
+    activations_full: float = 0.0
+    train: float = 0.0
+    eval: float = 0.0
+    load: float = 0.0
+    trainable_params: int = 0
+    total_params: int = 0
+
+    @property
+    def peak(self) -> float:
+        return max(self.train, self.eval, self.load)
+
+    @property
+    def phase(self) -> str:
+        return max(("train", self.train), ("eval", self.eval), ("load", self.load), key=lambda kv: kv[1])[0]
+
+
+def _text_config(config):
+    return getattr(config, "text_config", None) or config
+
+
+def _first(config, *names, default=None):
+    for name in names:
+        value = getattr(config, name, None)
+        if value:
+            return value
+    return default
+
+
+def _checkpoint_bytes(model_dir: str | None) -> int | None:
+    if not model_dir or not Path(model_dir).is_dir():
+        return None
+    files = list(Path(model_dir).glob("*.safetensors")) or list(Path(model_dir).glob("*.bin"))
+    return sum(f.stat().st_size for f in files) or None
+
+
+def model_shape(config, auto_class: str, *, lm_task: bool, model_dir: str | None = None,
+                trust_remote_code: bool = False) -> ModelShape:
+    """Build the task's model class on the meta device and measure it. Allocates no weight memory."""
+    import torch
+    import transformers
+    from accelerate import init_empty_weights
+
+    from ..methods.targets import find_blocks, head_module_names
+
+    auto = getattr(transformers, auto_class)
+    with init_empty_weights():
+        model = auto.from_config(config, trust_remote_code=trust_remote_code)
+    heads = head_module_names(model)
+    output = model.get_output_embeddings() if lm_task else None  # LM head: never an adapter target, never 4-bit
+    head_prefixes = tuple(h + "." for h in heads)
+    block_path, blocks = find_blocks(model)
+    linears = []
+    for name, module in model.named_modules():
+        if name in heads or name.startswith(head_prefixes) or (output is not None and module is output):
+            continue
+        weight = getattr(module, "weight", None)
+        if isinstance(module, torch.nn.Linear):
+            linears.append((name, module.in_features, module.out_features))
+        elif type(module).__name__ == "Conv1D" and weight is not None:  # GPT-2 style: weight is (in, out)
+            linears.append((name, weight.shape[0], weight.shape[1]))
+    first_block = f"{block_path}.0."
+    block_out = sum(o for n, _, o in linears if n.startswith(first_block))
+    parent = model.get_submodule(block_path.rpartition(".")[0])
+    top_norm = sum(p.numel() for c in parent.children() if "Norm" in type(c).__name__ for p in c.parameters())
+    head_params = sum(p.numel() for h in heads for p in model.get_submodule(h).parameters())
+    text = _text_config(config)
+    dtype = str(getattr(config, "dtype", None) or "float32")
+    return ModelShape(
+        model_type=config.model_type,
+        total_params=sum(p.numel() for p in model.parameters()),
+        layers=len(blocks),
+        hidden=_first(text, "hidden_size", "n_embd", "d_model", "dim"),
+        vocab=_first(text, "vocab_size", default=0),
+        block_params=sum(p.numel() for p in blocks[0].parameters()),
+        block_out_features=block_out,
+        linears=tuple(linears),
+        task_head_params=0 if lm_task else head_params,
+        top_norm_params=top_norm,
+        lm_logits=lm_task,
+        checkpoint_bytes=_checkpoint_bytes(model_dir),
+        checkpoint_dtype={"torch.bfloat16": "bf16", "bfloat16": "bf16", "torch.float16": "fp16",
+                          "float16": "fp16"}.get(dtype, "fp32"),
+    )
+
+
+def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Estimate:
+    """The breakdown for ``method`` (a ``methods.base.Method``) with ``options`` on this workload."""
+    from ..methods.base import Footprint
+
+    est = Estimate(total_params=shape.total_params)
+    if method.footprint is not None:
+        foot = method.footprint(options, shape)
+    else:
+        foot = Footprint(shape.total_params)
+        est.notes["trainable"] = f"method {method.name!r} declares no footprint: assuming every weight trains"
+    trainable = foot.trainable_params
+    est.trainable_params = trainable
+
+    # Weights: quantized backbone linears + the rest in the loader's dtype (see module docstring).
+    wbytes = BYTES[work.weights_dtype]
+    if method.quantization is not None:
+        q = shape.linear_params
+        double = bool(method.quantization(options).get("bnb_4bit_use_double_quant", False))
+        weights = q * QUANT_BYTES[double] + (shape.total_params - q) * 4
+        est.notes["weights"] = f"{q / 1e6:.0f}M linear weights in 4 bit, {(shape.total_params - q) / 1e6:.0f}M in fp32"
+    else:
+        weights = shape.total_params * wbytes
+        est.notes["weights"] = f"{shape.total_params / 1e6:.0f}M parameters in {work.weights_dtype}"
+    est.terms["weights"] = weights
+    est.terms["trainable"] = 0.0 if method.trains_base else foot.trainable_params * 4
+    est.notes["trainable"] = est.notes.get("trainable", f"{trainable / 1e6:.2f}M parameters, fp32")
+    est.terms["gradients"] = trainable * 4
+    est.terms["optimizer"] = trainable * 8
+    est.notes["optimizer"] = "AdamW: 2 fp32 states per trainable parameter"
+
+    # Activations (see module docstring): tokens x layers x per-token elements x width.
+    width = BYTES[work.precision]
+    seq = work.seq_len + foot.extra_tokens
+    per_token = ACT_PER_OUT * shape.block_out_features + ACT_PER_HIDDEN * shape.hidden
+    tokens = work.batch_size * seq
+    est.activations_full = tokens * shape.layers * per_token * width
+    est.activations_checkpointed = tokens * (shape.layers * shape.hidden + per_token) * width
+    act = est.activations_checkpointed if work.gradient_checkpointing else est.activations_full
+    est.terms["activations"] = act
+    est.notes["activations"] = (f"batch {work.batch_size} x {seq} tokens x {shape.layers} layers, "
+                                f"checkpointing {'on' if work.gradient_checkpointing else 'off'} "
+                                f"(on: {est.activations_checkpointed / MIB:.0f} MiB, off: {est.activations_full / MIB:.0f} MiB)")
+    logit_bytes = width + LOGIT_COPIES * 4
+    est.terms["logits"] = tokens * shape.vocab * logit_bytes if shape.lm_logits else 0.0
+    overhead = (PROCESS_BASELINE_MIB if work.device == "cpu" else CUDA_OVERHEAD_MIB) * MIB
+    est.terms["overhead"] = overhead
+    est.notes["overhead"] = "python + libraries + data (RSS baseline)" if work.device == "cpu" else "CUDA context + allocator"
+    est.train = sum(est.terms.values())
+
+    eval_tokens = work.eval_batch_size * seq
+    eval_logits = eval_tokens * shape.vocab * logit_bytes if shape.lm_logits else 0.0
+    est.eval = (weights + est.terms["trainable"] + est.terms["optimizer"] + eval_tokens * per_token * width
+                + eval_logits + overhead)
+    if work.device == "cpu":
+        on_disk = shape.checkpoint_bytes or shape.total_params * BYTES[shape.checkpoint_dtype]
+        converted = method.quantization is not None or work.weights_dtype != shape.checkpoint_dtype
+        est.load = (on_disk + (weights if converted else 0.0)) + overhead
+    return est
