@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import artifacts, fit, loading, measure
+from . import artifacts, fit, loading, measure, rundir
 from .errors import UserError
 from .methods.base import WrapContext
 from .plan import Plan, check_model, make_plan
@@ -54,10 +54,17 @@ def run(recipe: Recipe | str | Path, *, overrides: dict | list | None = None, ou
     config = loading.load_config(recipe.model, plan.where)
     check_model(plan, config)
     fit.enforce(plan, config, force=force)  # refuses a recipe that will not fit its profile, unless force
-    run_dir = artifacts.prepare_run_dir(Path(output) if output else artifacts.default_run_dir(recipe.name),
-                                        overwrite=overwrite)
+    run_dir = Path(output) if output else artifacts.default_run_dir(recipe.name)
     resolved = {"method": plan.method_options.model_dump(), "task": plan.task_options.model_dump()}
-    (run_dir / "recipe.toml").write_text(recipe_to_toml(plan.recipe, resolved), encoding="utf-8")
+    with rundir.claim(run_dir, recipe_to_toml(plan.recipe, resolved), overwrite=overwrite) as resume:
+        return _train_and_evaluate(plan, run_dir, resume)
+
+
+def _train_and_evaluate(plan: Plan, run_dir: Path, resume: Path | None) -> RunResult:
+    """Load, wrap, train (from ``resume``, a checkpoint, if given), evaluate and save into ``run_dir``."""
+    from . import guards
+
+    recipe = plan.recipe
     clock = measure.Stopwatch()
     started = time.time()
     with clock.phase("load"):
@@ -68,8 +75,9 @@ def run(recipe: Recipe | str | Path, *, overrides: dict | list | None = None, ou
     log.info("%s: %s trains %.2f%% of %.1fM parameters on %s (%s)", recipe.name, plan.method.name,
              100 * counts["trainable_share"], counts["total_params"] / 1e6, plan.hardware.name, plan.hardware.precision)
     trainer = plan.task.build_trainer(plan, model, tokenizer, data, run_dir)
-    with clock.phase("train"):
-        train_output = trainer.train()
+    interrupt = guards.attach(trainer, run_dir)  # atomic checkpoints, stop on NaN/inf, Ctrl-C -> checkpoint
+    with clock.phase("train"), interrupt.catching_sigint():
+        train_output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     with clock.phase("eval"):
         metrics = plan.task.evaluate(plan, trainer, data, run_dir)
     with clock.phase("save"):
@@ -86,6 +94,7 @@ def run(recipe: Recipe | str | Path, *, overrides: dict | list | None = None, ou
         **counts,
         "checkpoint_bytes": measure.directory_size_bytes(folder),
         "steps": trainer.state.global_step,
+        "resumed_from": resume.name if resume else None,
         "train_examples": len(data.train),
         "eval_examples": len(data.eval),
         "skipped_rows": data.skipped_rows,

@@ -13,9 +13,18 @@ import sys
 
 
 def _cmd_run(args) -> int:
-    from .api import run
+    import shlex
 
-    result = run(args.recipe, overrides=args.set, output=args.output, overwrite=args.overwrite, force=args.force)
+    from .api import run
+    from .errors import RunInterrupted
+
+    try:
+        result = run(args.recipe, overrides=args.set, output=args.output, overwrite=args.overwrite, force=args.force)
+    except RunInterrupted as stop:
+        again = ["adapterkit", "run", args.recipe, *(f"--set={s}" for s in args.set), "--output", str(stop.run_dir),
+                 *(["--force"] if args.force else [])]
+        print(f"adapterkit: {stop}\nadapterkit: resume with: {shlex.join(again)}", file=sys.stderr)
+        return stop.exit_code
     shown = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
     print(json.dumps(shown, indent=2))
     print(f"run directory: {result.run_dir}")

@@ -15,3 +15,13 @@ class TrainingFailed(Exception):
     """Training stopped on a numerical fault (NaN/inf). Exit code 3."""
 
     exit_code = 3
+
+
+class RunInterrupted(Exception):
+    """Ctrl-C during training: a checkpoint was saved, rerunning the same command resumes. Exit code 130."""
+
+    exit_code = 130
+
+    def __init__(self, message: str, *, run_dir):
+        self.run_dir = run_dir
+        super().__init__(message)

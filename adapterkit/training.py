@@ -5,13 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from .rundir import staging_dir
+
 
 def training_kwargs(plan, run_dir: Path) -> dict[str, Any]:
     """Keyword arguments valid for both ``transformers.TrainingArguments`` and ``trl.SFTConfig``."""
     train, hw = plan.recipe.train, plan.hardware
     save_every = train.save_every
     return dict(
-        output_dir=str(run_dir / "checkpoints"),
+        output_dir=str(staging_dir(run_dir)),  # guards.PublishCheckpoints renames each checkpoint out of it
         max_steps=train.max_steps,
         num_train_epochs=train.epochs,
         learning_rate=plan.learning_rate,
@@ -25,6 +27,7 @@ def training_kwargs(plan, run_dir: Path) -> dict[str, Any]:
         lr_scheduler_type=train.lr_scheduler,
         max_grad_norm=train.max_grad_norm,
         logging_steps=train.logging_steps,
+        logging_nan_inf_filter=False,  # a NaN/inf loss must reach guards.StopOnNonFinite
         eval_strategy="no",
         save_strategy="steps" if save_every else "no",
         save_steps=save_every or 500,

@@ -1,0 +1,105 @@
+"""Trainer callbacks that keep a run's progress safe.
+
+- ``PublishCheckpoints``: each checkpoint the Trainer writes (into DIR/.checkpoint-tmp) is renamed into
+  DIR/checkpoints once complete, so a kill at any moment leaves only whole checkpoints (see rundir.py).
+- ``StopOnNonFinite``: a NaN/inf gradient stops the run before the optimizer applies it; a NaN/inf logged
+  loss or gradient norm (every ``train.logging_steps``), or a NaN/inf weight at a save, stops it before the
+  next checkpoint, so the last checkpoint stays a good one.
+- ``SaveOnInterrupt``: Ctrl-C (SIGINT) ends training after the current step with a checkpoint of it.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from transformers import TrainerCallback
+
+from . import rundir
+from .errors import RunInterrupted, TrainingFailed
+
+
+class PublishCheckpoints(TrainerCallback):
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+
+    def on_save(self, args, state, control, **kwargs):
+        rundir.publish(self.run_dir, state.global_step)
+
+
+class StopOnNonFinite(TrainerCallback):
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+
+    def _fail(self, step: int, what: str):
+        last = rundir.checkpoints(self.run_dir)
+        kept = f"the last good checkpoint is {last[-1]}" if last else "no checkpoint was saved before it"
+        raise TrainingFailed(f"training diverged at step {step}: {what}; stopped, {kept} "
+                             "(try a lower train.learning_rate)")
+
+    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+        if args.fp16:  # fp16's loss scaler skips overflowing steps by itself
+            return
+        import torch
+
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        if grads:
+            norm = float(torch.nn.utils.get_total_norm(grads))
+            if not math.isfinite(norm):
+                self._fail(state.global_step + 1, f"gradient norm is {norm}")
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        for key, name in (("loss", "training loss"), ("grad_norm", "gradient norm (before clipping)")):
+            value = (logs or {}).get(key)
+            if value is not None and not math.isfinite(value):
+                self._fail(state.global_step, f"{name} is {value}")
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if control.should_save and not all(bool(p.isfinite().all()) for p in model.parameters() if p.requires_grad):
+            self._fail(state.global_step, "a trained weight is NaN/inf")
+
+
+class SaveOnInterrupt(TrainerCallback):
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+        self.requested = False
+        self.stopped_at: int | None = None
+
+    @contextmanager
+    def catching_sigint(self) -> Iterator[None]:
+        """While training, the first Ctrl-C asks for a checkpoint and a stop; a second one interrupts at once."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = signal.getsignal(signal.SIGINT)
+
+        def handler(signum, frame):
+            self.requested = True
+            signal.signal(signal.SIGINT, previous)
+
+        signal.signal(signal.SIGINT, handler)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        if self.stopped_at is not None:
+            raise RunInterrupted(f"interrupted at step {self.stopped_at}; checkpoint saved in "
+                                 f"{rundir.checkpoints(self.run_dir)[-1]}", run_dir=self.run_dir)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.requested:
+            control.should_save = True
+            control.should_training_stop = True
+            self.stopped_at = state.global_step
+
+
+def attach(trainer, run_dir: Path) -> SaveOnInterrupt:
+    """Add the callbacks to ``trainer``; returns the Ctrl-C one, whose ``catching_sigint()`` wraps ``train()``."""
+    interrupt = SaveOnInterrupt(run_dir)
+    for callback in (interrupt, StopOnNonFinite(run_dir), PublishCheckpoints(run_dir)):
+        trainer.add_callback(callback)
+    return interrupt
