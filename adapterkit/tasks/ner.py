@@ -22,11 +22,13 @@ class NerOptions(TaskOptions):
     tokens_column: str = "tokens"
     tags_column: str = "tags"
     max_length: int = Field(128, gt=0)
+    entity_types: list[str] | None = Field(None, description="entity types (without B-/I-); default: the "
+                                                             "types seen in train")
 
 
-def _tag_order(tags: set[str]) -> list[str]:
-    """O first, then by entity type with B- before I-."""
-    return sorted(tags, key=lambda t: (t != "O", t[2:], t[:2]))
+def tag_set(entity_types) -> list[str]:
+    """O, then B-/I- for every entity type (a type seen only as B- in train may start with I- in eval)."""
+    return ["O", *(f"{prefix}-{kind}" for kind in sorted(set(entity_types)) for prefix in ("B", "I"))]
 
 
 class NerTask:
@@ -57,16 +59,20 @@ class NerTask:
                 return f"tag {bad[0]!r} is not BIO (O, B-TYPE, I-TYPE)"
             return None
 
-        train_rows, skipped = checked_rows(train_rows, check, on_error, "train")
-        labels = _tag_order({t for r in train_rows for t in r[opts.tags_column]} | {"O"})
-        index = {t: i for i, t in enumerate(labels)}
-
-        def check_eval(row):
+        def check_known(row):
             problem = check(row)
             unknown = problem is None and [t for t in row[opts.tags_column] if t not in index]
-            return f"tag {unknown[0]!r} was not seen in train" if unknown else problem
+            return f"tag {unknown[0]!r} is not in {origin}" if unknown else problem
 
-        eval_rows, skipped_eval = checked_rows(eval_rows, check_eval, on_error, "eval")
+        if opts.entity_types:
+            labels, origin = tag_set(opts.entity_types), "task.entity_types"
+            index = {t: i for i, t in enumerate(labels)}
+            train_rows, skipped = checked_rows(train_rows, check_known, on_error, "train")
+        else:
+            train_rows, skipped = checked_rows(train_rows, check, on_error, "train")
+            labels = tag_set({t[2:] for r in train_rows for t in r[opts.tags_column] if t != "O"})
+            index, origin = {t: i for i, t in enumerate(labels)}, "the types seen in train"
+        eval_rows, skipped_eval = checked_rows(eval_rows, check_known, on_error, "eval")
 
         def table(rows):
             return Dataset.from_dict({"tokens": [r[opts.tokens_column] for r in rows],
