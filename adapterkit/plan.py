@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from .data.sources import check_sources
 from .errors import UserError
 from .recipe import Recipe, describe_validation_error
 
@@ -86,6 +87,7 @@ def make_plan(recipe: Recipe) -> Plan:
         log.info("%s", reason)
     method, method_options, task, task_options = validate_named_options(recipe)
     check_packages(method, recipe.source)
+    check_sources(recipe.data, recipe.source)  # data files exist, before anything is loaded or written
     hardware = resolve(recipe.hardware, recipe.source)
     recipe = with_profile_defaults(recipe, hardware)
     if hardware.precision not in hardware.dtypes:

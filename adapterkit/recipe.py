@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import UserError
 
@@ -49,6 +49,13 @@ class DataSection(Section):
     limit_eval: int | None = Field(None, gt=0)
     split_seed: int = 0
     on_error: Literal["fail", "skip"] = "fail"
+
+    @field_validator("eval")
+    @classmethod
+    def _fraction_between_0_and_1(cls, value):
+        if isinstance(value, float) and not 0 < value < 1:
+            raise ValueError("as a share of train it must be between 0 and 1 (or name a file or dataset)")
+        return value
 
 
 class TrainSection(Section):

@@ -28,8 +28,9 @@ def resolve_file(spec: str, recipe_source: str) -> Path | None:
     return None
 
 
-def load_rows(spec: str, *, recipe_source: str, key: str, split: str) -> list[dict]:
-    """Rows for one split. ``key`` names the recipe field for messages (``data.train``)."""
+def locate(spec: str, *, recipe_source: str, key: str) -> Path | str | None:
+    """Where a split's rows come from: a file's path, a built-in dataset's name, or None for a hub id.
+    Raises for a missing file or an unknown built-in, so a run can check this before writing anything."""
     where = f"{recipe_source}: {key}"
     if spec.startswith(BUILTIN_PREFIX):
         from .builtin import BUILTIN_DATASETS
@@ -38,13 +39,30 @@ def load_rows(spec: str, *, recipe_source: str, key: str, split: str) -> list[di
         if name not in BUILTIN_DATASETS:
             known = ", ".join(BUILTIN_PREFIX + k for k in BUILTIN_DATASETS)
             raise UserError(f"unknown built-in dataset {spec!r} (known: {known})", where=where)
-        return BUILTIN_DATASETS[name].rows()
+        return name
     path = resolve_file(spec, recipe_source)
-    if path is not None:
-        if not path.is_file():
-            raise UserError(f"data file {spec!r} not found", where=where)
-        return read_file(path)
-    return _hub_rows(spec, split, where)
+    if path is not None and not path.is_file():
+        raise UserError(f"data file {spec!r} not found", where=where)
+    return path
+
+
+def check_sources(data, recipe_source: str) -> None:
+    """Every data file the DataSection names exists, and every built-in name is known."""
+    for key, spec in (("data.train", data.train), ("data.eval", data.eval)):
+        if isinstance(spec, str):
+            locate(spec, recipe_source=recipe_source, key=key)
+
+
+def load_rows(spec: str, *, recipe_source: str, key: str, split: str) -> list[dict]:
+    """Rows for one split. ``key`` names the recipe field for messages (``data.train``)."""
+    source = locate(spec, recipe_source=recipe_source, key=key)
+    if isinstance(source, Path):
+        return read_file(source)
+    if source is not None:
+        from .builtin import BUILTIN_DATASETS
+
+        return BUILTIN_DATASETS[source].rows()
+    return _hub_rows(spec, split, f"{recipe_source}: {key}")
 
 
 def _hub_rows(spec: str, split: str, where: str) -> list[dict]:
