@@ -12,8 +12,13 @@ from .assets import resolve_model
 from .errors import UserError
 
 
-def model_path(model_section) -> str:
-    return resolve_model(model_section.name)
+def model_path(model_section, source: str | None = None) -> str:
+    try:
+        return resolve_model(model_section.name)
+    except UserError as err:
+        if source is None or err.where:
+            raise
+        raise UserError(str(err), where=f"{source}: model.name") from None
 
 
 def _common_kwargs(model_section) -> dict[str, Any]:
@@ -32,7 +37,7 @@ def load_config(model_section, source: str):
     from transformers import AutoConfig
 
     try:
-        return AutoConfig.from_pretrained(model_path(model_section), **_common_kwargs(model_section))
+        return AutoConfig.from_pretrained(model_path(model_section, source), **_common_kwargs(model_section))
     except (OSError, ValueError) as err:
         raise _hub_error(model_section, source, err) from None
 
@@ -41,7 +46,7 @@ def load_tokenizer(model_section, source: str):
     from transformers import AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model_path(model_section), **_common_kwargs(model_section))
+        tokenizer = AutoTokenizer.from_pretrained(model_path(model_section, source), **_common_kwargs(model_section))
     except (OSError, ValueError) as err:
         raise _hub_error(model_section, source, err) from None
     if tokenizer.pad_token is None:
@@ -90,7 +95,7 @@ def load_model(plan, tokenizer, extra_kwargs: dict[str, Any] | None = None):
         if plan.hardware.device == "cuda":
             kwargs["device_map"] = {"": 0}
     try:
-        model = auto.from_pretrained(model_path(plan.recipe.model), **kwargs)
+        model = auto.from_pretrained(model_path(plan.recipe.model, plan.where), **kwargs)
     except (OSError, ValueError) as err:
         raise _hub_error(plan.recipe.model, plan.where, err) from None
     if getattr(model.config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
