@@ -33,11 +33,25 @@ def _hub_error(model_section, source: str, err: Exception) -> UserError:
     return UserError(f"cannot load model {model_section.name!r}: {first}", where=f"{source}: model.name")
 
 
+def _pickle_refused(model_section, source: str) -> UserError:
+    return UserError(f"model {model_section.name!r} has no safetensors weights, only pickle (.bin) files, which can "
+                     "run code when loaded; set model.allow_pickle = true if you trust them",
+                     where=f"{source}: model.allow_pickle")
+
+
 def load_config(model_section, source: str):
+    """The model's config; for a local folder, also refuses pickle-only weights unless allowed (before any load)."""
+    from pathlib import Path
+
     from transformers import AutoConfig
 
+    path = model_path(model_section, source)
+    folder = Path(path)
+    if not model_section.allow_pickle and folder.is_dir() and not any(folder.glob("*.safetensors")) \
+            and any(folder.glob("*.bin")):
+        raise _pickle_refused(model_section, source)
     try:
-        return AutoConfig.from_pretrained(model_path(model_section, source), **_common_kwargs(model_section))
+        return AutoConfig.from_pretrained(path, **_common_kwargs(model_section))
     except (OSError, ValueError) as err:
         raise _hub_error(model_section, source, err) from None
 
@@ -97,6 +111,8 @@ def load_model(plan, tokenizer, extra_kwargs: dict[str, Any] | None = None):
     try:
         model = auto.from_pretrained(model_path(plan.recipe.model, plan.where), **kwargs)
     except (OSError, ValueError) as err:
+        if not plan.recipe.model.allow_pickle and "safetensors" in str(err):
+            raise _pickle_refused(plan.recipe.model, plan.where) from None
         raise _hub_error(plan.recipe.model, plan.where, err) from None
     if getattr(model.config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
         model.config.pad_token_id = tokenizer.pad_token_id
