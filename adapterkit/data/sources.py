@@ -53,11 +53,11 @@ def check_sources(data, recipe_source: str) -> None:
             locate(spec, recipe_source=recipe_source, key=key)
 
 
-def load_rows(spec: str, *, recipe_source: str, key: str, split: str) -> list[dict]:
+def load_rows(spec: str, *, recipe_source: str, key: str, split: str, on_error: str = "fail") -> list[dict]:
     """Rows for one split. ``key`` names the recipe field for messages (``data.train``)."""
     source = locate(spec, recipe_source=recipe_source, key=key)
     if isinstance(source, Path):
-        return read_file(source)
+        return read_file(source, on_error)
     if source is not None:
         from .builtin import BUILTIN_DATASETS
 
@@ -89,11 +89,12 @@ def split_rows(rows: list[dict], fraction: float, seed: int) -> tuple[list[dict]
 
 def load_train_eval(data, recipe_source: str) -> tuple[list[dict], list[dict]]:
     """Train and eval rows for a DataSection, limited to ``limit_train`` / ``limit_eval`` (seeded sample)."""
-    train = load_rows(data.train, recipe_source=recipe_source, key="data.train", split="train")
+    train = load_rows(data.train, recipe_source=recipe_source, key="data.train", split="train", on_error=data.on_error)
     if isinstance(data.eval, (int, float)) and not isinstance(data.eval, bool):
         train, evaluation = split_rows(train, float(data.eval), data.split_seed)
     else:
-        evaluation = load_rows(data.eval, recipe_source=recipe_source, key="data.eval", split="validation")
+        evaluation = load_rows(data.eval, recipe_source=recipe_source, key="data.eval", split="validation",
+                               on_error=data.on_error)
     if data.limit_train and len(train) > data.limit_train:
         train = random.Random(data.split_seed).sample(train, data.limit_train)
     if data.limit_eval and len(evaluation) > data.limit_eval:

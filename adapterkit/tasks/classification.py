@@ -13,7 +13,7 @@ from pydantic import Field
 from ..data.sources import load_train_eval
 from ..training import training_kwargs
 from .base import TaskData, TaskOptions
-from .rows import checked_rows, non_empty_string
+from .rows import checked_rows, non_empty_string, warn_truncated
 
 
 class ClassificationOptions(TaskOptions):
@@ -72,8 +72,8 @@ class ClassificationTask:
                 "label2id": {n: i for i, n in enumerate(data.labels)}}
 
     def tokenize(self, dataset, tokenizer, max_length: int):
-        return dataset.map(lambda b: tokenizer(b["text"], truncation=True, max_length=max_length),
-                           batched=True, remove_columns=["text"])
+        return warn_truncated(dataset.map(lambda b: tokenizer(b["text"], truncation=True, max_length=max_length),
+                                          batched=True, remove_columns=["text"]), max_length)
 
     def build_trainer(self, plan, model, tokenizer, data: TaskData, run_dir: Path):
         from transformers import DataCollatorWithPadding, Trainer, TrainingArguments

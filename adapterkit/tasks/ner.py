@@ -15,7 +15,7 @@ from ..data.sources import load_train_eval
 from ..errors import UserError
 from ..training import training_kwargs
 from .base import TaskData, TaskOptions
-from .rows import checked_rows
+from .rows import checked_rows, warn_truncated
 
 
 class NerOptions(TaskOptions):
@@ -99,7 +99,7 @@ class NerTask:
                 enc["labels"].append(labels)
             return enc
 
-        return dataset.map(align, batched=True, remove_columns=["tokens", "tags"])
+        return warn_truncated(dataset.map(align, batched=True, remove_columns=["tokens", "tags"]), max_length)
 
     def build_trainer(self, plan, model, tokenizer, data: TaskData, run_dir: Path):
         from transformers import DataCollatorForTokenClassification, Trainer, TrainingArguments

@@ -11,10 +11,11 @@ log = logging.getLogger("adapterkit")
 
 
 def checked_rows(rows: list[dict], check: Callable[[dict], str | None], on_error: str, split: str) -> tuple[list[dict], int]:
-    """Rows that pass ``check`` (which returns a problem or None). ``on_error='fail'`` raises on the first."""
+    """Rows that pass ``check`` (which returns a problem or None). ``on_error='fail'`` raises on the first.
+    Rows a reader could not parse carry their problem already (``_problem``, see data/files.py)."""
     kept, skipped = [], 0
     for row in rows:
-        problem = check(row)
+        problem = row.get("_problem") or check(row)
         if problem is None:
             kept.append(row)
         elif on_error == "fail":
@@ -28,3 +29,12 @@ def checked_rows(rows: list[dict], check: Callable[[dict], str | None], on_error
 
 def non_empty_string(value) -> bool:
     return isinstance(value, str) and bool(value.strip())
+
+
+def warn_truncated(dataset, max_length: int):
+    """Texts longer than ``task.max_length`` tokens are cut there (not skipped); say how many reach the limit."""
+    at_limit = sum(len(ids) >= max_length for ids in dataset["input_ids"])
+    if at_limit:
+        log.warning("%d of %d examples reach task.max_length = %d tokens; longer ones are truncated to it",
+                    at_limit, len(dataset), max_length)
+    return dataset
