@@ -13,6 +13,7 @@ from typing import Any
 
 from . import artifacts, fit, loading, measure, rundir
 from .errors import UserError
+from .hardware.memory import steady_cpu_allocator
 from .methods.base import WrapContext
 from .plan import Plan, check_model, make_plan
 from .recipe import Recipe, load_recipe, recipe_to_toml
@@ -54,6 +55,8 @@ def run(recipe: Recipe | str | Path, *, overrides: dict | list | None = None, ou
     config = loading.load_config(recipe.model, plan.where)
     check_model(plan, config)
     fit.enforce(plan, config, force=force)  # refuses a recipe that will not fit its profile, unless force
+    if plan.hardware.device == "cpu":
+        steady_cpu_allocator()  # RSS follows live tensors, as the plan assumes
     run_dir = Path(output) if output else artifacts.default_run_dir(recipe.name)
     resolved = {"method": plan.method_options.model_dump(), "task": plan.task_options.model_dump()}
     with rundir.claim(run_dir, recipe_to_toml(plan.recipe, resolved), overwrite=overwrite) as resume:

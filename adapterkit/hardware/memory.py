@@ -41,9 +41,10 @@ MIB = 2**20
 BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 ACT_PER_OUT = 2.0  # saved elements per token per unit of a block's linear out_features (calibrated)
 ACT_PER_HIDDEN = 4.0  # saved elements per token per hidden unit: norms, residual stream (calibrated)
+ACT_PER_IN = 0.9  # per unit of in_features, when the method keeps linear inputs for weight gradients
 LOGIT_COPIES = 3.0  # fp32 copies of the logits alive around the loss: upcast, log-softmax, gradient
 PROCESS_BASELINE_MIB = 700.0  # CPU: interpreter + libraries + tokenizer + dataset (calibrated)
-CUDA_OVERHEAD_MIB = 1024.0  # CUDA context (~500 MiB) + caching-allocator slack
+CUDA_OVERHEAD_MIB = 600.0  # CUDA context (~300-500 MiB with lazy module loading) + allocator slack
 QUANT_BYTES = {True: 0.5 + 1 / 64 + 4 / (64 * 256), False: 0.5 + 4 / 64}  # per 4-bit weight, by double_quant
 
 
@@ -58,6 +59,7 @@ class ModelShape:
     vocab: int
     block_params: int  # parameters of one repeated block
     block_out_features: int  # sum of out_features over one block's linear layers
+    block_in_features: int  # sum of in_features over one block's linear layers
     linears: tuple[tuple[str, int, int], ...]  # backbone linear layers: (name, in_features, out_features)
     task_head_params: int  # a freshly initialised task head (classifier, score); 0 for LM heads
     top_norm_params: int  # a norm beside the block list (final norm)
@@ -150,6 +152,7 @@ def model_shape(config, auto_class: str, *, lm_task: bool, model_dir: str | None
             linears.append((name, weight.shape[0], weight.shape[1]))
     first_block = f"{block_path}.0."
     block_out = sum(o for n, _, o in linears if n.startswith(first_block))
+    block_in = sum(i for n, i, _ in linears if n.startswith(first_block))
     parent = model.get_submodule(block_path.rpartition(".")[0])
     top_norm = sum(p.numel() for c in parent.children() if "Norm" in type(c).__name__ for p in c.parameters())
     head_params = sum(p.numel() for h in heads for p in model.get_submodule(h).parameters())
@@ -163,6 +166,7 @@ def model_shape(config, auto_class: str, *, lm_task: bool, model_dir: str | None
         vocab=_first(text, "vocab_size", default=0),
         block_params=sum(p.numel() for p in blocks[0].parameters()),
         block_out_features=block_out,
+        block_in_features=block_in,
         linears=tuple(linears),
         task_head_params=0 if lm_task else head_params,
         top_norm_params=top_norm,
@@ -207,6 +211,8 @@ def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Es
     width = BYTES[work.precision]
     seq = work.seq_len + foot.extra_tokens
     per_token = ACT_PER_OUT * shape.block_out_features + ACT_PER_HIDDEN * shape.hidden
+    if foot.keeps_linear_inputs:
+        per_token += ACT_PER_IN * shape.block_in_features
     tokens = work.batch_size * seq
     est.activations_full = tokens * shape.layers * per_token * width
     est.activations_checkpointed = tokens * (shape.layers * shape.hidden + per_token) * width
@@ -231,3 +237,23 @@ def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Es
         converted = method.quantization is not None or work.weights_dtype != shape.checkpoint_dtype
         est.load = (on_disk + (weights if converted else 0.0)) + overhead
     return est
+
+
+def steady_cpu_allocator(threshold: int = MIB) -> bool:
+    """Make a CPU run's RSS follow its live tensors, as the plan assumes (glibc only; else a no-op).
+
+    glibc serves large blocks with mmap but raises that threshold (up to 32 MiB) each time one is freed;
+    after that, activations (a few MiB each) come from the heap, whose freed holes are not returned to
+    the OS. peft's LoRA layers make several short-lived tensors per linear, and measured peak RSS then
+    ran 1.5-2x the live memory and varied by ~10% from run to run. Pinning the threshold at 1 MiB
+    (``mallopt(M_MMAP_THRESHOLD)``) stops that. ``ADAPTERKIT_MALLOC=default`` keeps glibc's behaviour.
+    """
+    import ctypes
+    import os
+
+    if os.environ.get("ADAPTERKIT_MALLOC") == "default":
+        return False
+    try:
+        return bool(ctypes.CDLL("libc.so.6").mallopt(-3, threshold))  # -3: M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        return False

@@ -41,6 +41,9 @@ class Footprint:
 
     trainable_params: int  # parameters with gradients and optimizer state
     extra_tokens: int = 0  # virtual tokens prepended to every sequence (soft prompts)
+    # Autograd keeps each linear layer's input only where a weight gradient needs it (LoRA's A, full/freeze);
+    # methods that train no linear of the backbone (prompts, bottleneck adapters) only pass gradients through.
+    keeps_linear_inputs: bool = True
 
 
 class FootprintEstimate(Protocol):

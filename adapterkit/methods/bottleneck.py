@@ -190,7 +190,7 @@ def footprint(options: BottleneckOptions, shape) -> Footprint:
     per_adapter = 2 * h * m + m + h + (2 * h if options.layer_norm else 0)
     points = 2 if options.config == "houlsby" else 1
     head = shape.task_head_params if options.train_head else 0
-    return Footprint(shape.layers * points * per_adapter + head)
+    return Footprint(shape.layers * points * per_adapter + head, keeps_linear_inputs=False)
 
 
 METHOD = Method(

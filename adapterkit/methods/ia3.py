@@ -35,7 +35,7 @@ def footprint(options: IA3Options, shape) -> Footprint:
         key = next((t for t in targets if name == t or name.endswith("." + t)), None)
         if key is not None:
             total += i if key in ff else o
-    return Footprint(total + shape.task_head_params)
+    return Footprint(total + shape.task_head_params, keeps_linear_inputs=False)
 
 
 def wrap(model, options: IA3Options, ctx: WrapContext):

@@ -35,7 +35,7 @@ def footprint(options: PrefixOptions, shape) -> Footprint:
     embedding and an MLP hidden -> e -> layers x 2 x hidden instead; + task head."""
     n, h, e, kv = options.num_virtual_tokens, shape.hidden, options.encoder_hidden_size, 2 * shape.layers * shape.hidden
     prefix = n * h + h * e + e + e * kv + kv if options.projection else n * kv
-    return Footprint(prefix + shape.task_head_params)
+    return Footprint(prefix + shape.task_head_params, keeps_linear_inputs=False)
 
 
 def wrap(model, options: PrefixOptions, ctx: WrapContext):

@@ -40,7 +40,7 @@ def wrap(model, options: PromptOptions, ctx: WrapContext):
 def footprint(options: PromptOptions, shape) -> Footprint:
     """num_virtual_tokens x hidden soft-prompt embeddings (+ task head); every sequence grows by them."""
     n = options.num_virtual_tokens
-    return Footprint(n * shape.hidden + shape.task_head_params, extra_tokens=n)
+    return Footprint(n * shape.hidden + shape.task_head_params, extra_tokens=n, keeps_linear_inputs=False)
 
 
 METHOD = Method(

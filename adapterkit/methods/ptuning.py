@@ -32,7 +32,7 @@ def footprint(options: PTuningOptions, shape) -> Footprint:
     encoder = h * e + e * e + e * h + 2 * e + h
     if options.encoder_type == "LSTM":
         encoder += 2 * 4 * (e * (h + e) + e * (2 * e + e)) + 16 * e
-    return Footprint(n * h + encoder + shape.task_head_params, extra_tokens=n)
+    return Footprint(n * h + encoder + shape.task_head_params, extra_tokens=n, keeps_linear_inputs=False)
 
 
 METHOD = Method(

@@ -1,0 +1,113 @@
+"""Is the memory planner honest? Predicted peak vs measured peak for every shipped recipe.
+
+Each recipe runs for a few steps in its own ``adapterkit run`` process (so the RSS high-water mark is that
+run's alone); the measured peak is ``peak_rss_mib`` from its run.json (``cuda_max_allocated_mib`` when the
+run used a GPU), the prediction is ``adapterkit plan``'s peak for the same recipe and overrides.
+
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/planner/run.py                # all recipes, 2 steps each
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/planner/run.py chat_lora --steps 2
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/planner/run.py --reuse        # re-predict, keep measurements
+
+Writes ``benchmarks/planner/results.json`` (or ``--out``) and prints predicted/measured per recipe.
+Target on a CPU: every ratio within 0.90-1.10.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+# Eval is cut to one batch (the eval phase's peak is per batch, not per dataset) to keep runs short.
+OVERRIDES = ["data.limit_eval=16"]
+# The plan is for the worst case, batches padded to task.max_length. The trainer sorts the longest batch
+# first, so a run reaches that case when its data has an example of max_length tokens. W-NUT's longest
+# tweet is 75 sub-words, so NER recipes (max_length 128) are measured and planned at max_length 64.
+RECIPE_OVERRIDES = {"ner_lora": ["task.max_length=64"], "ner_bottleneck": ["task.max_length=64"]}
+
+
+def overrides_for(recipe: Path) -> list[str]:
+    return [*OVERRIDES, *RECIPE_OVERRIDES.get(recipe.stem, [])]
+
+
+def measure(recipe: Path, steps: int, run_dir: Path) -> dict:
+    cmd = [sys.executable, "-m", "adapterkit", "run", str(recipe), "--set", f"train.max_steps={steps}",
+           *(a for o in overrides_for(recipe) for a in ("--set", o)), "--output", str(run_dir), "--overwrite", "--force"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    started = time.time()
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = (done.stderr.strip().splitlines() or ["?"])[-1]
+        return {"error": f"exit {done.returncode}: {tail}", "seconds": time.time() - started}
+    info = json.loads((run_dir / "run.json").read_text())
+    measured = info.get("cuda_max_allocated_mib") or info["peak_rss_mib"]
+    return {"measured_mib": measured, "metric": "cuda_max_allocated" if info.get("cuda_max_allocated_mib")
+            else "rss_high_water", "seconds": time.time() - started, "trainable_params": info["trainable_params"]}
+
+
+def predict(recipe: Path, steps: int) -> dict:
+    from adapterkit import loading
+    from adapterkit.fit import assess, shape_of
+    from adapterkit.hardware.memory import MIB
+    from adapterkit.plan import make_plan
+    from adapterkit.recipe import load_recipe
+
+    loaded = load_recipe(recipe, [f"train.max_steps={steps}", *overrides_for(recipe)])
+    plan = make_plan(loaded)
+    fit = assess(plan, shape_of(plan, loading.load_config(loaded.model, loaded.source)))
+    est = fit.estimate
+    return {"predicted_mib": est.peak / MIB, "predicted_phase": est.phase, "method": plan.method.name,
+            "profile": plan.hardware.name, "predicted_trainable_params": est.trainable_params,
+            "terms_mib": {k: round(v / MIB, 1) for k, v in est.terms.items()},
+            "phases_mib": {p: round(getattr(est, p) / MIB, 1) for p in ("train", "eval", "load")}}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("recipes", nargs="*", help="recipe names (default: every recipes/*.toml)")
+    parser.add_argument("--steps", type=int, default=2, help="the first step has the longest batch")
+    parser.add_argument("--runs", type=Path, default=REPO / "runs" / "planner-benchmark")
+    parser.add_argument("--out", type=Path, default=HERE / "results.json")
+    parser.add_argument("--reuse", action="store_true", help="keep earlier measurements found in --runs")
+    args = parser.parse_args()
+    paths = sorted((REPO / "recipes").glob("*.toml"))
+    if args.recipes:
+        paths = [p for p in paths if p.stem in args.recipes]
+    rows = []
+    for path in paths:
+        run_dir = args.runs / path.stem
+        row = {"recipe": path.stem, **predict(path, args.steps)}
+        if args.reuse and (run_dir / "run.json").is_file():
+            info = json.loads((run_dir / "run.json").read_text())
+            row.update(measured_mib=info.get("cuda_max_allocated_mib") or info["peak_rss_mib"], reused=True,
+                       trainable_params=info["trainable_params"])
+        else:
+            row.update(measure(path, args.steps, run_dir))
+        if "measured_mib" in row:
+            row["ratio"] = row["predicted_mib"] / row["measured_mib"]
+        rows.append(row)
+        shown = f"{row['ratio']:.2f}" if "ratio" in row else row.get("error", "?")
+        print(f"{path.stem:<18} predicted {row['predicted_mib']:7.0f} MiB  measured "
+              f"{row.get('measured_mib', float('nan')):7.0f} MiB  ratio {shown}", flush=True)
+    ratios = [r["ratio"] for r in rows if "ratio" in r]
+    result = {"run_info": {"steps": args.steps, "overrides": OVERRIDES, "recipe_overrides": RECIPE_OVERRIDES, "machine": platform.machine(),
+                           "cpus": os.cpu_count(), "python": platform.python_version(),
+                           "target": "0.90 <= predicted/measured <= 1.10"},
+              "rows": rows,
+              "summary": {"within_target": sum(0.9 <= r <= 1.1 for r in ratios), "recipes": len(rows),
+                          "min_ratio": min(ratios, default=None), "max_ratio": max(ratios, default=None)}}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"{result['summary']['within_target']}/{len(rows)} within 0.90-1.10; wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
