@@ -166,7 +166,10 @@ def load_recipe(path: str | Path, overrides: dict[str, Any] | list[str] | None =
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise UserError(f"not valid TOML: {err}", where=str(path)) from None
-    data = apply_overrides(data, overrides)
+    try:
+        data = apply_overrides(data, overrides)
+    except UserError as err:  # a malformed --set: name the recipe it was meant for
+        raise UserError(str(err), where=str(path)) from None
     return recipe_from_dict(data, source=str(path), name=path.stem)
 
 

@@ -138,8 +138,11 @@ def cases(draw, base: dict) -> tuple[str, str, list[str]]:
         return tomli_w.dumps(recipe), "method.r", args
     if kind == "override":  # a bad --set on a good recipe
         key = draw(st.sampled_from(sorted(OUT_OF_RANGE)))
-        value = draw(OUT_OF_RANGE[key])
-        return tomli_w.dumps(recipe), key, [f"--set={key}={value!r}".replace("'", '"')]
+        if draw(st.booleans()):
+            value = draw(OUT_OF_RANGE[key])
+            return tomli_w.dumps(recipe), key, [f"--set={key}={value!r}".replace("'", '"')]
+        broken = draw(st.sampled_from([key, f"{key}.deeper=1", f"={key}"]))  # no "=", not a section, no key
+        return tomli_w.dumps(recipe), key, [f"--set={broken}"]
     section = draw(st.sampled_from(SECTIONS))  # "section_type": a section that is not a table
     recipe[section] = draw(st.one_of(st.integers(), word, arrays))
     return tomli_w.dumps(recipe), section, args
