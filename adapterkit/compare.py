@@ -6,7 +6,7 @@ for lora) that other methods reject, so they apply to the recipe's own method on
 runs with its defaults (``--set method.X=...`` overrides follow the same rule).
 
 Before anything is spawned, each method goes through the same planning checks ``adapterkit run`` does
-(options, packages, task fit, 4-bit kernels, the model's config); a method that fails them is recorded
+(options, packages, task fit, 4-bit kernels, the model's config, the memory plan); a method that fails them is recorded
 as ``skipped`` with the reason. A run that exits non-zero is recorded as ``failed`` with the last line
 it wrote to stderr, and the comparison goes on. Layout of the output folder::
 
@@ -55,6 +55,7 @@ def method_overrides(method: str, recipe_method: str, user_sets: list[str]) -> l
 
 def planning_problem(recipe_path: Path, overrides: list[str]) -> str | None:
     """Why ``adapterkit run`` would refuse this recipe before loading weights, or None."""
+    from .fit import enforce
     from .loading import load_config
     from .plan import check_model, make_plan
     from .recipe import load_recipe
@@ -62,7 +63,9 @@ def planning_problem(recipe_path: Path, overrides: list[str]) -> str | None:
     try:
         recipe = load_recipe(recipe_path, overrides)
         plan = make_plan(recipe)
-        check_model(plan, load_config(recipe.model, plan.where))
+        config = load_config(recipe.model, plan.where)
+        check_model(plan, config)
+        enforce(plan, config)  # the memory planner's refusal
     except UserError as err:
         message = str(err)
         prefix = f"{err.where}: " if err.where else ""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from . import artifacts, loading, measure
+from . import artifacts, loading, measure, rundir
 from .plan import check_model, make_plan
 from .recipe import Recipe, load_recipe, recipe_to_toml
 
@@ -34,18 +34,26 @@ def base_recipe(recipe: Recipe | str | Path, overrides=None) -> Recipe:
 def evaluate_base(recipe: Recipe | str | Path, *, overrides=None, output: str | Path | None = None,
                   overwrite: bool = False):
     """Evaluate the untuned base model; returns an ``api.RunResult``."""
+    from .hardware.memory import steady_cpu_allocator
+
+    recipe = base_recipe(recipe, overrides)
+    plan = make_plan(recipe)
+    check_model(plan, loading.load_config(recipe.model, plan.where))
+    if plan.hardware.device == "cpu":
+        steady_cpu_allocator()  # as adapterkit run does, so peak RSS compares with the tuned rows
+    run_dir = Path(output) if output else artifacts.default_run_dir(f"{recipe.name}-{METHOD_NAME}")
+    resolved = {"method": plan.method_options.model_dump(), "task": plan.task_options.model_dump()}
+    with rundir.claim(run_dir, recipe_to_toml(recipe, resolved), overwrite=overwrite):
+        return _evaluate(plan, run_dir)
+
+
+def _evaluate(plan, run_dir: Path):
     from transformers import set_seed
 
     from .api import RunResult
     from .tasks.base import TaskData
 
-    recipe = base_recipe(recipe, overrides)
-    plan = make_plan(recipe)
-    check_model(plan, loading.load_config(recipe.model, plan.where))
-    run_dir = artifacts.prepare_run_dir(
-        Path(output) if output else artifacts.default_run_dir(f"{recipe.name}-{METHOD_NAME}"), overwrite=overwrite)
-    resolved = {"method": plan.method_options.model_dump(), "task": plan.task_options.model_dump()}
-    (run_dir / "recipe.toml").write_text(recipe_to_toml(recipe, resolved), encoding="utf-8")
+    recipe = plan.recipe
     clock = measure.Stopwatch()
     started = time.time()
     with clock.phase("load"):
