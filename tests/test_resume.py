@@ -117,7 +117,11 @@ def test_kill_while_a_checkpoint_is_written_then_resume(reference, tmp_path):
         staged = [p.name for p in rundir.staging_dir(out).glob("checkpoint-*") if p.name != "checkpoint-4"]
         return staged and staged[0] not in published(out) and staged[0]
 
-    partial = wait_until(proc, writing, "a checkpoint being written")
+    while True:
+        partial = wait_until(proc, writing, "a checkpoint being written")
+        if partial not in published(out):  # frozen mid-write (not just after the rename)
+            break
+        proc.send_signal(signal.SIGCONT)  # too late for this one: catch the next
     kill9(proc)
     assert (rundir.staging_dir(out) / partial).is_dir() and partial not in published(out)
     last = published(out)[-1]
