@@ -19,7 +19,8 @@ from ..errors import UserError
 FILE_SUFFIXES = (".jsonl", ".json", ".csv", ".tsv", ".parquet", ".conll", ".txt", ".bio")
 
 
-def _bad(problem: str, where: str, on_error: str) -> dict:
+def bad_row(problem: str, where: str | None, on_error: str) -> dict:
+    """Raise for a bad row (``on_error="fail"``), else the row that stands for it until it is counted."""
     if on_error == "fail":
         raise UserError(f"{problem} (set data.on_error = \"skip\" to drop such rows)", where=where)
     return {"_where": where, "_problem": problem}
@@ -40,7 +41,7 @@ def read_jsonl(path: Path, on_error: str = "fail") -> list[dict]:
         try:
             item = json.loads(line)
         except json.JSONDecodeError as err:
-            rows.append(_bad(f"not valid JSON ({err.msg})", f"{path}:{n}", on_error))
+            rows.append(bad_row(f"not valid JSON ({err.msg})", f"{path}:{n}", on_error))
             continue
         rows.append(_row(item, f"{path}:{n}", on_error))
     return rows
@@ -48,7 +49,7 @@ def read_jsonl(path: Path, on_error: str = "fail") -> list[dict]:
 
 def _row(item, where: str, on_error: str) -> dict:
     if not isinstance(item, dict):
-        return _bad(f"expected a JSON object, got {type(item).__name__}", where, on_error)
+        return bad_row(f"expected a JSON object, got {type(item).__name__}", where, on_error)
     return {**item, "_where": where}
 
 
@@ -60,7 +61,7 @@ def read_csv(path: Path, on_error: str = "fail") -> list[dict]:
             where = f"{path}:{reader.line_num}"
             if None in rec or None in rec.values():  # DictReader's marks of extra / missing fields
                 more = "more" if None in rec else "fewer"
-                rows.append(_bad(f"{more} fields than the header's {len(reader.fieldnames)}", where, on_error))
+                rows.append(bad_row(f"{more} fields than the header's {len(reader.fieldnames)}", where, on_error))
             else:
                 rows.append({**rec, "_where": where})
     return rows
@@ -84,7 +85,7 @@ def read_conll(path: Path, on_error: str = "fail") -> list[dict]:
             tokens, tags, start, bad = [], [], n + 1, None
             continue
         if len(parts) < 2:
-            bad = bad or _bad(f"expected 'token<TAB>tag', got {line.strip()!r}", f"{path}:{n}", on_error)
+            bad = bad or bad_row(f"expected 'token<TAB>tag', got {line.strip()!r}", f"{path}:{n}", on_error)
         tokens.append(parts[0])
         tags.append(parts[-1])
     if bad or tokens:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
-from ..errors import UserError
+from ..data.files import bad_row
 
 log = logging.getLogger("adapterkit")
 
@@ -18,9 +18,8 @@ def checked_rows(rows: list[dict], check: Callable[[dict], str | None], on_error
         problem = row.get("_problem") or check(row)
         if problem is None:
             kept.append(row)
-        elif on_error == "fail":
-            raise UserError(f"{problem} (set data.on_error = \"skip\" to drop such rows)", where=row.get("_where"))
         else:
+            bad_row(problem, row.get("_where"), on_error)  # raises unless on_error = "skip"
             skipped += 1
     if skipped:
         log.warning("skipped %d malformed %s rows (data.on_error = 'skip')", skipped, split)
