@@ -31,9 +31,25 @@ def adapterkit(*args) -> list[str]:
     return [sys.executable, "-m", "adapterkit", *map(str, args)]
 
 
+STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_runs():
+    """A failing test must not leave a run frozen (SIGSTOP) or training behind it."""
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
 def start(recipe: Path, out: Path) -> subprocess.Popen:
-    return subprocess.Popen(adapterkit("run", recipe, "--output", out), cwd=REPO, env=ENV, text=True,
+    proc = subprocess.Popen(adapterkit("run", recipe, "--output", out), cwd=REPO, env=ENV, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    STARTED.append(proc)
+    return proc
 
 
 def finish(cmd: list[str]) -> subprocess.CompletedProcess:
