@@ -9,7 +9,7 @@ Heavy libraries (torch, transformers, peft) are imported only when a function ne
 
 from __future__ import annotations
 
-from .errors import TrainingFailed, UserError
+from .errors import RunInterrupted, TrainingFailed, UserError
 from .methods import METHODS
 from .recipe import Recipe, load_recipe
 from .tasks import TASKS
@@ -25,4 +25,5 @@ def run(recipe, *, overrides=None, output=None, overwrite=False, force=False):
     return _run(recipe, overrides=overrides, output=output, overwrite=overwrite, force=force)
 
 
-__all__ = ["METHODS", "TASKS", "Recipe", "TrainingFailed", "UserError", "load_recipe", "run", "wrap", "__version__"]
+__all__ = ["METHODS", "TASKS", "Recipe", "RunInterrupted", "TrainingFailed", "UserError", "load_recipe", "run", "wrap",
+           "__version__"]
