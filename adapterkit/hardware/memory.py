@@ -11,23 +11,29 @@ breakdown in bytes. Every term and its formula (P = parameters, T = trainable pa
 * trainable   T x 4 (fp32 adapter weights); part of the weights when the method trains the base.
 * gradients   T x 4 (fp32, one per trainable parameter).
 * optimizer   AdamW: T x 8 (exp_avg + exp_avg_sq in fp32).
-* activations per layer and token, E = ACT_PER_OUT x (sum of out_features of one block's linear layers)
-              + ACT_PER_HIDDEN x hidden elements are kept for backward, at the activation width (2 bytes
-              under bf16/fp16 autocast, 4 in fp32): tokens x layers x E x width, tokens = batch x
-              (max_length + virtual tokens). With activation checkpointing only each block's input is
+* activations per layer and token, E elements are kept for backward at the activation width (2 bytes
+              under bf16/fp16 autocast, 4 in fp32):
+                E = ACT_PER_OUT x (sum of out_features of one block's linears) + ACT_PER_HIDDEN x hidden
+                    + ACT_PER_IN x (sum of in_features)        if the method keeps linear inputs (Footprint)
+                    + ATTN_DROPOUT_PER_SCORE x heads x seq     if the config drops attention probabilities
+                    + HIDDEN_DROPOUT_PER_HIDDEN x hidden       if it drops hidden states
+              activations = batch x seq x layers x E x width, seq = max_length + virtual tokens (worst
+              case: every row max_length long). With activation checkpointing only each block's input is
               kept (tokens x layers x hidden x width) plus one block recomputed (tokens x E x width).
-* logits      language-model heads only: batch x seq x vocab x (width + LOGIT_COPIES x 4): the logits,
-              their fp32 upcast, log-softmax and its gradient (classification heads are negligible).
+* logits      language-model heads only: tokens x vocab x (width + LOGIT_COPIES x 4): the logits, their
+              fp32 log-softmax, its gradient and the logits' gradient (classification heads: negligible).
 * eval        after training, the eval loop (batch = 2 x train batch unless set, no gradients) holds the
-              weights, the optimizer state, one block's activations and its logits.
+              weights, the optimizer state, one block's activations and logits + log-softmax.
 * load        (CPU only) the checkpoint file is memory-mapped while loading: when the loader converts or
               quantizes it, file pages (its size on disk) and the converted weights are resident at once.
 * overhead    CPU: the Python process with torch/transformers/peft/trl/datasets imported, the tokenizer
               and the dataset (PROCESS_BASELINE_MIB, measured); CUDA: context + allocator slack.
 
-peak = max(load, train, eval), with train = weights + trainable + gradients + optimizer + activations +
-logits + overhead. The constants are calibrated against ``benchmarks/planner`` (measured RSS high-water
-mark of each shipped recipe on a 2-core CPU); see that script's results for predicted/measured ratios.
+peak = max(load, train, eval), with train = weights + trainable + optimizer + max(activations + logits,
+gradients) + overhead (gradients are freed after each step and grow while backward frees activations).
+The constants were calibrated on CPU (fp32) against saved-tensor counts and the RSS high-water marks of
+``benchmarks/planner`` (MiniLM-L6 encoder, SmolLM2-135M decoder), with ``steady_cpu_allocator`` on; the
+same per-element counts are assumed under bf16/fp16 on CUDA, which no benchmark here has checked.
 """
 
 from __future__ import annotations
@@ -39,11 +45,14 @@ from typing import Any
 GIB = 2**30
 MIB = 2**20
 BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
-ACT_PER_OUT = 2.0  # saved elements per token per unit of a block's linear out_features (calibrated)
-ACT_PER_HIDDEN = 4.0  # saved elements per token per hidden unit: norms, residual stream (calibrated)
-ACT_PER_IN = 0.9  # per unit of in_features, when the method keeps linear inputs for weight gradients
-LOGIT_COPIES = 3.0  # fp32 copies of the logits alive around the loss: upcast, log-softmax, gradient
-PROCESS_BASELINE_MIB = 700.0  # CPU: interpreter + libraries + tokenizer + dataset (calibrated)
+ACT_PER_OUT = 1.0  # saved elements per token per unit of a block's linear out_features (calibrated)
+ACT_PER_HIDDEN = 2.1  # saved elements per token per hidden unit: norms, residual stream (calibrated)
+ACT_PER_IN = 0.71  # per unit of in_features, when the method keeps linear inputs for weight gradients
+ATTN_DROPOUT_PER_SCORE = 2.25  # attention dropout: probabilities, mask and dropped copy per score (heads x seq)
+HIDDEN_DROPOUT_PER_HIDDEN = 5.0  # hidden dropout: masks and outputs of the residual-branch dropouts
+LOGIT_COPIES = 3.0  # fp32 copies besides the logits themselves: log-softmax, its gradient, the logits' gradient
+EVAL_LOGIT_COPIES = 1.0  # eval: the logits and their log-softmax only
+PROCESS_BASELINE_MIB = 580.0  # CPU: interpreter + libraries + tokenizer + dataset (calibrated)
 CUDA_OVERHEAD_MIB = 600.0  # CUDA context (~300-500 MiB with lazy module loading) + allocator slack
 QUANT_BYTES = {True: 0.5 + 1 / 64 + 4 / (64 * 256), False: 0.5 + 4 / 64}  # per 4-bit weight, by double_quant
 
@@ -56,6 +65,9 @@ class ModelShape:
     total_params: int
     layers: int
     hidden: int
+    heads: int
+    attention_dropout: bool  # the config applies dropout to attention probabilities
+    hidden_dropout: bool  # ... and to hidden states
     vocab: int
     block_params: int  # parameters of one repeated block
     block_out_features: int  # sum of out_features over one block's linear layers
@@ -137,6 +149,7 @@ def model_shape(config, auto_class: str, *, lm_task: bool, model_dir: str | None
     auto = getattr(transformers, auto_class)
     with init_empty_weights():
         model = auto.from_config(config, trust_remote_code=trust_remote_code)
+    model.tie_weights()  # from_config under init_empty_weights leaves tied embeddings as two parameters
     heads = head_module_names(model)
     output = model.get_output_embeddings() if lm_task else None  # LM head: never an adapter target, never 4-bit
     head_prefixes = tuple(h + "." for h in heads)
@@ -163,6 +176,11 @@ def model_shape(config, auto_class: str, *, lm_task: bool, model_dir: str | None
         total_params=sum(p.numel() for p in model.parameters()),
         layers=len(blocks),
         hidden=_first(text, "hidden_size", "n_embd", "d_model", "dim"),
+        heads=_first(text, "num_attention_heads", "n_head", "n_heads", default=1),
+        attention_dropout=bool(_first(text, "attention_probs_dropout_prob", "attention_dropout", "attn_pdrop",
+                                      default=0.0)),
+        hidden_dropout=bool(_first(text, "hidden_dropout_prob", "resid_pdrop", "hidden_dropout", "dropout",
+                                   default=0.0)),
         vocab=_first(text, "vocab_size", default=0),
         block_params=sum(p.numel() for p in blocks[0].parameters()),
         block_out_features=block_out,
@@ -213,6 +231,10 @@ def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Es
     per_token = ACT_PER_OUT * shape.block_out_features + ACT_PER_HIDDEN * shape.hidden
     if foot.keeps_linear_inputs:
         per_token += ACT_PER_IN * shape.block_in_features
+    if shape.attention_dropout:
+        per_token += ATTN_DROPOUT_PER_SCORE * shape.heads * seq
+    if shape.hidden_dropout:
+        per_token += HIDDEN_DROPOUT_PER_HIDDEN * shape.hidden
     tokens = work.batch_size * seq
     est.activations_full = tokens * shape.layers * per_token * width
     est.activations_checkpointed = tokens * (shape.layers * shape.hidden + per_token) * width
@@ -226,10 +248,14 @@ def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Es
     overhead = (PROCESS_BASELINE_MIB if work.device == "cpu" else CUDA_OVERHEAD_MIB) * MIB
     est.terms["overhead"] = overhead
     est.notes["overhead"] = "python + libraries + data (RSS baseline)" if work.device == "cpu" else "CUDA context + allocator"
-    est.train = sum(est.terms.values())
+    # Gradients are freed after each optimizer step (zero_grad(set_to_none)) and grow while backward frees
+    # activations: the step peaks at the larger of (activations + logits) and gradients, not their sum.
+    t = est.terms
+    est.train = (t["weights"] + t["trainable"] + t["optimizer"] + max(t["activations"] + t["logits"], t["gradients"])
+                 + t["overhead"])
 
     eval_tokens = work.eval_batch_size * seq
-    eval_logits = eval_tokens * shape.vocab * logit_bytes if shape.lm_logits else 0.0
+    eval_logits = eval_tokens * shape.vocab * (width + EVAL_LOGIT_COPIES * 4) if shape.lm_logits else 0.0
     est.eval = (weights + est.terms["trainable"] + est.terms["optimizer"] + eval_tokens * per_token * width
                 + eval_logits + overhead)
     if work.device == "cpu":

@@ -30,7 +30,10 @@ OVERRIDES = ["data.limit_eval=16"]
 # The plan is for the worst case, batches padded to task.max_length. The trainer sorts the longest batch
 # first, so a run reaches that case when its data has an example of max_length tokens. W-NUT's longest
 # tweet is 75 sub-words, so NER recipes (max_length 128) are measured and planned at max_length 64.
-RECIPE_OVERRIDES = {"ner_lora": ["task.max_length=64"], "ner_bottleneck": ["task.max_length=64"]}
+# Chat trains padding-free by default (rows back to back, as many tokens as the data has); padded batches
+# make the longest-first batch the planned worst case, batch x max_length (the longest dialogue exceeds 256).
+RECIPE_OVERRIDES = {"ner_lora": ["task.max_length=64"], "ner_bottleneck": ["task.max_length=64"],
+                    "chat_lora": ["task.padding_free=false"], "chat_qlora": ["task.padding_free=false"]}
 
 
 def overrides_for(recipe: Path) -> list[str]:
