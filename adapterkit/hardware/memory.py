@@ -21,11 +21,13 @@ breakdown in bytes. Every term and its formula (P = parameters, T = trainable pa
               case: every row max_length long). With activation checkpointing only each block's input is
               kept (tokens x layers x hidden x width) plus one block recomputed (tokens x E x width).
 * logits      language-model heads only: tokens x vocab x (width + LOGIT_COPIES x 4): the logits, their
-              fp32 log-softmax, its gradient and the logits' gradient (classification heads: negligible).
+              fp32 log-softmax, its gradient, the logits' gradient and trl's entropy/accuracy temporaries
+              (classification heads: negligible).
 * eval        after training, the eval loop (batch = 2 x train batch unless set, no gradients) holds the
               weights, the optimizer state, one block's activations and logits + log-softmax.
 * load        (CPU only) the checkpoint file is memory-mapped while loading: when the loader converts or
-              quantizes it, file pages (its size on disk) and the converted weights are resident at once.
+              quantizes it, file pages (its size on disk) and the converted weights are resident at once,
+              and (measured) stay so through training: the "mapped checkpoint" term of train and eval.
 * overhead    CPU: the Python process with torch/transformers/peft/trl/datasets imported, the tokenizer
               and the dataset (PROCESS_BASELINE_MIB, measured); CUDA: context + allocator slack.
 
@@ -50,8 +52,10 @@ ACT_PER_HIDDEN = 2.1  # saved elements per token per hidden unit: norms, residua
 ACT_PER_IN = 0.71  # per unit of in_features, when the method keeps linear inputs for weight gradients
 ATTN_DROPOUT_PER_SCORE = 2.25  # attention dropout: probabilities, mask and dropped copy per score (heads x seq)
 HIDDEN_DROPOUT_PER_HIDDEN = 5.0  # hidden dropout: masks and outputs of the residual-branch dropouts
-LOGIT_COPIES = 3.0  # fp32 copies besides the logits themselves: log-softmax, its gradient, the logits' gradient
-EVAL_LOGIT_COPIES = 1.0  # eval: the logits and their log-softmax only
+# fp32 copies besides the logits themselves: log-softmax, its gradient, the logits' gradient (3), and ~2 for
+# trl's SFTTrainer, which also computes per-token entropy and accuracy from the logits (measured: +2.3 copies).
+LOGIT_COPIES = 5.0
+EVAL_LOGIT_COPIES = 3.0  # eval: log-softmax + the entropy/accuracy metrics' temporaries
 PROCESS_BASELINE_MIB = 580.0  # CPU: interpreter + libraries + tokenizer + dataset (calibrated)
 CUDA_OVERHEAD_MIB = 600.0  # CUDA context (~300-500 MiB with lazy module loading) + allocator slack
 QUANT_BYTES = {True: 0.5 + 1 / 64 + 4 / (64 * 256), False: 0.5 + 4 / 64}  # per 4-bit weight, by double_quant
@@ -247,20 +251,23 @@ def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Es
     est.terms["logits"] = tokens * shape.vocab * logit_bytes if shape.lm_logits else 0.0
     overhead = (PROCESS_BASELINE_MIB if work.device == "cpu" else CUDA_OVERHEAD_MIB) * MIB
     est.terms["overhead"] = overhead
+    # CPU: a checkpoint the loader converts (4-bit, other dtype) stays memory-mapped beside the converted
+    # weights (measured: QLoRA's RSS = LoRA's - smaller weights + the file); an unconverted one *is* the weights.
+    on_disk = shape.checkpoint_bytes or shape.total_params * BYTES[shape.checkpoint_dtype]
+    converted = method.quantization is not None or work.weights_dtype != shape.checkpoint_dtype
+    est.terms["mapped checkpoint"] = on_disk if work.device == "cpu" and converted else 0.0
     est.notes["overhead"] = "python + libraries + data (RSS baseline)" if work.device == "cpu" else "CUDA context + allocator"
     # Gradients are freed after each optimizer step (zero_grad(set_to_none)) and grow while backward frees
     # activations: the step peaks at the larger of (activations + logits) and gradients, not their sum.
     t = est.terms
     est.train = (t["weights"] + t["trainable"] + t["optimizer"] + max(t["activations"] + t["logits"], t["gradients"])
-                 + t["overhead"])
+                 + t["overhead"] + t["mapped checkpoint"])
 
     eval_tokens = work.eval_batch_size * seq
     eval_logits = eval_tokens * shape.vocab * (width + EVAL_LOGIT_COPIES * 4) if shape.lm_logits else 0.0
     est.eval = (weights + est.terms["trainable"] + est.terms["optimizer"] + eval_tokens * per_token * width
-                + eval_logits + overhead)
+                + eval_logits + overhead + est.terms["mapped checkpoint"])
     if work.device == "cpu":
-        on_disk = shape.checkpoint_bytes or shape.total_params * BYTES[shape.checkpoint_dtype]
-        converted = method.quantization is not None or work.weights_dtype != shape.checkpoint_dtype
         est.load = (on_disk + (weights if converted else 0.0)) + overhead
     return est
 
