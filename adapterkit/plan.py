@@ -70,9 +70,11 @@ def check_packages(method, source: str) -> None:
 
 
 def with_profile_defaults(recipe: Recipe, hardware) -> Recipe:
-    """The profile's batch size / accumulation for the ``[train]`` keys the recipe does not set."""
-    defaults = {key: getattr(hardware, key) for key in ("batch_size", "grad_accum")
-                if getattr(hardware, key) is not None and key not in recipe.train.model_fields_set}
+    """The profile's batch size and accumulation, as a pair, when the recipe's ``[train]`` sets neither."""
+    keys = ("batch_size", "grad_accum")
+    if set(keys) & recipe.train.model_fields_set:
+        return recipe
+    defaults = {key: getattr(hardware, key) for key in keys if getattr(hardware, key) is not None}
     return recipe.model_copy(update={"train": recipe.train.model_copy(update=defaults)}) if defaults else recipe
 
 

@@ -224,3 +224,15 @@ def test_precision_the_profile_lacks_is_rejected(tiny_llama_dir, data_files):
     check_message(tiny_recipe("chat", "lora", tiny_llama_dir, data_files,
                               hardware={"profile": "gpu-16g", "precision": "bf16"}),
                   "precision bf16 is not supported by profile 'gpu-16g' (supported: fp16, fp32)")
+
+
+def test_profile_batch_defaults_apply_as_a_pair(tiny_llama_dir, data_files):
+    from adapterkit.plan import make_plan
+
+    recipe = tiny_recipe("chat", "lora", tiny_llama_dir, data_files, hardware={"profile": "gpu-8g"})
+    del recipe["train"]["batch_size"]
+    train = make_plan(recipe_from_dict(recipe)).recipe.train
+    assert (train.batch_size, train.grad_accum) == (1, 16)  # gpu-8g's defaults
+    recipe["train"]["batch_size"] = 4
+    train = make_plan(recipe_from_dict(recipe)).recipe.train
+    assert (train.batch_size, train.grad_accum) == (4, 1)  # the recipe's batch, not the profile's accumulation
