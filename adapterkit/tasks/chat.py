@@ -30,6 +30,8 @@ class ChatOptions(TaskOptions):
                                                          "None keeps the template's own default")
     assistant_only_loss: bool = True
     packing: bool = False
+    padding_free: bool = Field(True, description="batch conversations back to back in one row instead of padding "
+                                                 "them (no compute on pad tokens)")
     num_samples: int = Field(3, ge=0, description="sample answers generated after training")
     max_new_tokens: int = Field(48, gt=0)
 
@@ -74,19 +76,32 @@ class ChatTask:
     def generate(self, model, tokenizer, messages: list[dict], max_new_tokens: int) -> str:
         return generate(model, tokenizer, messages, max_new_tokens)
 
-    def tokenize(self, dataset, tokenizer, assistant_only: bool):
-        return dataset.map(lambda row: encode(tokenizer, row["messages"], assistant_only), remove_columns=["messages"])
+    def tokenize(self, dataset, tokenizer, assistant_only: bool, max_length: int):
+        """Token ids + assistant mask, truncated to ``max_length``; conversations left without an
+        assistant token after truncation carry no loss and are dropped."""
+        def one(row):
+            enc = encode(tokenizer, row["messages"], assistant_only)
+            return {k: v[:max_length] for k, v in enc.items()}
+
+        tokens = dataset.map(one, remove_columns=["messages"])
+        return tokens.filter(lambda row: 1 in row["assistant_masks"])
 
     def build_trainer(self, plan, model, tokenizer, data: TaskData, run_dir: Path):
-        from trl import SFTConfig, SFTTrainer
+        from trl import SFTConfig
+
+        from .chat_loss import SelectiveLossSFTTrainer
 
         opts = plan.task_options
-        config = SFTConfig(**training_kwargs(plan, run_dir), max_length=opts.max_length, packing=opts.packing)
-        trainer = SFTTrainer(
+        # Padding-free batches carry position_ids; prompt-learning tuners prepend virtual tokens and need padded rows.
+        prompt_learning = bool(getattr(getattr(model, "active_peft_config", None), "is_prompt_learning", False))
+        padding_free = opts.padding_free and not opts.packing and not prompt_learning
+        config = SFTConfig(**training_kwargs(plan, run_dir), packing=opts.packing, padding_free=padding_free,
+                           max_length=opts.max_length if opts.packing else None, prediction_loss_only=True)
+        trainer = SelectiveLossSFTTrainer(
             model=model,
             args=config,
-            train_dataset=self.tokenize(data.train, tokenizer, opts.assistant_only_loss),
-            eval_dataset=self.tokenize(data.eval, tokenizer, opts.assistant_only_loss),
+            train_dataset=self.tokenize(data.train, tokenizer, opts.assistant_only_loss, opts.max_length),
+            eval_dataset=self.tokenize(data.eval, tokenizer, opts.assistant_only_loss, opts.max_length),
             processing_class=tokenizer,
         )
         trainable_in_fp32(trainer.model)  # undo trl's bf16 cast of QLoRA adapters (see the function)
