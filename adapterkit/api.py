@@ -87,33 +87,20 @@ def _train_and_evaluate(plan: Plan, run_dir: Path, resume: Path | None) -> RunRe
         folder = artifacts.save_trained(plan, trainer.model, tokenizer, data.labels, run_dir)
     train_seconds = clock.seconds["train"]
     tokens = int(trainer.state.num_input_tokens_seen or 0)
-    info = {
-        "recipe": recipe.name,
-        "method": plan.method.name,
-        "task": plan.task.name,
-        "model": recipe.model.name,
-        "artifact": folder.name,
-        "learning_rate": plan.learning_rate,
-        **counts,
-        "checkpoint_bytes": measure.directory_size_bytes(folder),
-        "steps": trainer.state.global_step,
-        "resumed_from": resume.name if resume else None,
-        "train_examples": len(data.train),
-        "eval_examples": len(data.eval),
-        "skipped_rows": data.skipped_rows,
-        "train_loss": float(train_output.training_loss),
-        "train_tokens": tokens,
-        "train_tokens_per_second": tokens / train_seconds if train_seconds else None,
-        "train_samples_per_second": train_output.metrics.get("train_samples_per_second"),
-        "wall_seconds": time.time() - started,
-        "phase_seconds": clock.seconds,
-        "peak_rss_mib": measure.peak_rss_mib(),
-        **measure.cuda_peaks_mib(),
-        "hardware": vars(plan.hardware),
-        "versions": artifacts.versions(),
-        "git_commit": artifacts.git_commit(),
-        "resolved_recipe": recipe.model_dump(),
-    }
+    info = artifacts.run_info(
+        plan, data, counts, clock, started,
+        method=plan.method.name,
+        artifact=folder.name,
+        learning_rate=plan.learning_rate,
+        checkpoint_bytes=measure.directory_size_bytes(folder),
+        steps=trainer.state.global_step,
+        resumed_from=resume.name if resume else None,
+        train_examples=len(data.train),
+        train_loss=float(train_output.training_loss),
+        train_tokens=tokens,
+        train_tokens_per_second=tokens / train_seconds if train_seconds else None,
+        train_samples_per_second=train_output.metrics.get("train_samples_per_second"),
+    )
     artifacts.write_json(run_dir / "metrics.json", metrics)
     artifacts.write_json(run_dir / "run.json", info)
     return RunResult(run_dir, metrics, info)

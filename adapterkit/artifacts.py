@@ -72,6 +72,33 @@ def save_trained(plan, model, tokenizer, labels: list[str] | None, run_dir: Path
     return folder
 
 
+def run_info(plan, data, counts: dict, clock, started: float, **fields) -> dict[str, Any]:
+    """The run.json record: what every run states (recipe, data, sizes, time, memory, machine, versions),
+    with the run-specific ``fields`` (method, artifact, steps, throughput, ...) in between."""
+    import time
+
+    from . import measure
+
+    recipe = plan.recipe
+    return {
+        "recipe": recipe.name,
+        "task": plan.task.name,
+        "model": recipe.model.name,
+        **fields,
+        **counts,
+        "eval_examples": len(data.eval),
+        "skipped_rows": data.skipped_rows,
+        "wall_seconds": time.time() - started,
+        "phase_seconds": clock.seconds,
+        "peak_rss_mib": measure.peak_rss_mib(),
+        **measure.cuda_peaks_mib(),
+        "hardware": vars(plan.hardware),
+        "versions": versions(),
+        "git_commit": git_commit(),
+        "resolved_recipe": recipe.model_dump(),
+    }
+
+
 def read_run(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "run.json"
     if not path.is_file():

@@ -67,32 +67,12 @@ def _evaluate(plan, run_dir: Path):
     trainer = plan.task.build_trainer(plan, model, tokenizer, eval_only, run_dir)
     with clock.phase("eval"):
         metrics = plan.task.evaluate(plan, trainer, eval_only, run_dir)
-    info = {
-        "recipe": recipe.name,
-        "method": METHOD_NAME,
-        "task": plan.task.name,
-        "model": recipe.model.name,
-        "artifact": None,
-        "learning_rate": None,
-        **counts,
-        "checkpoint_bytes": 0,
-        "steps": 0,
-        "train_examples": 0,
-        "eval_examples": len(data.eval),
-        "skipped_rows": data.skipped_rows,
-        "train_loss": None,
-        "train_tokens": 0,
-        "train_tokens_per_second": None,
-        "train_samples_per_second": None,
-        "wall_seconds": time.time() - started,
-        "phase_seconds": {**clock.seconds, "train": 0.0},
-        "peak_rss_mib": measure.peak_rss_mib(),
-        **measure.cuda_peaks_mib(),
-        "hardware": vars(plan.hardware),
-        "versions": artifacts.versions(),
-        "git_commit": artifacts.git_commit(),
-        "resolved_recipe": recipe.model_dump(),
-    }
+    clock.seconds["train"] = 0.0
+    info = artifacts.run_info(
+        plan, data, counts, clock, started,
+        method=METHOD_NAME, artifact=None, learning_rate=None, checkpoint_bytes=0, steps=0, train_examples=0,
+        train_loss=None, train_tokens=0, train_tokens_per_second=None, train_samples_per_second=None,
+    )
     artifacts.write_json(run_dir / "metrics.json", metrics)
     artifacts.write_json(run_dir / "run.json", info)
     return RunResult(run_dir, metrics, info)
