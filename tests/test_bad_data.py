@@ -114,3 +114,20 @@ def test_skipped_rows_reach_run_json_and_the_log(tmp_path, tiny_bert_dir, caplog
     assert json.loads((result.run_dir / "run.json").read_text())["skipped_rows"] == 3
     assert "skipped 2 malformed train rows" in caplog.text and "skipped 1 malformed eval rows" in caplog.text
     assert "1 of 9 examples reach task.max_length = 32 tokens" in caplog.text  # truncated, not skipped
+
+
+def test_chat_max_length_too_short_for_any_assistant_turn_is_a_user_error(tmp_path, tiny_llama_dir):
+    """A max_length that truncates every conversation before its answer leaves nothing to learn from: a
+    one-line error naming task.max_length, not trl's StopIteration from an empty dataloader."""
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+
+    from adapterkit.tasks.chat import TASK
+
+    plan, _ = plan_for(tmp_path, "chat", CHAT, "eval", lines(CHAT), max_length=4)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    conversations = Dataset.from_dict({"messages": [r["messages"] for r in CHAT]})
+    with pytest.raises(UserError, match=r"task.max_length = 4 cuts every train conversation"):
+        TASK.tokenized(conversations, tokenizer, plan.task_options, "train", plan.where)
+    assert len(TASK.tokenized(conversations, tokenizer, plan.task_options.model_copy(update={"max_length": 256}),
+                              "train", plan.where)) == 4

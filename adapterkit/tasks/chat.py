@@ -86,6 +86,16 @@ class ChatTask:
         tokens = dataset.map(one, remove_columns=["messages"])
         return tokens.filter(lambda row: 1 in row["assistant_masks"])
 
+    def tokenized(self, dataset, tokenizer, opts, split: str, where: str):
+        """``tokenize`` that refuses a split left empty: trl would fail later with a bare StopIteration."""
+        from ..errors import UserError
+
+        tokens = self.tokenize(dataset, tokenizer, opts.assistant_only_loss, opts.max_length)
+        if len(dataset) and not len(tokens):
+            raise UserError(f"task.max_length = {opts.max_length} cuts every {split} conversation before its first "
+                            "assistant token; raise task.max_length", where=where)
+        return tokens
+
     def build_trainer(self, plan, model, tokenizer, data: TaskData, run_dir: Path):
         from trl import SFTConfig
 
@@ -100,8 +110,8 @@ class ChatTask:
         trainer = SelectiveLossSFTTrainer(
             model=model,
             args=config,
-            train_dataset=self.tokenize(data.train, tokenizer, opts.assistant_only_loss, opts.max_length),
-            eval_dataset=self.tokenize(data.eval, tokenizer, opts.assistant_only_loss, opts.max_length),
+            train_dataset=self.tokenized(data.train, tokenizer, opts, "train", plan.where),
+            eval_dataset=self.tokenized(data.eval, tokenizer, opts, "eval", plan.where),
             processing_class=tokenizer,
         )
         trainable_in_fp32(trainer.model)  # undo trl's bf16 cast of QLoRA adapters (see the function)
