@@ -78,7 +78,8 @@ def _train_and_evaluate(plan: Plan, run_dir: Path, resume: Path | None) -> RunRe
     log.info("%s: %s trains %.2f%% of %.1fM parameters on %s (%s)", recipe.name, plan.method.name,
              100 * counts["trainable_share"], counts["total_params"] / 1e6, plan.hardware.name, plan.hardware.precision)
     trainer = plan.task.build_trainer(plan, model, tokenizer, data, run_dir)
-    interrupt = guards.attach(trainer, run_dir)  # atomic checkpoints, stop on NaN/inf, Ctrl-C -> checkpoint
+    # atomic checkpoints (also every train.save_minutes), stop on NaN/inf, Ctrl-C -> checkpoint
+    interrupt = guards.attach(trainer, run_dir, recipe.train.save_minutes)
     with clock.phase("train"), interrupt.catching_sigint():
         train_output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     with clock.phase("eval"):

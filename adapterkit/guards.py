@@ -5,6 +5,8 @@
 - ``StopOnNonFinite``: a NaN/inf gradient stops the run before the optimizer applies it; a NaN/inf logged
   loss or gradient norm (every ``train.logging_steps``), or a NaN/inf weight at a save, stops it before the
   next checkpoint, so the last checkpoint stays a good one.
+- ``SaveOnTimer``: a checkpoint whenever ``train.save_minutes`` of training passed since the last one, so a
+  crash loses at most that much work even when the recipe sets no ``train.save_every``.
 - ``SaveOnInterrupt``: Ctrl-C (SIGINT) ends training after the current step with a checkpoint of it.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import math
 import signal
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -66,6 +69,22 @@ class StopOnNonFinite(TrainerCallback):
             self._fail(state.global_step, "a trained weight is NaN/inf")
 
 
+class SaveOnTimer(TrainerCallback):
+    def __init__(self, minutes: float):
+        self.seconds = 60.0 * minutes
+        self.last = time.monotonic()
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.last = time.monotonic()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if time.monotonic() - self.last >= self.seconds and state.global_step < state.max_steps:
+            control.should_save = True
+
+    def on_save(self, args, state, control, **kwargs):
+        self.last = time.monotonic()
+
+
 class SaveOnInterrupt(TrainerCallback):
     def __init__(self, run_dir: Path):
         self.run_dir = run_dir
@@ -100,9 +119,12 @@ class SaveOnInterrupt(TrainerCallback):
             self.stopped_at = state.global_step
 
 
-def attach(trainer, run_dir: Path) -> SaveOnInterrupt:
+def attach(trainer, run_dir: Path, save_minutes: float | None = None) -> SaveOnInterrupt:
     """Add the callbacks to ``trainer``; returns the Ctrl-C one, whose ``catching_sigint()`` wraps ``train()``."""
     interrupt = SaveOnInterrupt(run_dir)
-    for callback in (interrupt, StopOnNonFinite(run_dir), PublishCheckpoints(run_dir)):
+    callbacks = [interrupt, StopOnNonFinite(run_dir), PublishCheckpoints(run_dir)]
+    if save_minutes:
+        callbacks.insert(0, SaveOnTimer(save_minutes))
+    for callback in callbacks:
         trainer.add_callback(callback)
     return interrupt

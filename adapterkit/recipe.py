@@ -73,7 +73,9 @@ class TrainSection(Section):
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
     max_grad_norm: float = Field(1.0, gt=0)
     logging_steps: int = Field(10, gt=0)
-    save_every: int | None = Field(None, gt=0)
+    save_every: int | None = Field(None, gt=0, description="checkpoint every N optimizer steps")
+    save_minutes: float | None = Field(10.0, gt=0, description="checkpoint when this many minutes of training "
+                                                               "passed since the last one (None: off)")
 
 
 class HardwareSection(Section):

@@ -238,3 +238,15 @@ def test_claims_exclude_each_other(tmp_path):
                 pass
     with rundir.claim(tmp_path, "r", overwrite=False):
         pass
+
+
+def test_checkpoints_on_a_timer_without_save_every(tiny_bert_dir, data_files, tmp_path):
+    """train.save_minutes (default 10) saves without any train.save_every, so a crash loses at most that much work;
+    here a tiny interval saves after every step but the last (which the final artifacts cover)."""
+    for minutes, expected in ((1e-6, ["checkpoint-1", "checkpoint-2"]),  # the last two kept
+                              (10.0, [])):  # a run shorter than the interval writes none
+        recipe = tmp_path / f"timer-{minutes}.toml"
+        recipe.write_text(tomli_w.dumps(tiny_recipe("classification", "lora", tiny_bert_dir, data_files,
+                                                    train={"max_steps": 3, "save_minutes": minutes})))
+        finish(adapterkit("run", recipe, "--output", tmp_path / str(minutes)))
+        assert published(tmp_path / str(minutes)) == expected
