@@ -56,7 +56,7 @@ def run(recipe: Recipe | str | Path, *, overrides: dict | list | None = None, ou
     check_model(plan, config)
     fit.enforce(plan, config, force=force)  # refuses a recipe that will not fit its profile, unless force
     if plan.hardware.device == "cpu":
-        steady_cpu_allocator()  # RSS follows live tensors, as the plan assumes
+        steady_cpu_allocator()  # only with ADAPTERKIT_MALLOC=steady (see its docstring)
     run_dir = Path(output) if output else artifacts.default_run_dir(recipe.name)
     resolved = {"method": plan.method_options.model_dump(), "task": plan.task_options.model_dump()}
     with rundir.claim(run_dir, recipe_to_toml(plan.recipe, resolved), overwrite=overwrite) as resume:
