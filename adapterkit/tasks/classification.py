@@ -13,7 +13,7 @@ from pydantic import Field
 from ..data.sources import load_train_eval
 from ..training import training_kwargs
 from .base import TaskData, TaskOptions
-from .rows import checked_rows, non_empty_string, warn_truncated
+from .rows import by_length, checked_rows, non_empty_string, warn_truncated
 
 
 class ClassificationOptions(TaskOptions):
@@ -83,7 +83,7 @@ class ClassificationTask:
             model=model,
             args=TrainingArguments(**training_kwargs(plan, run_dir)),
             train_dataset=self.tokenize(data.train, tokenizer, max_length),
-            eval_dataset=self.tokenize(data.eval, tokenizer, max_length),
+            eval_dataset=by_length(self.tokenize(data.eval, tokenizer, max_length)),
             processing_class=tokenizer,
             data_collator=DataCollatorWithPadding(tokenizer),
         )

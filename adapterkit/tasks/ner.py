@@ -15,7 +15,7 @@ from ..data.sources import load_train_eval
 from ..errors import UserError
 from ..training import training_kwargs
 from .base import TaskData, TaskOptions
-from .rows import checked_rows, warn_truncated
+from .rows import by_length, checked_rows, warn_truncated
 
 
 class NerOptions(TaskOptions):
@@ -109,7 +109,7 @@ class NerTask:
             model=model,
             args=TrainingArguments(**training_kwargs(plan, run_dir)),
             train_dataset=self.tokenize(data.train, tokenizer, max_length),
-            eval_dataset=self.tokenize(data.eval, tokenizer, max_length),
+            eval_dataset=by_length(self.tokenize(data.eval, tokenizer, max_length)),
             processing_class=tokenizer,
             data_collator=DataCollatorForTokenClassification(tokenizer),
         )
