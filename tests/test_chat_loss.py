@@ -47,3 +47,10 @@ def test_padding_free_selective_loss_matches_padded(tiny_llama_dir, data_files, 
         torch.testing.assert_close(grads[0][name], grads[1][name], rtol=1e-4, atol=1e-6, msg=name)
 
     assert packed.evaluate()["eval_loss"] == pytest.approx(padded.evaluate()["eval_loss"], rel=1e-5)
+
+    # Both count every real token as seen, <|im_end|> included though SmolLM2 pads with it.
+    real_tokens = sum(len(e["input_ids"]) for e in examples)
+    for trainer, batch in ((packed, packed_batch), (padded, padded_batch)):
+        trainer.state.num_input_tokens_seen = 0
+        trainer._track_num_input_tokens(dict(batch))
+        assert trainer.state.num_input_tokens_seen == real_tokens

@@ -10,6 +10,11 @@ logits exist only for those rows, and the loss is the plain token-mean cross-ent
 Used with padding-free batches (one row holding the batch's conversations back to back), where the
 labelled positions are exact. Anything else (several rows, prompt-learning methods that prepend
 virtual tokens) falls back to trl's own loss.
+
+Token counting: a padding-free batch has no ``attention_mask``, and the Trainer then counts "non-padding"
+tokens as ``input_ids != pad_token_id``; many chat tokenizers (SmolLM2's among them) pad with their
+end-of-turn token, which would drop every ``<|im_end|>`` from the count. Such a batch holds no padding,
+so every token counts.
 """
 
 from __future__ import annotations
@@ -34,6 +39,14 @@ class SelectiveLossSFTTrainer(SFTTrainer):
         count = num_items_in_batch if num_items_in_batch is not None else keep.numel()
         loss = total / torch.as_tensor(count, device=total.device).clamp(min=1)
         return (loss, {"loss": loss}) if return_outputs else loss
+
+
+    def _track_num_input_tokens(self, inputs):
+        padding_free = "attention_mask" not in inputs and "position_ids" in inputs
+        if padding_free and self.args.include_num_input_tokens_seen == "non_padding":
+            self.state.num_input_tokens_seen += int(inputs["input_ids"].numel())
+            return
+        super()._track_num_input_tokens(inputs)
 
 
 def _prepends_virtual_tokens(model) -> bool:
