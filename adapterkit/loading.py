@@ -80,6 +80,13 @@ def quantization_config(plan) -> Any:
     return BitsAndBytesConfig(**kwargs)
 
 
+def dropout_overrides(config, probability: float) -> dict[str, float]:
+    """Config keys that hold a dropout probability (``hidden_dropout_prob``, ``attention_dropout``,
+    ``attn_pdrop``, ``classifier_dropout``...), each set to ``probability``; passed to ``from_pretrained``."""
+    return {key: probability for key, value in config.to_dict().items()
+            if ("dropout" in key or key.endswith("_pdrop")) and isinstance(value, float)}
+
+
 def weights_dtype(method, hardware) -> str:
     """The dtype base weights are loaded in (the memory planner reads this too).
 
@@ -100,6 +107,8 @@ def load_model(plan, tokenizer, extra_kwargs: dict[str, Any] | None = None):
 
     auto = getattr(transformers, plan.task.auto_class)
     kwargs = {**_common_kwargs(plan.recipe.model), **(extra_kwargs or {})}
+    if plan.recipe.model.dropout is not None:
+        kwargs.update(dropout_overrides(load_config(plan.recipe.model, plan.where), plan.recipe.model.dropout))
     kwargs["use_safetensors"] = None if plan.recipe.model.allow_pickle else True
     kwargs.setdefault("dtype", {"bf16": torch.bfloat16, "fp16": torch.float16}.get(
         weights_dtype(plan.method, plan.hardware), torch.float32))

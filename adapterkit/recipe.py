@@ -26,6 +26,9 @@ class ModelSection(Section):
     revision: str | None = None
     trust_remote_code: bool = False
     allow_pickle: bool = False
+    dropout: float | None = Field(None, ge=0, lt=1, description="set every dropout probability of the model's "
+                                                                 "config (hidden, attention, classifier) to this; "
+                                                                 "None keeps the checkpoint's")
 
 
 class NamedSection(BaseModel):

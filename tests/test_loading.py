@@ -97,3 +97,18 @@ def test_a_shipped_recipe_runs_with_no_network(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads((out / "run.json").read_text())["steps"] == 2
     assert "eval_macro_f1" in json.loads((out / "metrics.json").read_text())
+
+
+def test_model_dropout_sets_every_dropout_of_the_config(tiny_bert_dir, data_files):
+    """``model.dropout`` reaches the loaded model: every dropout probability of the config, and the modules."""
+    def load(**model):
+        plan = make_plan(recipe_from_dict(tiny_recipe("classification", "lora", tiny_bert_dir, data_files,
+                                                      model=model)))
+        tokenizer = loading.load_tokenizer(plan.recipe.model, plan.where)
+        return loading.load_model(plan, tokenizer, {"num_labels": 2})
+
+    kept, zero = load(), load(dropout=0.0)
+    assert kept.config.hidden_dropout_prob > 0 and kept.config.attention_probs_dropout_prob > 0
+    assert zero.config.hidden_dropout_prob == 0.0 and zero.config.attention_probs_dropout_prob == 0.0
+    assert {m.p for m in zero.modules() if isinstance(m, torch.nn.Dropout)} == {0.0}
+    assert any(m.p > 0 for m in kept.modules() if isinstance(m, torch.nn.Dropout))
