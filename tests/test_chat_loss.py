@@ -54,3 +54,38 @@ def test_padding_free_selective_loss_matches_padded(tiny_llama_dir, data_files, 
         trainer.state.num_input_tokens_seen = 0
         trainer._track_num_input_tokens(dict(batch))
         assert trainer.state.num_input_tokens_seen == real_tokens
+
+
+def test_passes_over_runs_of_conversations_give_the_step_of_one_pass(tiny_llama_dir, data_files, tmp_path,
+                                                                      monkeypatch):
+    """task.tokens_per_pass splits a padding-free batch into runs of whole conversations, one forward and
+    backward each: the step's loss and gradients equal one pass over the whole batch."""
+    from adapterkit.tasks import chat_loss
+
+    trainer = _trainer(tiny_llama_dir, data_files, tmp_path, padding_free=True)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(8)])
+    tokens = batch["input_ids"].shape[1]
+    labelled = int((batch["labels"][0, 1:] != -100).sum())
+    results = []
+    for budget in (None, tokens // 3):
+        trainer.tokens_per_pass = budget
+        runs = chat_loss._conversation_runs(batch, budget)
+        assert runs[0][0] == 0 and runs[-1][1] == tokens and all(a[1] == b[0] for a, b in zip(runs, runs[1:]))
+        assert (len(runs) == 1) if budget is None else len(runs) >= 3
+        trainer.model.zero_grad()
+        loss = trainer.training_step(trainer.model, dict(batch), num_items_in_batch=labelled)
+        grads = {n: p.grad.clone() for n, p in trainer.model.named_parameters() if p.grad is not None}
+        results.append((loss, grads))
+    (whole, whole_grads), (split, split_grads) = results
+    torch.testing.assert_close(split, whole, rtol=1e-5, atol=1e-6)
+    assert whole_grads.keys() == split_grads.keys() and whole_grads
+    for name in whole_grads:
+        torch.testing.assert_close(split_grads[name], whole_grads[name], rtol=1e-4, atol=1e-6, msg=name)
+
+    # The Trainer's own loop hands training_step the batch's label count, so the split really happens there.
+    sliced, original = [], chat_loss._slice_row
+    monkeypatch.setattr(chat_loss, "_slice_row", lambda inputs, a, b: sliced.append((a, b)) or original(inputs, a, b))
+    trainer.tokens_per_pass = 16
+    trainer.args.max_steps = 1
+    trainer.train()
+    assert len(sliced) >= 2

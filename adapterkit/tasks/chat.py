@@ -32,6 +32,10 @@ class ChatOptions(TaskOptions):
     packing: bool = False
     padding_free: bool = Field(True, description="batch conversations back to back in one row instead of padding "
                                                  "them (no compute on pad tokens)")
+    tokens_per_pass: int | None = Field(256, gt=0, description="padding-free batches: forward and backward over "
+                                                                "runs of whole conversations of at most this many "
+                                                                "tokens, gradients summed (same step, a fraction of "
+                                                                "the activation memory); None: the whole batch at once")
     num_samples: int = Field(3, ge=0, description="sample answers generated after training")
     max_new_tokens: int = Field(48, gt=0)
 
@@ -119,6 +123,7 @@ class ChatTask:
             eval_dataset=self.tokenized(data.eval, tokenizer, opts, "eval", plan.where),
             processing_class=tokenizer,
         )
+        trainer.tokens_per_pass = opts.tokens_per_pass if padding_free else None
         trainable_in_fp32(trainer.model)  # undo trl's bf16 cast of QLoRA adapters (see the function)
         return trainer
 

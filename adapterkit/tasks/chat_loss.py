@@ -11,6 +11,12 @@ Used with padding-free batches (one row holding the batch's conversations back t
 labelled positions are exact. Anything else (several rows, prompt-learning methods that prepend
 virtual tokens) falls back to trl's own loss.
 
+Memory: a padding-free batch is one row of all its conversations, and activations grow with its tokens.
+With ``tokens_per_pass`` set, ``training_step`` runs forward and backward over runs of whole conversations
+of at most that many tokens and lets the gradients add up; each pass's loss is divided by the labelled
+tokens of the whole batch, so the step's loss and gradients are those of one pass over the batch (tested),
+with the activations of a fraction of it.
+
 Token counting: a padding-free batch has no ``attention_mask``, and the Trainer then counts "non-padding"
 tokens as ``input_ids != pad_token_id``; many chat tokenizers (SmolLM2's among them) pad with their
 end-of-turn token, which would drop every ``<|im_end|>`` from the count. Such a batch holds no padding,
@@ -23,6 +29,20 @@ from trl import SFTTrainer
 
 
 class SelectiveLossSFTTrainer(SFTTrainer):
+    tokens_per_pass: int | None = None  # set by the chat task (task.tokens_per_pass)
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        import torch
+
+        passes = _conversation_runs(inputs, self.tokens_per_pass)
+        if len(passes) < 2 or num_items_in_batch is None:
+            return super().training_step(model, inputs, num_items_in_batch)
+        total = None
+        for start, end in passes:
+            loss = super().training_step(model, _slice_row(inputs, start, end), num_items_in_batch)
+            total = loss if total is None else total + loss
+        return total if total is not None else torch.zeros(())
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         import torch
         import torch.nn.functional as F
@@ -47,6 +67,40 @@ class SelectiveLossSFTTrainer(SFTTrainer):
             self.state.num_input_tokens_seen += int(inputs["input_ids"].numel())
             return
         super()._track_num_input_tokens(inputs)
+
+
+def _conversation_runs(inputs, budget: int | None) -> list[tuple[int, int]]:
+    """[start, end) spans of a padding-free row, each a run of whole conversations of at most ``budget``
+    tokens (a longer conversation is a span of its own); one span when the batch is not padding-free."""
+    ids = inputs.get("input_ids")
+    if budget is None or ids is None or ids.shape[0] != 1 or "position_ids" not in inputs \
+            or "attention_mask" in inputs or ids.shape[1] <= budget:
+        return [(0, int(ids.shape[1]) if ids is not None else 0)]
+    starts = (inputs["position_ids"][0] == 0).nonzero().flatten().tolist() + [int(ids.shape[1])]
+    spans, begin = [], 0
+    for here, following in zip(starts[:-1], starts[1:]):
+        if following - begin > budget and here > begin:
+            spans.append((begin, here))
+            begin = here
+    spans.append((begin, starts[-1]))
+    return spans
+
+
+def _slice_row(inputs: dict, start: int, end: int) -> dict:
+    """The padding-free batch restricted to tokens [start, end), with its sequence boundaries recomputed."""
+    import torch
+
+    length = int(inputs["input_ids"].shape[1])
+    part = {k: (v[:, start:end] if torch.is_tensor(v) and v.dim() == 2 and v.shape[1] == length else v)
+            for k, v in inputs.items()}
+    if "cu_seq_lens_q" in inputs:
+        starts = (part["position_ids"][0] == 0).nonzero().flatten()
+        cu = torch.cat([starts, torch.tensor([end - start])]).to(torch.int32)
+        part["cu_seq_lens_q"] = part["cu_seq_lens_k"] = cu
+        part["max_length_q"] = part["max_length_k"] = int(cu.diff().max())
+        if "seq_idx" in inputs:
+            part["seq_idx"] = torch.repeat_interleave(torch.arange(cu.numel() - 1, dtype=torch.int32), cu.diff())[None]
+    return part
 
 
 def _prepends_virtual_tokens(model) -> bool:
