@@ -180,7 +180,8 @@ def choose_method(plan_for, recipe, model_config):
     raise UserError(f"method auto: nothing fits ({'; '.join(tried)})", where=f"{recipe.source}: method.name")
 
 
-ROWS = ("weights", "mapped checkpoint", "trainable", "gradients", "optimizer", "activations", "logits", "overhead")
+ROWS = ("weights", "mapped checkpoint", "trainable", "gradients", "optimizer", "activations", "logits", "heap slack",
+        "overhead")
 
 
 def render(fits: list[Fit], shape: ModelShape) -> str:

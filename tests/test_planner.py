@@ -236,3 +236,23 @@ def test_profile_batch_defaults_apply_as_a_pair(tiny_llama_dir, data_files):
     recipe["train"]["batch_size"] = 4
     train = make_plan(recipe_from_dict(recipe)).recipe.train
     assert (train.batch_size, train.grad_accum) == (4, 1)  # the recipe's batch, not the profile's accumulation
+
+
+def test_heap_slack_is_cpu_only_and_counts_lora_branches(no_weights):
+    """glibc's retained heap (memory.py: heap slack) is planned on CPU only; LoRA's freed branch outputs add
+    to it (benchmarks/planner: LoRA's default-allocator slack ~1x activations, full fine-tuning's ~0.3x)."""
+    from adapterkit import loading
+    from adapterkit.fit import assess, shape_of
+    from adapterkit.hardware.memory import CPU_HEAP_SLACK
+    from adapterkit.plan import make_plan
+    from adapterkit.recipe import load_recipe
+
+    def terms(name, profile):
+        recipe = load_recipe(REPO / "recipes" / f"{name}.toml", [f"hardware.profile={profile}"])
+        plan = make_plan(recipe)
+        return assess(plan, shape_of(plan, loading.load_config(recipe.model, recipe.source))).estimate.terms
+
+    lora, full = terms("sentiment_lora", "cpu-2c-24g"), terms("sentiment_full", "cpu-2c-24g")
+    assert full["heap slack"] == pytest.approx(CPU_HEAP_SLACK * full["activations"])
+    assert lora["heap slack"] > 2 * full["heap slack"] > 0
+    assert terms("sentiment_lora", "gpu-24g")["heap slack"] == 0.0

@@ -23,6 +23,17 @@ breakdown in bytes. Every term and its formula (P = parameters, T = trainable pa
 * logits      language-model heads only: tokens x vocab x (width + LOGIT_COPIES x 4): the logits, their
               fp32 log-softmax, its gradient, the logits' gradient and trl's entropy/accuracy temporaries
               (classification heads: negligible).
+* heap slack  (CPU only, glibc's default allocator) freed heap blocks of short-lived temporaries (the 1-30 MiB
+              tensors of a forward/backward pass) stay resident instead of going back to the OS, so RSS
+              runs above the live tensors by
+                CPU_HEAP_SLACK x activations
+                + ADAPTER_TEMPS_PER_OUT x tokens x (out_features of the linears with an adapter branch,
+                  over all layers: ``Footprint.branch_out_features``) x width
+              The second part is peft's LoRA forward (B's output and its scaled copy, freed per linear):
+              measured, LoRA's slack is ~1x its activations, full fine-tuning's, prompt tuning's and
+              bottleneck adapters' 0.3-0.6x. Logits get no slack: blocks above glibc's largest mmap threshold
+              (32 MiB; one LM logits tensor is tokens x vocab x 4 bytes) are always unmapped when freed.
+              Eval: CPU_HEAP_SLACK x its activations. Both constants fitted, see below.
 * eval        after training, the eval loop (batch = 2 x train batch unless set, no gradients) holds the
               weights, the optimizer state, one block's activations and logits + log-softmax.
 * load        (CPU only) the checkpoint file is memory-mapped while loading: when the loader converts or
@@ -32,10 +43,15 @@ breakdown in bytes. Every term and its formula (P = parameters, T = trainable pa
               and the dataset (PROCESS_BASELINE_MIB, measured); CUDA: context + allocator slack.
 
 peak = max(load, train, eval), with train = weights + trainable + optimizer + max(activations + logits,
-gradients) + overhead (gradients are freed after each step and grow while backward frees activations).
-The constants were calibrated on CPU (fp32) against saved-tensor counts and the RSS high-water marks of
-``benchmarks/planner`` (MiniLM-L6 encoder, SmolLM2-135M decoder), with ``steady_cpu_allocator`` on; the
-same per-element counts are assumed under bf16/fp16 on CUDA, which no benchmark here has checked.
+gradients) + heap slack + overhead (gradients are freed after each step and grow while backward frees
+activations). The per-element constants (ACT_*, *_DROPOUT_*, LOGIT_COPIES, PROCESS_BASELINE_MIB) were
+calibrated on CPU (fp32) against saved-tensor counts and the RSS high-water marks of ``benchmarks/planner``
+(MiniLM-L6 encoder, SmolLM2-135M decoder) with ``steady_cpu_allocator`` on (``ADAPTERKIT_MALLOC=steady``:
+RSS follows the live tensors). CPU_HEAP_SLACK was then fitted on the same benchmark under glibc's default
+allocator, which is what ``adapterkit run`` uses unless told otherwise, so CPU predictions are for the
+default allocator (with ``ADAPTERKIT_MALLOC=steady`` they overestimate by the slack term). The same
+per-element counts are assumed under bf16/fp16 on CUDA, which no benchmark here has checked; CUDA has no
+heap-slack term (its caching allocator's slack is part of CUDA_OVERHEAD_MIB).
 """
 
 from __future__ import annotations
@@ -56,6 +72,14 @@ HIDDEN_DROPOUT_PER_HIDDEN = 5.0  # hidden dropout: masks and outputs of the resi
 # trl's SFTTrainer, which also computes per-token entropy and accuracy from the logits (measured: +2.3 copies).
 LOGIT_COPIES = 5.0
 EVAL_LOGIT_COPIES = 3.0  # eval: log-softmax + the entropy/accuracy metrics' temporaries
+# CPU, glibc's default allocator: freed heap blocks of temporaries stay resident (see steady_cpu_allocator).
+# Fitted on benchmarks/planner (results.json there): measured default-minus-steady RSS was 0.29x activations
+# for full fine-tuning, 0.32x prompt tuning, 0.58x bottleneck adapters, 0.94-0.99x LoRA (2 x out_features per
+# token and adapted linear), 0.96x and 1.12x for chat LoRA and QLoRA (logits: none). Rounded up where a choice was
+# left: real runs reach higher than the benchmark's 2 steps (sentiment_lora: 1,598 MiB at 2 steps,
+# 1,638-1,696 MiB at 60 steps, 1,759 MiB for one epoch with the full eval; predicted 1,612 MiB).
+CPU_HEAP_SLACK = 0.25  # extra RSS per byte of activations, every method
+ADAPTER_TEMPS_PER_OUT = 2.0  # freed elements per token per unit of an adapter branch's out_features (LoRA)
 PROCESS_BASELINE_MIB = 580.0  # CPU: interpreter + libraries + tokenizer + dataset (calibrated)
 CUDA_OVERHEAD_MIB = 600.0  # CUDA context (~300-500 MiB with lazy module loading) + allocator slack
 QUANT_BYTES = {True: 0.5 + 1 / 64 + 4 / (64 * 256), False: 0.5 + 4 / 64}  # per 4-bit weight, by double_quant
@@ -257,16 +281,23 @@ def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Es
     converted = method.quantization is not None or work.weights_dtype != shape.checkpoint_dtype
     est.terms["mapped checkpoint"] = on_disk if work.device == "cpu" and converted else 0.0
     est.notes["overhead"] = "python + libraries + data (RSS baseline)" if work.device == "cpu" else "CUDA context + allocator"
+    # CPU: glibc keeps freed temporaries resident (module docstring: heap slack); CUDA's allocator is in overhead.
+    slack = CPU_HEAP_SLACK if work.device == "cpu" else 0.0
+    branch = ADAPTER_TEMPS_PER_OUT * tokens * foot.branch_out_features * width if work.device == "cpu" else 0.0
+    est.terms["heap slack"] = slack * act + branch
+    if work.device == "cpu":
+        est.notes["heap slack"] = (f"freed temporaries glibc keeps: {slack:.2f} x activations + "
+                                   f"{branch / MIB:.0f} MiB of adapter-branch outputs")
     # Gradients are freed after each optimizer step (zero_grad(set_to_none)) and grow while backward frees
     # activations: the step peaks at the larger of (activations + logits) and gradients, not their sum.
     t = est.terms
     est.train = (t["weights"] + t["trainable"] + t["optimizer"] + max(t["activations"] + t["logits"], t["gradients"])
-                 + t["overhead"] + t["mapped checkpoint"])
+                 + t["heap slack"] + t["overhead"] + t["mapped checkpoint"])
 
     eval_tokens = work.eval_batch_size * seq
     eval_logits = eval_tokens * shape.vocab * (width + EVAL_LOGIT_COPIES * 4) if shape.lm_logits else 0.0
-    est.eval = (weights + est.terms["trainable"] + est.terms["optimizer"] + eval_tokens * per_token * width
-                + eval_logits + overhead + est.terms["mapped checkpoint"])
+    est.eval = (weights + est.terms["trainable"] + est.terms["optimizer"]
+                + eval_tokens * per_token * width * (1 + slack) + eval_logits + overhead + est.terms["mapped checkpoint"])
     if work.device == "cpu":
         est.load = (on_disk + (weights if converted else 0.0)) + overhead
     return est

@@ -44,6 +44,10 @@ class Footprint:
     # Autograd keeps each linear layer's input only where a weight gradient needs it (LoRA's A, full/freeze);
     # methods that train no linear of the backbone (prompts, bottleneck adapters) only pass gradients through.
     keeps_linear_inputs: bool = True
+    # Sum of out_features (over all layers) of the linears that carry an adapter branch (LoRA: x@A@B, scaled,
+    # added to the base output): per token, its short-lived outputs are freed at once; on CPU they are part
+    # of the heap slack (``hardware/memory.py``: ADAPTER_TEMPS_PER_OUT), not of the live activations.
+    branch_out_features: int = 0
 
 
 class FootprintEstimate(Protocol):

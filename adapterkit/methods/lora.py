@@ -57,8 +57,9 @@ def targeted_linears(options: LoraOptions, shape) -> list[tuple[str, int, int]]:
 
 def footprint(options: LoraOptions, shape) -> Footprint:
     """r x (in + out) per adapted linear (A is r x in, B is out x r), + out for DoRA's magnitude, + task head."""
-    adapters = sum(options.r * (i + o) + (o if options.use_dora else 0) for _, i, o in targeted_linears(options, shape))
-    return Footprint(adapters + shape.task_head_params)
+    targeted = targeted_linears(options, shape)
+    adapters = sum(options.r * (i + o) + (o if options.use_dora else 0) for _, i, o in targeted)
+    return Footprint(adapters + shape.task_head_params, branch_out_features=sum(o for _, _, o in targeted))
 
 
 def wrap(model, options: LoraOptions, ctx: WrapContext):
