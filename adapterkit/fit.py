@@ -36,12 +36,32 @@ def size(n: float) -> str:
     return f"{n / GIB:.2f} GiB" if n >= GIB else f"{n / MIB:.0f} MiB"
 
 
+PROMPT_LEARNING = {"prompt", "prefix", "ptuning"}  # prepend virtual tokens: chat batches stay padded for them
+
+
+def padding_free_chat(plan) -> bool:
+    opts = plan.task_options
+    return bool(getattr(opts, "padding_free", False) and not opts.packing and plan.method.name not in PROMPT_LEARNING)
+
+
 def workload(plan) -> Workload:
+    """Rows x tokens of the largest forward pass, worst case (every row ``max_length`` long).
+
+    Padding-free chat (``task.padding_free``, not packing, not a prompt-learning method) runs one row per
+    pass of at most ``task.tokens_per_pass`` tokens (a conversation longer than that, at most ``max_length``,
+    is a pass of its own), so it is planned as 1 row of that many tokens; its eval batches hold
+    ``eval batch x max_length`` tokens at most, planned as the same row length.
+    """
     from .loading import weights_dtype
 
-    train, hw = plan.recipe.train, plan.hardware
-    return Workload(batch_size=train.batch_size, seq_len=getattr(plan.task_options, "max_length", None) or 512,
-                    eval_batch_size=train.eval_batch_size or 2 * train.batch_size, precision=hw.precision,
+    train, hw, opts = plan.recipe.train, plan.hardware, plan.task_options
+    batch, seq = train.batch_size, getattr(opts, "max_length", None) or 512
+    eval_batch = train.eval_batch_size or 2 * train.batch_size
+    if padding_free_chat(plan):
+        per_pass = min(batch * seq, max(opts.tokens_per_pass or batch * seq, seq))
+        eval_batch = -(-eval_batch * seq // per_pass)
+        batch, seq = 1, per_pass
+    return Workload(batch_size=batch, seq_len=seq, eval_batch_size=eval_batch, precision=hw.precision,
                     device=hw.device, gradient_checkpointing=hw.gradient_checkpointing,
                     weights_dtype=weights_dtype(plan.method, hw))
 
@@ -184,6 +204,12 @@ ROWS = ("weights", "mapped checkpoint", "trainable", "gradients", "optimizer", "
         "overhead")
 
 
+def _rows(plan) -> str:
+    if padding_free_chat(plan):
+        return "padding-free: one row per pass, at most task.tokens_per_pass tokens or one conversation"
+    return "task max_length"
+
+
 def render(fits: list[Fit], shape: ModelShape) -> str:
     """A side-by-side breakdown of one or more plans of the same recipe and profile."""
     first = fits[0].plan
@@ -192,7 +218,7 @@ def render(fits: list[Fit], shape: ModelShape) -> str:
              f"{shape.total_params / 1e6:.1f}M parameters), task {first.task.name}",
              f"profile {hw.name}: {hw.device} x{hw.devices}, budget {hw.memory_gb:.1f} GiB per device, "
              f"precision {hw.precision}, 4-bit kernels {'yes' if hw.bnb_4bit else 'no'}",
-             f"workload: batch {work.batch_size} x {work.seq_len} tokens (task max_length), eval batch "
+             f"workload: batch {work.batch_size} x {work.seq_len} tokens ({_rows(first)}), eval batch "
              f"{work.eval_batch_size}, grad accumulation {first.recipe.train.grad_accum}", ""]
     width = max(14, *(len(f.plan.method.name) + 2 for f in fits))
     row = lambda label, cells: f"{label:<22}" + "".join(f"{c:>{width}}" for c in cells)  # noqa: E731

@@ -256,3 +256,21 @@ def test_heap_slack_is_cpu_only_and_counts_lora_branches(no_weights):
     assert full["heap slack"] == pytest.approx(CPU_HEAP_SLACK * full["activations"])
     assert lora["heap slack"] > 2 * full["heap slack"] > 0
     assert terms("sentiment_lora", "gpu-24g")["heap slack"] == 0.0
+
+
+@pytest.mark.parametrize("method, task, rows, tokens", [
+    ("lora", {}, 1, 256),  # padding-free: one row of at most tokens_per_pass (or one max_length conversation)
+    ("lora", {"tokens_per_pass": 1024}, 1, 1024),
+    ("lora", {"tokens_per_pass": 16}, 1, 256),  # a whole conversation is one pass, however long
+    ("lora", {"padding_free": False}, 8, 256),  # padded rows of max_length
+    ("prompt", {}, 8, 256),  # prompt learning keeps padded rows
+])
+def test_chat_is_planned_by_its_largest_forward_pass(tiny_llama_dir, data_files, method, task, rows, tokens):
+    from adapterkit.fit import workload
+    from adapterkit.plan import make_plan
+
+    recipe = tiny_recipe("chat", method, tiny_llama_dir, data_files, train={"batch_size": 8})
+    recipe["task"].update(max_length=256, **task)
+    work = workload(make_plan(recipe_from_dict(recipe)))
+    assert (work.batch_size, work.seq_len) == (rows, tokens)
+    assert work.eval_batch_size * work.seq_len >= 16 * 256  # eval: 16 rows of max_length at most
