@@ -36,18 +36,15 @@ def size(n: float) -> str:
     return f"{n / GIB:.2f} GiB" if n >= GIB else f"{n / MIB:.0f} MiB"
 
 
-PROMPT_LEARNING = {"prompt", "prefix", "ptuning"}  # prepend virtual tokens: chat batches stay padded for them
-
-
 def padding_free_chat(plan) -> bool:
     opts = plan.task_options
-    return bool(getattr(opts, "padding_free", False) and not opts.packing and plan.method.name not in PROMPT_LEARNING)
+    return bool(getattr(opts, "padding_free", False) and not opts.packing and not plan.method.needs.padded_rows)
 
 
 def workload(plan) -> Workload:
     """Rows x tokens of the largest forward pass, worst case (every row ``max_length`` long).
 
-    Padding-free chat (``task.padding_free``, not packing, not a prompt-learning method) runs one row per
+    Padding-free chat (``task.padding_free``, not packing, no ``needs.padded_rows``) runs one row per
     pass of at most ``task.tokens_per_pass`` tokens (a conversation longer than that, at most ``max_length``,
     is a pass of its own), so it is planned as 1 row of that many tokens; its eval batches hold
     ``eval batch x max_length`` tokens at most, planned as the same row length.

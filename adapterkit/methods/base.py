@@ -33,6 +33,7 @@ class Needs:
     tasks: tuple[str, ...] | None = None  # task names it suits; None = every task
     quantization: bool = False  # loads the base model quantized (needs 4-bit kernels)
     injects_past_key_values: bool = False  # prefix-style tuners: no gradient checkpointing (peft #869)
+    padded_rows: bool = False  # prompt-learning tuners prepend virtual tokens: chat batches stay padded
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ METHOD = Method(
     wrap=wrap,
     save=save_peft,
     load=load_peft,
-    needs=Needs(injects_past_key_values=True),
+    needs=Needs(injects_past_key_values=True, padded_rows=True),
     check_model=check_model,
     footprint=footprint,
 )

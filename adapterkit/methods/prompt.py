@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from .base import Footprint, Method, MethodOptions, WrapContext
+from .base import Footprint, Method, MethodOptions, Needs, WrapContext
 from .peft_io import load_peft, peft_model, save_peft
 
 
@@ -52,4 +52,5 @@ METHOD = Method(
     save=save_peft,
     load=load_peft,
     footprint=footprint,
+    needs=Needs(padded_rows=True),
 )
