@@ -32,16 +32,12 @@ class SelectiveLossSFTTrainer(SFTTrainer):
     tokens_per_pass: int | None = None  # set by the chat task (task.tokens_per_pass)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
-        import torch
-
         passes = _conversation_runs(inputs, self.tokens_per_pass)
-        if len(passes) < 2 or num_items_in_batch is None:
+        if len(passes) < 2 or num_items_in_batch is None:  # each pass's loss must be over the whole batch's count
             return super().training_step(model, inputs, num_items_in_batch)
-        total = None
-        for start, end in passes:
-            loss = super().training_step(model, _slice_row(inputs, start, end), num_items_in_batch)
-            total = loss if total is None else total + loss
-        return total if total is not None else torch.zeros(())
+        return sum(super(SelectiveLossSFTTrainer, self).training_step(model, _slice_row(inputs, start, end),
+                                                                      num_items_in_batch)
+                   for start, end in passes)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         import torch
