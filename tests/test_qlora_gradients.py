@@ -50,9 +50,11 @@ def test_qlora_gradients_match_dequantized_reference(tiny_llama_dir, data_files)
     reference.load_state_dict(ref_state)
     reference = get_peft_model(reference, lora_config(plan.method_options, WrapContext("CAUSAL_LM", tiny_llama_dir)))
     reference.load_state_dict({n: p for n, p in quantized.state_dict().items() if "lora_" in n}, strict=False)
+    device = next(quantized.parameters()).device  # the GPU where the hardware profile has one
+    reference.to(device)
 
     text = tokenizer.apply_chat_template(data.train[0]["messages"], tokenize=False)
-    enc = tokenizer([text], return_tensors="pt")
+    enc = tokenizer([text], return_tensors="pt").to(device)
     batch = {**enc, "labels": enc["input_ids"].clone()}
     quantized.eval()
     with torch.no_grad():  # the evaluation pass that used to switch bitsandbytes to its packed kernel

@@ -91,11 +91,12 @@ def _slice_row(inputs: dict, start: int, end: int) -> dict:
             for k, v in inputs.items()}
     if "cu_seq_lens_q" in inputs:
         starts = (part["position_ids"][0] == 0).nonzero().flatten()
-        cu = torch.cat([starts, torch.tensor([end - start])]).to(torch.int32)
+        cu = torch.cat([starts, starts.new_tensor([end - start])]).to(torch.int32)  # on the batch's device
         part["cu_seq_lens_q"] = part["cu_seq_lens_k"] = cu
         part["max_length_q"] = part["max_length_k"] = int(cu.diff().max())
         if "seq_idx" in inputs:
-            part["seq_idx"] = torch.repeat_interleave(torch.arange(cu.numel() - 1, dtype=torch.int32), cu.diff())[None]
+            part["seq_idx"] = torch.repeat_interleave(torch.arange(cu.numel() - 1, dtype=torch.int32, device=cu.device),
+                                                      cu.diff())[None]
     return part
 
 
