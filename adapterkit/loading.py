@@ -99,13 +99,13 @@ def weights_dtype(method, hardware) -> str:
     return hardware.precision
 
 
-def load_model(plan, tokenizer, extra_kwargs: dict[str, Any] | None = None):
-    """The task's Auto class in ``weights_dtype`` (not the checkpoint's own dtype), quantized if the
-    method says so."""
+def load_model(plan, tokenizer, extra_kwargs: dict[str, Any] | None = None, auto_class: str | None = None):
+    """The task's Auto class (or ``auto_class``) in ``weights_dtype`` (not the checkpoint's own dtype),
+    quantized if the method says so."""
     import torch
     import transformers
 
-    auto = getattr(transformers, plan.task.auto_class)
+    auto = getattr(transformers, auto_class or plan.task.auto_class)
     kwargs = {**_common_kwargs(plan.recipe.model), **(extra_kwargs or {})}
     if plan.recipe.model.dropout is not None:
         kwargs.update(dropout_overrides(load_config(plan.recipe.model, plan.where), plan.recipe.model.dropout))

@@ -1,8 +1,11 @@
 """The zero-shot baseline: the recipe's base model evaluated on the recipe's eval split without tuning.
 
-For classification and NER that is the model with its freshly initialised task head (seeded by
-``train.seed``), evaluated through the task's own ``evaluate``; for chat it is the untouched model's
-eval loss and perplexity. The recipe's method is ignored: the base model is loaded in full precision,
+For classification with a causal LM (SmolLM2, Llama...) that is the language model reading a prompt
+and each label scored by its likelihood (``tasks.classification_prompt``, template
+``task.zero_shot_prompt``). For classification with an encoder and for NER it is the model with its
+freshly initialised task head (seeded by ``train.seed``), evaluated through the task's own
+``evaluate``: chance level, what tuning starts from. For chat it is the untouched model's eval loss and
+perplexity. The recipe's method is ignored: the base model is loaded in full precision,
 as ``full`` fine-tuning would start from it, and nothing trains. It writes a run directory like
 ``adapterkit run`` does (``run.json``, ``metrics.json``, ``recipe.toml``), with method ``zero-shot``,
 no trainable parameters and no saved weights, so a comparison reads it like any other run.
@@ -15,6 +18,7 @@ from pathlib import Path
 
 from . import artifacts, loading, measure, rundir
 from .plan import check_model, make_plan
+from .tasks import classification_prompt
 from .recipe import Recipe, load_recipe, recipe_to_toml
 
 METHOD_NAME = "zero-shot"
@@ -38,16 +42,17 @@ def evaluate_base(recipe: Recipe | str | Path, *, overrides=None, output: str | 
 
     recipe = base_recipe(recipe, overrides)
     plan = make_plan(recipe)
-    check_model(plan, loading.load_config(recipe.model, plan.where))
+    config = loading.load_config(recipe.model, plan.where)
+    check_model(plan, config)
     if plan.hardware.device == "cpu":
         steady_cpu_allocator()  # as adapterkit run does, so peak RSS compares with the tuned rows
     run_dir = Path(output) if output else artifacts.default_run_dir(f"{recipe.name}-{METHOD_NAME}")
     resolved = {"method": plan.method_options.model_dump(), "task": plan.task_options.model_dump()}
     with rundir.claim(run_dir, recipe_to_toml(recipe, resolved), overwrite=overwrite):
-        return _evaluate(plan, run_dir)
+        return _evaluate(plan, run_dir, prompted=plan.task.name == "classification" and classification_prompt.is_causal_lm(config))
 
 
-def _evaluate(plan, run_dir: Path):
+def _evaluate(plan, run_dir: Path, prompted: bool):
     from transformers import set_seed
 
     from .api import RunResult
@@ -60,13 +65,19 @@ def _evaluate(plan, run_dir: Path):
         tokenizer = loading.load_tokenizer(recipe.model, plan.where)
         data = plan.task.load_data(plan)
         set_seed(recipe.train.seed)  # the fresh task head's initialisation
-        model = loading.load_model(plan, tokenizer, plan.task.model_kwargs(data))
+        if prompted:
+            model = loading.load_model(plan, tokenizer, auto_class="AutoModelForCausalLM")
+        else:
+            model = loading.load_model(plan, tokenizer, plan.task.model_kwargs(data))
         model.requires_grad_(False)
     counts = measure.parameter_counts(model)
-    eval_only = TaskData(data.train.select([0]), data.eval, data.labels, data.skipped_rows)
-    trainer = plan.task.build_trainer(plan, model, tokenizer, eval_only, run_dir)
     with clock.phase("eval"):
-        metrics = plan.task.evaluate(plan, trainer, eval_only, run_dir)
+        if prompted:
+            metrics = _prompted_classification(plan, model, tokenizer, data)
+        else:
+            eval_only = TaskData(data.train.select([0]), data.eval, data.labels, data.skipped_rows)
+            trainer = plan.task.build_trainer(plan, model, tokenizer, eval_only, run_dir)
+            metrics = plan.task.evaluate(plan, trainer, eval_only, run_dir)
     clock.seconds["train"] = 0.0
     info = artifacts.run_info(
         plan, data, counts, clock, started,
@@ -76,3 +87,19 @@ def _evaluate(plan, run_dir: Path):
     artifacts.write_json(run_dir / "metrics.json", metrics)
     artifacts.write_json(run_dir / "run.json", info)
     return RunResult(run_dir, metrics, info)
+
+
+def _prompted_classification(plan, model, tokenizer, data) -> dict:
+    """A causal LM's zero-shot classification through the task's prompt template."""
+    import torch
+
+    if plan.hardware.device == "cuda":
+        model.to("cuda")
+    model.eval()
+    opts, train = plan.task_options, plan.recipe.train
+    autocast = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(plan.hardware.precision)
+    device_type = "cuda" if plan.hardware.device == "cuda" else "cpu"
+    with torch.autocast(device_type, dtype=autocast, enabled=autocast is not None):
+        return classification_prompt.evaluate(
+            model, tokenizer, list(data.eval["text"]), list(data.eval["label"]), data.labels, opts.zero_shot_prompt,
+            opts.max_length, batch_size=train.eval_batch_size or 2 * train.batch_size)

@@ -8,11 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ..data.sources import load_train_eval
 from ..training import training_kwargs
 from .base import TaskData, TaskOptions
+from .classification_prompt import DEFAULT_PROMPT
 from .rows import by_length, checked_rows, non_empty_string, warn_truncated
 
 
@@ -21,6 +22,19 @@ class ClassificationOptions(TaskOptions):
     label_column: str = "label"
     max_length: int = Field(128, gt=0)
     labels: list[str] | None = Field(None, description="label order; default: sorted labels seen in train")
+    zero_shot_prompt: str = Field(DEFAULT_PROMPT, description="the zero-shot baseline's prompt for a causal LM "
+                                                              "({text}, {labels}); see tasks.classification_prompt")
+
+    @field_validator("zero_shot_prompt")
+    @classmethod
+    def _names_the_text(cls, value: str) -> str:
+        if "{text}" not in value:
+            raise ValueError("must contain {text}, where each example's text goes")
+        try:
+            value.format(text="", labels="")
+        except (KeyError, IndexError, ValueError) as err:
+            raise ValueError(f"only {{text}} and {{labels}} can be filled in ({err}); write other braces as {{{{ }}}}")
+        return value
 
 
 class ClassificationTask:
