@@ -68,7 +68,6 @@ def test_zero_shot_run_prompts_a_causal_lm(tmp_path, tiny_llama_dir, tiny_bert_d
         assert info["method"] == "zero-shot" and info["trainable_params"] == 0
     llama, bert = written["llama"], written["bert"]
     assert llama["zero_shot_prompt"] == classification_prompt.DEFAULT_PROMPT and "zero_shot_prompt" not in bert
-    assert llama["zero_shot_calibrated"] is True
     for metrics in (llama, bert):
         assert 0 <= metrics["eval_accuracy"] <= 1 and metrics["eval_loss"] > 0
         assert sum(v["support"] for v in metrics["per_label"].values()) == 32

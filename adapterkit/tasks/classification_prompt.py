@@ -3,9 +3,10 @@
 A causal LM (SmolLM2, Llama, GPT-2...) has no trained classification head before tuning, but it can
 read a prompt. Every eval text is put into ``task.zero_shot_prompt`` (``{text}`` and ``{labels}`` filled in)
 and each label name is scored as the continuation: the sum of its tokens' log-probabilities. The
-predicted label is the most likely one after contextual calibration (each label's score minus its score
-for the content-free text ``N/A``); ``eval_loss`` is the cross-entropy of the true label under the softmax
-over the calibrated label scores. With a chat template (instruct models) the prompt is the user's message
+predicted label is the most likely one; ``eval_loss`` is the cross-entropy of the true label under the
+softmax over the label scores. No calibration: contextual calibration (subtracting each label's score for
+the content-free text ``N/A``, Zhao et al. 2021) was tried with SmolLM2-135M on 300 Rotten Tomatoes
+reviews and moved accuracy from 0.587 to 0.617 with one prompt and to 0.440 with another. With a chat template (instruct models) the prompt is the user's message
 and the label is the start of the assistant's reply; without one the prompt is followed by ``Label:``.
 
 Labels are scored by their names, so they should be words the model knows (``fresh``/``rotten``, not
@@ -15,7 +16,6 @@ Labels are scored by their names, so they should be words the model knows (``fre
 from __future__ import annotations
 
 DEFAULT_PROMPT = "Classify the text as one of: {labels}. Reply with the label only.\n\nText: {text}"
-CONTENT_FREE = "N/A"  # the calibration input
 PLAIN_SUFFIX = "\nLabel:"  # after the prompt when the tokenizer has no chat template
 
 
@@ -91,21 +91,14 @@ def label_log_probs(model, prompts: list[list[int]], label_ids: list[list[int]],
 
 
 def evaluate(model, tokenizer, texts: list[str], references: list[int], labels: list[str], template: str,
-             max_length: int, batch_size: int = 16, calibrate: bool = True) -> dict:
-    """Metrics in the classification task's form (accuracy, macro-F1, per-label report, eval_loss).
-
-    ``calibrate``: contextual calibration (Zhao et al. 2021, "Calibrate Before Use"): each label's score
-    minus its score for the content-free text ``N/A`` in the same prompt, which removes the model's prior
-    for a label (or for a label's token count) that has nothing to do with the text."""
+             max_length: int, batch_size: int = 16) -> dict:
+    """Metrics in the classification task's form (accuracy, macro-F1, per-label report, eval_loss)."""
     import torch
 
     from ..metrics import load_metric
 
-    prompts, label_ids = encode_prompts(tokenizer, [*texts, CONTENT_FREE] if calibrate else texts, labels,
-                                        template, max_length)
+    prompts, label_ids = encode_prompts(tokenizer, texts, labels, template, max_length)
     scores = label_log_probs(model, prompts, label_ids, tokenizer.pad_token_id, batch_size)
-    if calibrate:
-        scores = scores[:-1] - scores[-1]
     report = load_metric("classification_report").compute(
         predictions=scores.argmax(-1).tolist(), references=references, label_names=labels)
     metrics = {f"eval_{k}": v for k, v in report.items() if k != "per_label"}
@@ -113,5 +106,4 @@ def evaluate(model, tokenizer, texts: list[str], references: list[int], labels: 
     metrics["eval_loss"] = float(loss)
     metrics["per_label"] = report["per_label"]
     metrics["zero_shot_prompt"] = template
-    metrics["zero_shot_calibrated"] = calibrate
     return metrics
