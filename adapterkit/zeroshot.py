@@ -18,7 +18,6 @@ from pathlib import Path
 
 from . import artifacts, loading, measure, rundir
 from .plan import check_model, make_plan
-from .tasks import classification_prompt
 from .recipe import Recipe, load_recipe, recipe_to_toml
 
 METHOD_NAME = "zero-shot"
@@ -49,10 +48,12 @@ def evaluate_base(recipe: Recipe | str | Path, *, overrides=None, output: str | 
     run_dir = Path(output) if output else artifacts.default_run_dir(f"{recipe.name}-{METHOD_NAME}")
     resolved = {"method": plan.method_options.model_dump(), "task": plan.task_options.model_dump()}
     with rundir.claim(run_dir, recipe_to_toml(recipe, resolved), overwrite=overwrite):
-        return _evaluate(plan, run_dir, prompted=plan.task.name == "classification" and classification_prompt.is_causal_lm(config))
+        # A task may evaluate some base models its own way (classification: a causal LM through a prompt).
+        prompted_class = getattr(plan.task, "zero_shot_auto_class", lambda config: None)(config)
+        return _evaluate(plan, run_dir, prompted_class)
 
 
-def _evaluate(plan, run_dir: Path, prompted: bool):
+def _evaluate(plan, run_dir: Path, prompted_class: str | None):
     from transformers import set_seed
 
     from .api import RunResult
@@ -65,15 +66,15 @@ def _evaluate(plan, run_dir: Path, prompted: bool):
         tokenizer = loading.load_tokenizer(recipe.model, plan.where)
         data = plan.task.load_data(plan)
         set_seed(recipe.train.seed)  # the fresh task head's initialisation
-        if prompted:
-            model = loading.load_model(plan, tokenizer, auto_class="AutoModelForCausalLM")
+        if prompted_class:
+            model = loading.load_model(plan, tokenizer, auto_class=prompted_class)
         else:
             model = loading.load_model(plan, tokenizer, plan.task.model_kwargs(data))
         model.requires_grad_(False)
     counts = measure.parameter_counts(model)
     with clock.phase("eval"):
-        if prompted:
-            metrics = _prompted_classification(plan, model, tokenizer, data)
+        if prompted_class:
+            metrics = plan.task.zero_shot_evaluate(plan, model, tokenizer, data)
         else:
             eval_only = TaskData(data.train.select([0]), data.eval, data.labels, data.skipped_rows)
             trainer = plan.task.build_trainer(plan, model, tokenizer, eval_only, run_dir)
@@ -87,19 +88,3 @@ def _evaluate(plan, run_dir: Path, prompted: bool):
     artifacts.write_json(run_dir / "metrics.json", metrics)
     artifacts.write_json(run_dir / "run.json", info)
     return RunResult(run_dir, metrics, info)
-
-
-def _prompted_classification(plan, model, tokenizer, data) -> dict:
-    """A causal LM's zero-shot classification through the task's prompt template."""
-    import torch
-
-    if plan.hardware.device == "cuda":
-        model.to("cuda")
-    model.eval()
-    opts, train = plan.task_options, plan.recipe.train
-    autocast = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(plan.hardware.precision)
-    device_type = "cuda" if plan.hardware.device == "cuda" else "cpu"
-    with torch.autocast(device_type, dtype=autocast, enabled=autocast is not None):
-        return classification_prompt.evaluate(
-            model, tokenizer, list(data.eval["text"]), list(data.eval["label"]), data.labels, opts.zero_shot_prompt,
-            opts.max_length, batch_size=train.eval_batch_size or 2 * train.batch_size)

@@ -26,6 +26,10 @@ class TaskData:
 
 
 class Task(Protocol):
+    """Optional: ``zero_shot_auto_class(config) -> str | None`` and ``zero_shot_evaluate(plan, model,
+    tokenizer, data) -> metrics``, for base models whose zero-shot baseline is not the fresh task head
+    (classification asks a causal LM through a prompt); see ``adapterkit.zeroshot``."""
+
     name: str
     summary: str  # one line: what it trains, data columns
     options: type[TaskOptions]

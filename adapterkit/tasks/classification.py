@@ -114,5 +114,28 @@ class ClassificationTask:
         metrics["per_label"] = report["per_label"]
         return metrics
 
+    def zero_shot_auto_class(self, config) -> str | None:
+        """The zero-shot baseline of a causal LM asks it through a prompt; other models keep the fresh head."""
+        from .classification_prompt import is_causal_lm
+
+        return "AutoModelForCausalLM" if is_causal_lm(config) else None
+
+    def zero_shot_evaluate(self, plan, model, tokenizer, data: TaskData) -> dict[str, Any]:
+        """A causal LM's zero-shot classification through ``task.zero_shot_prompt``."""
+        import torch
+
+        from . import classification_prompt
+
+        if plan.hardware.device == "cuda":
+            model.to("cuda")
+        model.eval()
+        opts, train = plan.task_options, plan.recipe.train
+        autocast = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(plan.hardware.precision)
+        device_type = "cuda" if plan.hardware.device == "cuda" else "cpu"
+        with torch.autocast(device_type, dtype=autocast, enabled=autocast is not None):
+            return classification_prompt.evaluate(
+                model, tokenizer, list(data.eval["text"]), list(data.eval["label"]), data.labels,
+                opts.zero_shot_prompt, opts.max_length, batch_size=train.eval_batch_size or 2 * train.batch_size)
+
 
 TASK = ClassificationTask()
