@@ -53,7 +53,7 @@ def workload(plan) -> Workload:
 
     train, hw, opts = plan.recipe.train, plan.hardware, plan.task_options
     batch, seq = train.batch_size, getattr(opts, "max_length", None) or 512
-    eval_batch = train.eval_batch_size or 2 * train.batch_size
+    eval_batch = train.eval_batch
     if padding_free_chat(plan):
         per_pass = min(batch * seq, max(opts.tokens_per_pass or batch * seq, seq))
         eval_batch = -(-eval_batch * seq // per_pass)

@@ -68,6 +68,13 @@ def load_tokenizer(model_section, source: str):
     return tokenizer
 
 
+def torch_dtype(precision: str, default=None):
+    """``bf16``/``fp16`` -> the torch dtype; anything else (fp32) -> ``default``."""
+    import torch
+
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, default)
+
+
 def quantization_config(plan) -> Any:
     if plan.method.quantization is None:
         return None
@@ -75,7 +82,7 @@ def quantization_config(plan) -> Any:
     from transformers import BitsAndBytesConfig
 
     kwargs = plan.method.quantization(plan.method_options)
-    compute = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(plan.hardware.precision, torch.float32)
+    compute = torch_dtype(plan.hardware.precision, torch.float32)
     kwargs.setdefault("bnb_4bit_compute_dtype", compute)
     return BitsAndBytesConfig(**kwargs)
 
@@ -110,8 +117,7 @@ def load_model(plan, tokenizer, extra_kwargs: dict[str, Any] | None = None, auto
     if plan.recipe.model.dropout is not None:
         kwargs.update(dropout_overrides(load_config(plan.recipe.model, plan.where), plan.recipe.model.dropout))
     kwargs["use_safetensors"] = None if plan.recipe.model.allow_pickle else True
-    kwargs.setdefault("dtype", {"bf16": torch.bfloat16, "fp16": torch.float16}.get(
-        weights_dtype(plan.method, plan.hardware), torch.float32))
+    kwargs.setdefault("dtype", torch_dtype(weights_dtype(plan.method, plan.hardware), torch.float32))
     quant = quantization_config(plan)
     if quant is not None:
         kwargs["quantization_config"] = quant

@@ -69,6 +69,11 @@ class TrainSection(Section):
     learning_rate: float | None = Field(None, gt=0, lt=10)
     batch_size: int = Field(8, gt=0)
     eval_batch_size: int | None = Field(None, gt=0)
+
+    @property
+    def eval_batch(self) -> int:
+        """The eval batch: ``eval_batch_size``, else 2 x ``batch_size`` (no activations kept for backward)."""
+        return self.eval_batch_size or 2 * self.batch_size
     grad_accum: int = Field(1, gt=0)
     seed: int = 0
     warmup_ratio: float = Field(0.0, ge=0, lt=1)

@@ -18,7 +18,7 @@ def training_kwargs(plan, run_dir: Path) -> dict[str, Any]:
         num_train_epochs=train.epochs,
         learning_rate=plan.learning_rate,
         per_device_train_batch_size=train.batch_size,
-        per_device_eval_batch_size=train.eval_batch_size or 2 * train.batch_size,
+        per_device_eval_batch_size=train.eval_batch,
         gradient_accumulation_steps=train.grad_accum,
         seed=train.seed,
         data_seed=train.seed,

@@ -124,18 +124,19 @@ class ClassificationTask:
         """A causal LM's zero-shot classification through ``task.zero_shot_prompt``."""
         import torch
 
+        from ..loading import torch_dtype
         from . import classification_prompt
 
         if plan.hardware.device == "cuda":
             model.to("cuda")
         model.eval()
         opts, train = plan.task_options, plan.recipe.train
-        autocast = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(plan.hardware.precision)
+        autocast = torch_dtype(plan.hardware.precision)
         device_type = "cuda" if plan.hardware.device == "cuda" else "cpu"
         with torch.autocast(device_type, dtype=autocast, enabled=autocast is not None):
             return classification_prompt.evaluate(
                 model, tokenizer, list(data.eval["text"]), list(data.eval["label"]), data.labels,
-                opts.zero_shot_prompt, opts.max_length, batch_size=train.eval_batch_size or 2 * train.batch_size)
+                opts.zero_shot_prompt, opts.max_length, batch_size=train.eval_batch)
 
 
 TASK = ClassificationTask()
