@@ -89,3 +89,56 @@ def test_passes_over_runs_of_conversations_give_the_step_of_one_pass(tiny_llama_
     trainer.args.max_steps = 1
     trainer.train()
     assert len(sliced) >= 2
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_shared_opening_is_computed_once_with_the_same_loss_and_gradients(tiny_llama_dir, data_files, tmp_path,
+                                                                          attention):
+    """task.share_prefix: the template's opening (system prompt + user header), common to every conversation
+    of a padding-free row, is computed once; loss and gradients equal the row computed whole."""
+    import torch.nn.functional as F
+
+    from adapterkit.tasks import chat_prefix
+
+    trainer = _trainer(tiny_llama_dir, data_files, tmp_path, padding_free=True)
+    trainer.model.set_attn_implementation(attention)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(8)])
+    targets = F.pad(batch["labels"][0, 1:], (0, 1), value=-100)
+    bounds = chat_prefix.conversation_bounds(batch["position_ids"])
+    shared = chat_prefix.shared_length(batch["input_ids"], targets, bounds)
+    opening = trainer.processing_class.decode(batch["input_ids"][0, :shared])
+    assert "You are a helpful AI assistant" in opening and opening.endswith("<|im_start|>user\n")
+    compact, compact_targets = chat_prefix.share_prefix(dict(batch), targets, trainer.model)
+    assert compact["input_ids"].shape[1] == batch["input_ids"].shape[1] - 7 * shared
+    assert int((compact_targets != -100).sum()) == int((targets != -100).sum())  # no labelled token dropped
+
+    results = []
+    for share in (False, True):
+        trainer.share_prefix = share
+        trainer.model.train()
+        trainer.model.zero_grad()
+        loss = trainer.compute_loss(trainer.model, dict(batch))
+        loss.backward()
+        results.append((loss.detach(), {n: p.grad.clone() for n, p in trainer.model.named_parameters()
+                                        if p.grad is not None}))
+    (whole, whole_grads), (once, once_grads) = results
+    torch.testing.assert_close(once, whole, rtol=1e-5, atol=1e-6)
+    assert whole_grads.keys() == once_grads.keys() and whole_grads
+    for name in whole_grads:
+        torch.testing.assert_close(once_grads[name], whole_grads[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_shared_opening_stops_before_labelled_tokens(tiny_llama_dir, data_files, tmp_path):
+    """A label inside the opening of any conversation ends the shared part there: no labelled logit is dropped."""
+    import torch.nn.functional as F
+
+    from adapterkit.tasks import chat_prefix
+
+    trainer = _trainer(tiny_llama_dir, data_files, tmp_path, padding_free=True)
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
+    bounds = chat_prefix.conversation_bounds(batch["position_ids"])
+    targets = F.pad(batch["labels"][0, 1:], (0, 1), value=-100)
+    shared = chat_prefix.shared_length(batch["input_ids"], targets, bounds)
+    targets[bounds[2][0] + 3] = 7  # a label on the 5th token of the third conversation
+    assert 0 < chat_prefix.shared_length(batch["input_ids"], targets, bounds) == min(shared, 3)
+    assert chat_prefix.shared_length(batch["input_ids"], targets, bounds[2:3]) == 0  # one conversation: nothing

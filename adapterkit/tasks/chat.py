@@ -36,6 +36,9 @@ class ChatOptions(TaskOptions):
                                                                 "runs of whole conversations of at most this many "
                                                                 "tokens, gradients summed (same step, a fraction of "
                                                                 "the activation memory); None: the whole batch at once")
+    share_prefix: bool = Field(True, description="padding-free batches: compute the opening every conversation "
+                                                 "shares (the template's system prompt) once per pass, not once "
+                                                 "per conversation (same loss and gradients)")
     num_samples: int = Field(3, ge=0, description="sample answers generated after training")
     max_new_tokens: int = Field(48, gt=0)
 
@@ -124,6 +127,7 @@ class ChatTask:
             processing_class=tokenizer,
         )
         trainer.tokens_per_pass = opts.tokens_per_pass if padding_free else None
+        trainer.share_prefix = opts.share_prefix and padding_free
         trainable_in_fp32(trainer.model)  # undo trl's bf16 cast of QLoRA adapters (see the function)
         return trainer
 

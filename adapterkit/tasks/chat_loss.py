@@ -27,17 +27,31 @@ from __future__ import annotations
 
 from trl import SFTTrainer
 
+from . import chat_prefix
+
 
 class SelectiveLossSFTTrainer(SFTTrainer):
     tokens_per_pass: int | None = None  # set by the chat task (task.tokens_per_pass)
+    share_prefix: bool = False  # set by the chat task (task.share_prefix)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
-        passes = _conversation_runs(inputs, self.tokens_per_pass)
+        passes = _conversation_runs(inputs, self.tokens_per_pass, self._shared_length(model, inputs))
         if len(passes) < 2 or num_items_in_batch is None:  # each pass's loss must be over the whole batch's count
             return super().training_step(model, inputs, num_items_in_batch)
         return sum(super(SelectiveLossSFTTrainer, self).training_step(model, _slice_row(inputs, start, end),
                                                                       num_items_in_batch)
                    for start, end in passes)
+
+    def _shared_length(self, model, inputs) -> int:
+        """Opening tokens the whole batch shares (each pass shares at least these), for sizing passes."""
+        import torch.nn.functional as F
+
+        ids, labels = inputs.get("input_ids"), inputs.get("labels")
+        if not self.share_prefix or ids is None or labels is None or ids.shape[0] != 1 \
+                or "position_ids" not in inputs or not chat_prefix.attention_takes_mask(model):
+            return 0
+        targets = F.pad(labels[0, 1:], (0, 1), value=-100)
+        return chat_prefix.shared_length(ids, targets, chat_prefix.conversation_bounds(inputs["position_ids"]))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         import torch
@@ -46,9 +60,11 @@ class SelectiveLossSFTTrainer(SFTTrainer):
         labels = inputs.get("labels")
         if labels is None or labels.shape[0] != 1 or _prepends_virtual_tokens(model):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        targets = inputs["shift_labels"][0] if "shift_labels" in inputs else labels[0, 1:]
-        keep = (targets != -100).nonzero().flatten()
+        targets = inputs["shift_labels"][0] if "shift_labels" in inputs else F.pad(labels[0, 1:], (0, 1), value=-100)
         model_inputs = {k: v for k, v in inputs.items() if k not in ("labels", "shift_labels")}
+        if self.share_prefix and (shared := chat_prefix.share_prefix(model_inputs, targets, model)) is not None:
+            model_inputs, targets = shared
+        keep = (targets != -100).nonzero().flatten()
         outputs = model(**model_inputs, logits_to_keep=keep, use_cache=False)
         logits = outputs.logits[0].float()  # (len(keep), vocab)
         total = F.cross_entropy(logits, targets[keep], reduction="sum")
@@ -65,20 +81,22 @@ class SelectiveLossSFTTrainer(SFTTrainer):
         super()._track_num_input_tokens(inputs)
 
 
-def _conversation_runs(inputs, budget: int | None) -> list[tuple[int, int]]:
+def _conversation_runs(inputs, budget: int | None, shared: int = 0) -> list[tuple[int, int]]:
     """[start, end) spans of a padding-free row, each a run of whole conversations of at most ``budget``
-    tokens (a longer conversation is a span of its own); one span when the batch is not padding-free."""
+    tokens once their ``shared`` opening tokens are counted once (a longer conversation is a span of its
+    own); one span when the batch is not padding-free."""
     ids = inputs.get("input_ids")
     if budget is None or ids is None or ids.shape[0] != 1 or "position_ids" not in inputs \
             or "attention_mask" in inputs or ids.shape[1] <= budget:
         return [(0, int(ids.shape[1]) if ids is not None else 0)]
-    starts = (inputs["position_ids"][0] == 0).nonzero().flatten().tolist() + [int(ids.shape[1])]
-    spans, begin = [], 0
-    for here, following in zip(starts[:-1], starts[1:]):
-        if following - begin > budget and here > begin:
-            spans.append((begin, here))
-            begin = here
-    spans.append((begin, starts[-1]))
+    bounds = chat_prefix.conversation_bounds(inputs["position_ids"])
+    spans, run = [], []
+    for conversation in bounds:
+        if run and chat_prefix.compacted_length(run + [conversation], shared) > budget:
+            spans.append((run[0][0], run[-1][1]))
+            run = []
+        run.append(conversation)
+    spans.append((run[0][0], run[-1][1]))
     return spans
 
 
