@@ -137,6 +137,29 @@ def test_training_lowers_loss_and_save_load_is_exact(kind, request, tmp_path):
     torch.testing.assert_close(logits_of(reloaded, batch), expected, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_train_layer_norms_trains_the_blocks_norms_and_saves_them(kind, request, tmp_path):
+    """method.train_layer_norms (Houlsby et al.): every norm inside the blocks (LayerNorm, Llama's RMSNorm)
+    trains beside the adapters, moves in training, and is saved and loaded back."""
+    model, ctx = load_base(kind, request)
+    model = METHOD.wrap(model, BottleneckOptions(train_layer_norms=True), ctx)
+    norms = {n: p.detach().clone() for n, p in model.named_parameters()
+             if p.requires_grad and ".bottleneck." not in n and "norm" in n.lower()}
+    layers = model.config.num_hidden_layers
+    assert len({n.rsplit(".", 1)[0] for n in norms}) == 2 * layers, sorted(norms)  # two norms a block
+    outside = [n for n, p in model.named_parameters() if "norm" in n.lower() and ".layers." not in n
+               and ".layer." not in n and ".h." not in n]
+    assert not any(dict(model.named_parameters())[n].requires_grad for n in outside), outside
+    batch = batch_for(kind)
+    train_steps(model, batch)
+    assert all(not torch.equal(p, norms[n]) for n, p in model.named_parameters() if n in norms)
+
+    METHOD.save(model, tmp_path)
+    expected = logits_of(model, batch)
+    reloaded = METHOD.load(load_base(kind, request)[0], tmp_path)
+    torch.testing.assert_close(logits_of(reloaded, batch), expected, rtol=0, atol=1e-6)
+
+
 def test_load_is_strict(request, tmp_path):
     from safetensors.torch import load_file, save_file
 

@@ -42,6 +42,7 @@ class BottleneckOptions(MethodOptions):
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the adapter's output, before the residual")
     train_head: bool = Field(True, description="the task head (classifier/score) trains; an LM's lm_head never does")
     layer_norm: bool = Field(False, description="LayerNorm on the adapter's input, before the down-projection")
+    train_layer_norms: bool = Field(False, description="the blocks' own layer norms train too, as in Houlsby et al.")
 
 
 def _points(model, options: BottleneckOptions) -> dict[str, str]:
@@ -116,6 +117,15 @@ def insert_adapters(model, options: BottleneckOptions) -> tuple[str, dict[str, s
     return block_path, points, names
 
 
+def block_norms(model) -> list:
+    """The layer norms (LayerNorm, RMSNorm, ...) inside the transformer blocks, adapters' own excluded."""
+    from .targets import find_blocks
+
+    _, blocks = find_blocks(model)
+    return [m for block in blocks for name, m in block.named_modules()
+            if type(m).__name__.lower().endswith("norm") and f".{CHILD}." not in f".{name}."]
+
+
 def wrap(model, options: BottleneckOptions, ctx: WrapContext):
     """Freeze the base model, insert adapters in every block, keep the task head trainable if asked."""
     _points(model, options)  # an unknown architecture fails here, before the model is touched
@@ -124,6 +134,9 @@ def wrap(model, options: BottleneckOptions, ctx: WrapContext):
     insert_adapters(model, options)  # new parameters require grad
     for name in _head_modules(model, options, ctx.peft_task_type):
         model.get_submodule(name).requires_grad_(True)
+    if options.train_layer_norms:
+        for norm in block_norms(model):
+            norm.requires_grad_(True)
     model._adapterkit_bottleneck = {"options": options.model_dump(), "peft_task_type": ctx.peft_task_type}
     return model
 
@@ -185,13 +198,15 @@ def load(base_model, folder: Path):
 
 def footprint(options: BottleneckOptions, shape) -> Footprint:
     """Per block and adapter point (pfeiffer 1, houlsby 2): down h x m + m, up m x h + h (m = h //
-    reduction_factor), + 2h for the LayerNorm; + the task head when it trains."""
+    reduction_factor), + 2h for the LayerNorm; + the task head when it trains; + the blocks' two norms
+    (weight and bias, 2h each) when they train."""
     h = shape.hidden
     m = max(1, h // options.reduction_factor)
     per_adapter = 2 * h * m + m + h + (2 * h if options.layer_norm else 0)
     points = 2 if options.config == "houlsby" else 1
     head = shape.task_head_params if options.train_head else 0
-    return Footprint(shape.layers * points * per_adapter + head, keeps_linear_inputs=False)
+    norms = shape.layers * 2 * 2 * h if options.train_layer_norms else 0
+    return Footprint(shape.layers * points * per_adapter + head + norms, keeps_linear_inputs=False)
 
 
 METHOD = Method(
