@@ -1,7 +1,10 @@
 """Prompt tuning (peft): trainable soft-prompt embeddings prepended to the input; the model is frozen.
 
 ``init = "text"`` starts the soft prompt from the embeddings of ``init_text`` (Lester et al. 2021),
-which makes the method much less sensitive to its (high) learning rate.
+which makes the method much less sensitive to its (high) learning rate. ``init = "vocab"`` starts it from
+the embeddings of randomly drawn vocabulary tokens (peft's SAMPLE_VOCAB): the scale of real embeddings
+(~0.05 for MiniLM) without a text to write. ``random`` is peft's default, ``nn.Embedding``'s N(0, 1), ~20x
+the scale of the embeddings it sits beside.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from .peft_io import load_peft, peft_model, save_peft
 
 class PromptOptions(MethodOptions):
     num_virtual_tokens: int = Field(20, gt=0, le=512)
-    init: Literal["random", "text"] = "random"
+    init: Literal["random", "text", "vocab"] = "random"
     init_text: str | None = None
 
     @model_validator(mode="after")
@@ -33,6 +36,8 @@ def wrap(model, options: PromptOptions, ctx: WrapContext):
     if options.init == "text":
         kwargs = {"prompt_tuning_init": PromptTuningInit.TEXT, "prompt_tuning_init_text": options.init_text,
                   "tokenizer_name_or_path": ctx.model_path}
+    elif options.init == "vocab":
+        kwargs = {"prompt_tuning_init": PromptTuningInit.SAMPLE_VOCAB}
     config = PromptTuningConfig(task_type=ctx.peft_task_type, num_virtual_tokens=options.num_virtual_tokens, **kwargs)
     return peft_model(model, config)
 
