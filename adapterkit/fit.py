@@ -37,6 +37,8 @@ def size(n: float) -> str:
 
 
 def padding_free_chat(plan) -> bool:
+    """Chat batches as one row of conversations back to back: the rule the chat task trains by and the
+    planner sizes by (prompt-learning methods prepend virtual tokens to every row and keep padded rows)."""
     opts = plan.task_options
     return bool(getattr(opts, "padding_free", False) and not opts.packing and not plan.method.needs.padded_rows)
 

@@ -83,21 +83,17 @@ class ChatTask:
     def generate(self, model, tokenizer, messages: list[dict], max_new_tokens: int) -> str:
         return generate(model, tokenizer, messages, max_new_tokens)
 
-    def tokenize(self, dataset, tokenizer, assistant_only: bool, max_length: int):
-        """Token ids + assistant mask, truncated to ``max_length``; conversations left without an
-        assistant token after truncation carry no loss and are dropped."""
-        def one(row):
-            enc = encode(tokenizer, row["messages"], assistant_only)
-            return {k: v[:max_length] for k, v in enc.items()}
-
-        tokens = dataset.map(one, remove_columns=["messages"])
-        return tokens.filter(lambda row: 1 in row["assistant_masks"])
-
     def tokenized(self, dataset, tokenizer, opts, split: str, where: str):
-        """``tokenize`` that refuses a split left empty: trl would fail later with a bare StopIteration."""
+        """Token ids + assistant mask, truncated to ``task.max_length``. Conversations left without an
+        assistant token carry no loss and are dropped; a split left empty is refused here (trl would fail
+        later with a bare StopIteration)."""
         from ..errors import UserError
 
-        tokens = self.tokenize(dataset, tokenizer, opts.assistant_only_loss, opts.max_length)
+        def one(row):
+            enc = encode(tokenizer, row["messages"], opts.assistant_only_loss)
+            return {k: v[:opts.max_length] for k, v in enc.items()}
+
+        tokens = dataset.map(one, remove_columns=["messages"]).filter(lambda row: 1 in row["assistant_masks"])
         if len(dataset) and not len(tokens):
             raise UserError(f"task.max_length = {opts.max_length} cuts every {split} conversation before its first "
                             "assistant token; raise task.max_length", where=where)
@@ -106,12 +102,11 @@ class ChatTask:
     def build_trainer(self, plan, model, tokenizer, data: TaskData, run_dir: Path):
         from trl import SFTConfig
 
+        from ..fit import padding_free_chat
         from .chat_loss import SelectiveLossSFTTrainer
 
         opts = plan.task_options
-        # Padding-free batches carry position_ids; prompt-learning tuners prepend virtual tokens and need padded rows.
-        prompt_learning = bool(getattr(getattr(model, "active_peft_config", None), "is_prompt_learning", False))
-        padding_free = opts.padding_free and not opts.packing and not prompt_learning
+        padding_free = padding_free_chat(plan)  # the planner sizes memory by the same rule
         kwargs = training_kwargs(plan, run_dir)
         if padding_free:
             # Grouping by length saves no compute without padding, and it puts the longest conversations in
