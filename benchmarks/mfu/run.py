@@ -3,20 +3,22 @@
 1. Peak: the best FLOP/s of large square matmuls (``torch.matmul`` of n x n, 2·n³ FLOPs each, n up to
    2048, smaller where one product would take too long), for fp32 and bf16, on all the threads torch uses.
 2. Achieved: ``adapterkit run recipes/chat_lora.toml`` (LoRA on SmolLM2-135M-Instruct) for a few steps,
-   in this process; tokens are the non-padding input tokens the Trainer saw, time is the training loop's.
+   in this process; time is the training loop's.
 
-FLOPs per trained token, with the base frozen (the usual 6·N counts 2N forward + 2N activation
-gradients + 2N weight gradients, and frozen weights need no weight gradients):
+FLOPs are those the run executes, counted from what the training loss hands the model (a forward hook):
+the tokens each pass runs through the blocks (padding-free rows, the shared opening of a row counted once)
+and the positions whose logits it asks for (labelled ones only). With the base frozen (the usual 6·N counts
+2N forward + 2N activation gradients + 2N weight gradients, and frozen weights need no weight gradients):
 
-    frozen base matmul weights N_base:  2·N_base (forward) + 2·N_base (activation gradients) = 4·N_base
-    LoRA parameters N_lora:             6·N_lora (forward, activation and weight gradients)
-    FLOPs = tokens · (4·N_base + 6·N_lora)
+    per computed token:  4·N_body (frozen linears of the blocks) + 6·N_lora (forward, both gradients)
+    per scored position: 4·N_head (the 576 x 49,152 LM head, forward + activation gradient)
 
-N_base counts the weights of every ``nn.Linear`` of the base model, ``lm_head`` included (with tied
-embeddings it is still a 576 x 49,152 matmul per token); the embedding lookup is not a matmul and is
-left out. Attention score/value products (about 12·layers·width·context FLOPs per token) and padding
-are not counted, so the figure is a lower bound. MFU = achieved / peak of the dtype the run trains in
-(the recipe's precision: fp32 on CPUs without fast bf16).
+The embedding lookup is not a matmul and is left out; attention score/value products (about
+12·layers·width·context FLOPs per token) are not counted, so the figure is a lower bound. Tokens the run
+skips (pads, the repeated opening, the LM head on unlabelled positions) are not counted: they are savings
+of the method, not work of the hardware. MFU = achieved / peak of the dtype the run trains in (the recipe's
+precision: fp32 on CPUs without fast bf16). ``train_tokens`` (the conversations' tokens the Trainer saw)
+is reported beside ``computed_tokens``.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/mfu/run.py               # 10 steps, a few minutes on 2 cores
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/mfu/run.py --steps 3 --matmul-seconds 3
@@ -62,8 +64,9 @@ def matmul_peak(dtype_name: str, max_n: int, seconds: float) -> tuple[float, int
     return best, n
 
 
-def linear_weights(model_name: str) -> int:
-    """Weights of every nn.Linear of the base causal LM (built on the meta device: no memory, no load)."""
+def linear_weights(model_name: str) -> tuple[int, int]:
+    """(weights of the blocks' nn.Linear layers, weights of the LM head) of the base causal LM, built on
+    the meta device (no memory, no load)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -72,7 +75,46 @@ def linear_weights(model_name: str) -> int:
     config = AutoConfig.from_pretrained(resolve_model(model_name))
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
-    return sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    head = model.get_output_embeddings()
+    body = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear) and m is not head)
+    return body, head.weight.numel()
+
+
+class ComputedTokens:
+    """Counts, over training passes, the tokens the chat loss runs through the model and the positions it
+    scores, by a forward pre-hook on the model it calls."""
+
+    def __init__(self):
+        self.computed = self.scored = 0
+
+    def __enter__(self):
+        import torch
+
+        from adapterkit.tasks.chat_loss import SelectiveLossSFTTrainer
+
+        self._cls, self._original = SelectiveLossSFTTrainer, SelectiveLossSFTTrainer.compute_loss
+        tally = self
+
+        def hook(module, args, kwargs):
+            ids = kwargs["input_ids"]
+            keep = kwargs.get("logits_to_keep")
+            tally.computed += ids.numel()
+            tally.scored += keep.numel() if torch.is_tensor(keep) else ids.numel()
+
+        def counting(trainer, model, inputs, *rest, **kw):
+            if not model.training:
+                return tally._original(trainer, model, inputs, *rest, **kw)
+            handle = model.register_forward_pre_hook(hook, with_kwargs=True)
+            try:
+                return tally._original(trainer, model, inputs, *rest, **kw)
+            finally:
+                handle.remove()
+
+        SelectiveLossSFTTrainer.compute_loss = counting
+        return self
+
+    def __exit__(self, *exc):
+        self._cls.compute_loss = self._original
 
 
 def main() -> None:
@@ -96,14 +138,15 @@ def main() -> None:
         print(f"matmul peak {name}: {peaks[name] / 1e9:.1f} GFLOP/s ({sizes[name]}x{sizes[name]}, "
               f"{torch.get_num_threads()} threads)")
 
-    result = adapterkit.run(args.recipe, overrides={"train.max_steps": args.steps},
-                            output=Path(args.work) / "chat_lora", overwrite=True)
+    with ComputedTokens() as computed:
+        result = adapterkit.run(args.recipe, overrides={"train.max_steps": args.steps},
+                                output=Path(args.work) / "chat_lora", overwrite=True)
     info = result.info
     precision = info["hardware"]["precision"]
-    n_base = linear_weights(info["model"])
+    n_body, n_head = linear_weights(info["model"])
     n_lora = info["trainable_params"]
     tokens, seconds = info["train_tokens"], info["phase_seconds"]["train"]
-    flops = tokens * (4 * n_base + 6 * n_lora)
+    flops = computed.computed * (4 * n_body + 6 * n_lora) + computed.scored * 4 * n_head
     achieved = flops / seconds
     peak = peaks.get(precision, peaks["fp32"])
     report = {
@@ -115,17 +158,21 @@ def main() -> None:
         "precision": precision,
         "steps": info["steps"],
         "train_tokens": tokens,
+        "computed_tokens": computed.computed,
+        "scored_positions": computed.scored,
         "train_seconds": seconds,
-        "n_base_linear": n_base,
+        "n_body_linear": n_body,
+        "n_head": n_head,
         "n_lora": n_lora,
-        "flops_per_token": 4 * n_base + 6 * n_lora,
+        "flops": flops,
         "achieved_flops": achieved,
         "mfu": achieved / peak,
     }
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"LoRA training ({precision}): {tokens:,} tokens in {seconds:.1f} s = {tokens / seconds:,.0f} tokens/s")
-    print(f"FLOPs/token = 4 x {n_base / 1e6:.1f}M frozen + 6 x {n_lora / 1e6:.2f}M LoRA = "
-          f"{report['flops_per_token'] / 1e6:.0f} MFLOP")
+    print(f"LoRA training ({precision}): {tokens:,} conversation tokens in {seconds:.1f} s = "
+          f"{tokens / seconds:,.0f} tokens/s; computed {computed.computed:,} tokens, scored {computed.scored:,}")
+    print(f"FLOPs = computed x (4 x {n_body / 1e6:.1f}M frozen + 6 x {n_lora / 1e6:.2f}M LoRA) + "
+          f"scored x 4 x {n_head / 1e6:.1f}M head = {flops / 1e12:.2f} TFLOP")
     print(f"achieved {achieved / 1e9:.1f} GFLOP/s of {peak / 1e9:.1f} GFLOP/s {precision} peak: MFU {100 * report['mfu']:.1f}%")
     print(f"written: {args.out}")
 
