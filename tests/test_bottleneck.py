@@ -11,7 +11,7 @@ import torch
 from adapterkit.errors import UserError
 from adapterkit.methods.base import WrapContext
 from adapterkit.methods.bottleneck import CONFIG, METHOD, WEIGHTS, BottleneckOptions
-from adapterkit.methods.targets import adapter_points, find_blocks, head_module_names
+from adapterkit.methods.targets import adapter_points, find_blocks, head_module_names, pooler_module_names
 
 HIDDEN, LAYERS, LABELS = 32, 2, 3
 # name -> (Auto class, peft task type, folder fixture)
@@ -105,9 +105,13 @@ def test_wrap_identity_and_trainable(kind, opts, request):
 
     heads = {"seq_cls": ["classifier"], "token_cls": ["classifier"], "causal_lm": []}[kind]  # lm_head is tied
     assert head_module_names(model) == heads
-    head_params = sum(p.numel() for h in heads for p in model.get_submodule(h).parameters())
+    # The sequence classifier's pooler trains with it; a token classifier has none.
+    poolers = {"seq_cls": ["bert.pooler"], "token_cls": [], "causal_lm": []}[kind]
+    assert pooler_module_names(model) == poolers
+    head_params = sum(p.numel() for h in heads + poolers for p in model.get_submodule(h).parameters())
     trainable = {n: p for n, p in wrapped.named_parameters() if p.requires_grad}
-    assert all(".bottleneck." in n or n.split(".")[0] in heads for n in trainable), sorted(trainable)
+    assert all(".bottleneck." in n or n.split(".")[0] in heads or n.startswith("bert.pooler.")
+               for n in trainable), sorted(trainable)
     assert sum(p.numel() for p in trainable.values()) == expected_trainable(options, head_params)
 
 
@@ -228,3 +232,24 @@ def test_find_blocks_fallback_without_table_row():
 
     model = Toy()
     assert find_blocks(model) == ("stack", model.stack)
+
+
+def test_adapter_saved_without_the_pooler_still_loads(request, tmp_path):
+    """An adapter saved when the head was the classifier alone (head_modules without the pooler) loads
+    strictly, with the base model's own pooler."""
+    from safetensors.torch import load_file, save_file
+
+    model, ctx = load_base("seq_cls", request)
+    model = METHOD.wrap(model, BottleneckOptions(), ctx)
+    train_steps(model, batch_for("seq_cls"))
+    METHOD.save(model, tmp_path)
+    tensors = {n: t for n, t in load_file(str(tmp_path / WEIGHTS)).items() if not n.startswith("bert.pooler.")}
+    save_file(tensors, str(tmp_path / WEIGHTS))
+    config = json.loads((tmp_path / CONFIG).read_text())
+    config["head_modules"] = ["classifier"]
+    (tmp_path / CONFIG).write_text(json.dumps(config))
+    fresh, _ = load_base("seq_cls", request)
+    pooler = fresh.bert.pooler.dense.weight.detach().clone()
+    reloaded = METHOD.load(fresh, tmp_path)
+    assert torch.equal(reloaded.bert.pooler.dense.weight, pooler)
+    assert not reloaded.bert.pooler.dense.weight.requires_grad

@@ -106,6 +106,7 @@ class ModelShape:
     lm_logits: bool  # the head projects onto the vocabulary (causal LM)
     checkpoint_bytes: int | None  # weights on disk, when the model is a local folder
     checkpoint_dtype: str = "fp32"
+    pooler_params: int = 0  # the backbone's pooler, which feeds a sequence classifier (BERT-style)
 
     @property
     def linear_params(self) -> int:
@@ -172,7 +173,7 @@ def model_shape(config, auto_class: str, *, lm_task: bool, model_dir: str | None
     import transformers
     from accelerate import init_empty_weights
 
-    from ..methods.targets import find_blocks, head_module_names
+    from ..methods.targets import find_blocks, head_module_names, pooler_module_names
 
     auto = getattr(transformers, auto_class)
     with init_empty_weights():
@@ -197,6 +198,7 @@ def model_shape(config, auto_class: str, *, lm_task: bool, model_dir: str | None
     parent = model.get_submodule(block_path.rpartition(".")[0])
     top_norm = sum(p.numel() for c in parent.children() if "Norm" in type(c).__name__ for p in c.parameters())
     head_params = sum(p.numel() for h in heads for p in model.get_submodule(h).parameters())
+    pooler_params = sum(p.numel() for h in pooler_module_names(model) for p in model.get_submodule(h).parameters())
     text = _text_config(config)
     dtype = str(getattr(config, "dtype", None) or "float32")
     return ModelShape(
@@ -215,6 +217,7 @@ def model_shape(config, auto_class: str, *, lm_task: bool, model_dir: str | None
         block_in_features=block_in,
         linears=tuple(linears),
         task_head_params=0 if lm_task else head_params,
+        pooler_params=0 if lm_task else pooler_params,
         top_norm_params=top_norm,
         lm_logits=lm_task,
         checkpoint_bytes=_checkpoint_bytes(model_dir),

@@ -40,7 +40,8 @@ class BottleneckOptions(MethodOptions):
                                                                 "(4: +1.5 F1 over 16 on sentiment, docs/defaults.md)")
     non_linearity: Literal["relu", "gelu", "swish", "tanh"] = "relu"
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout on the adapter's output, before the residual")
-    train_head: bool = Field(True, description="the task head (classifier/score) trains; an LM's lm_head never does")
+    train_head: bool = Field(True, description="the task head (classifier/score, and the backbone's pooler where it "
+                                               "has one) trains; an LM's lm_head never does")
     layer_norm: bool = Field(False, description="LayerNorm on the adapter's input, before the down-projection")
     train_layer_norms: bool = Field(False, description="the blocks' own layer norms train too, as in Houlsby et al.")
 
@@ -92,9 +93,12 @@ def _add_adapter(module, args, output):
 
 
 def _head_modules(model, options: BottleneckOptions, task_type: str) -> list[str]:
-    from .targets import head_module_names
+    """The task head and, where the backbone has one, its pooler (it feeds only the head)."""
+    from .targets import head_module_names, pooler_module_names
 
-    return head_module_names(model) if options.train_head and task_type not in LM_TASKS else []
+    if not options.train_head or task_type in LM_TASKS:
+        return []
+    return head_module_names(model) + pooler_module_names(model)
 
 
 def insert_adapters(model, options: BottleneckOptions) -> tuple[str, dict[str, str], list[str]]:
@@ -180,6 +184,10 @@ def load(base_model, folder: Path):
                         f"{base_model.config.model_type!r}", where=str(folder))
     options = BottleneckOptions(**config["options"])
     model = wrap(base_model, options, WrapContext(peft_task_type=config["peft_task_type"], model_path=""))
+    saved_heads = config.get("head_modules")
+    for name in _head_modules(model, options, config["peft_task_type"]):
+        if saved_heads is not None and name not in saved_heads:  # saved before the pooler trained with the head
+            model.get_submodule(name).requires_grad_(False)
     tensors = load_file(str(folder / WEIGHTS))
     params = dict(model.named_parameters())
     unknown = sorted(set(tensors) - set(params))
@@ -198,13 +206,13 @@ def load(base_model, folder: Path):
 
 def footprint(options: BottleneckOptions, shape) -> Footprint:
     """Per block and adapter point (pfeiffer 1, houlsby 2): down h x m + m, up m x h + h (m = h //
-    reduction_factor), + 2h for the LayerNorm; + the task head when it trains; + the blocks' two norms
+    reduction_factor), + 2h for the LayerNorm; + the task head (and pooler) when it trains; + the blocks' two norms
     (weight and bias, 2h each) when they train."""
     h = shape.hidden
     m = max(1, h // options.reduction_factor)
     per_adapter = 2 * h * m + m + h + (2 * h if options.layer_norm else 0)
     points = 2 if options.config == "houlsby" else 1
-    head = shape.task_head_params if options.train_head else 0
+    head = shape.task_head_params + shape.pooler_params if options.train_head else 0
     norms = shape.layers * 2 * 2 * h if options.train_layer_norms else 0
     return Footprint(shape.layers * points * per_adapter + head + norms, keeps_linear_inputs=False)
 

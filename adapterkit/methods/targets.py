@@ -8,6 +8,7 @@ generic functions and never test a model's class or name themselves:
 * ``find_blocks(model)``       -> (dotted name, ModuleList) of the repeated blocks
 * ``adapter_points(model)``    -> {"attention": ..., "ffn": ...} inside one block
 * ``head_module_names(model)`` -> top-level children that are the task head, not the backbone
+* ``pooler_module_names(model)`` -> the backbone's pooler, which only feeds a sequence classifier
 
 Names returned are relative to the object passed in, so they work on plain and peft-wrapped models alike.
 torch is imported inside functions only: importing this module stays instant.
@@ -115,6 +116,20 @@ def head_module_names(model) -> list[str]:
             continue
         names.append(prefix + name)
     return names
+
+
+def pooler_module_names(model) -> list[str]:
+    """The backbone's ``pooler`` (BERT-style: dense + tanh over the first token), if it has weights.
+
+    It exists only to feed the sequence-classification head, and a checkpoint trained for something else
+    (all-MiniLM-L6-v2 is trained for mean-pooled sentence embeddings) leaves it unsuited to the task.
+    """
+    prefix, inner = _unwrap(model)
+    backbone = getattr(inner, "base_model_prefix", "") or ""
+    pooler = getattr(getattr(inner, backbone, None), "pooler", None)
+    if pooler is None or not any(True for _ in pooler.parameters()):
+        return []
+    return [f"{prefix}{backbone}.pooler"]
 
 
 def _tied_output(model):
