@@ -16,7 +16,7 @@ from conftest import tiny_recipe
 # chat uses a tiny Llama built from a config.
 TASK_MODELS = {"classification": "minilm_dir", "ner": "minilm_dir", "chat": "tiny_llama_dir"}
 # Learning rates that move a 32-wide model visibly in a handful of steps.
-FAST_LR = {"full": 2e-4, "freeze": 3e-3, "lora": 3e-3, "qlora": 3e-3, "bottleneck": 1e-2, "ia3": 5e-2,
+FAST_LR = {"full": 2e-4, "freeze": 3e-3, "lora": 3e-3, "qlora": 3e-3, "bottleneck": 3e-3, "ia3": 5e-2,
            "prompt": 1e-1, "ptuning": 1e-2, "prefix": 3e-2}
 
 
