@@ -17,6 +17,10 @@ of at most that many tokens and lets the gradients add up; each pass's loss is d
 tokens of the whole batch, so the step's loss and gradients are those of one pass over the batch (tested),
 with the activations of a fraction of it.
 
+Shared opening: with ``share_prefix`` set, the tokens every conversation of a pass opens with (the
+template's system prompt and user header) are computed once (``chat_prefix.py``); passes are sized on the
+row after that compaction. Same loss and gradients (tested).
+
 Token counting: a padding-free batch has no ``attention_mask``, and the Trainer then counts "non-padding"
 tokens as ``input_ids != pad_token_id``; many chat tokenizers (SmolLM2's among them) pad with their
 end-of-turn token, which would drop every ``<|im_end|>`` from the count. Such a batch holds no padding,

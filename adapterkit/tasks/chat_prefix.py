@@ -1,7 +1,7 @@
 """Shared prefix: the tokens every conversation of a padding-free row opens with, computed once.
 
 A chat template opens every conversation the same way: SmolLM2's renders its default system prompt and
-the first user header, 22 of the 58 tokens of an average chatterbot conversation. A padding-free row of N
+the first user header, 24 of the 58 tokens of an average chatterbot conversation. A padding-free row of N
 conversations computes those tokens N times with identical results (causal attention, same positions).
 Here the row becomes one copy of the common opening followed by each conversation's remainder, with
 position ids that go on from the opening and a 4D attention mask that lets each remainder see the opening
