@@ -224,7 +224,7 @@ METHOD = Method(
     # Adapters start at the identity and are tiny: they want a larger rate than full fine-tuning. 1e-3 is the
     # usual choice (AdapterHub examples; Houlsby et al. searched 3e-5..3e-3; Pfeiffer et al. 1e-4..1e-3), but on
     # W-NUT it collapsed one seed of three to near all-O (0.09 F1); 5e-4 had the best mean and a small spread
-    # there, ~0.5 F1 less on sentiment at the one seed measured (docs/defaults.md).
+    # there, 0.7 F1 less on the sentiment mean over 2 seeds (docs/defaults.md).
     default_learning_rate=5e-4,
     wrap=wrap,
     save=save,
