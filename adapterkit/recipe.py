@@ -69,11 +69,6 @@ class TrainSection(Section):
     learning_rate: float | None = Field(None, gt=0, lt=10)
     batch_size: int = Field(8, gt=0)
     eval_batch_size: int | None = Field(None, gt=0)
-
-    @property
-    def eval_batch(self) -> int:
-        """The eval batch: ``eval_batch_size``, else 2 x ``batch_size`` (no activations kept for backward)."""
-        return self.eval_batch_size or 2 * self.batch_size
     grad_accum: int = Field(1, gt=0)
     seed: int = 0
     warmup_ratio: float = Field(0.0, ge=0, lt=1)
@@ -84,6 +79,11 @@ class TrainSection(Section):
     save_every: int | None = Field(None, gt=0, description="checkpoint every N optimizer steps")
     save_minutes: float | None = Field(10.0, gt=0, description="checkpoint when this many minutes of training "
                                                                "passed since the last one (None: off)")
+
+    @property
+    def eval_batch(self) -> int:
+        """The eval batch: ``eval_batch_size``, else 2 x ``batch_size`` (no activations kept for backward)."""
+        return self.eval_batch_size or 2 * self.batch_size
 
 
 class HardwareSection(Section):

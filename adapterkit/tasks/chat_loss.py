@@ -48,14 +48,11 @@ class SelectiveLossSFTTrainer(SFTTrainer):
 
     def _shared_length(self, model, inputs) -> int:
         """Opening tokens the whole batch shares (each pass shares at least these), for sizing passes."""
-        import torch.nn.functional as F
-
         ids, labels = inputs.get("input_ids"), inputs.get("labels")
         if not self.share_prefix or ids is None or labels is None or ids.shape[0] != 1 \
                 or "position_ids" not in inputs or not chat_prefix.attention_takes_mask(model):
             return 0
-        targets = F.pad(labels[0, 1:], (0, 1), value=-100)
-        return chat_prefix.shared_length(ids, targets, chat_prefix.conversation_bounds(inputs["position_ids"]))
+        return chat_prefix.shared_length(ids, _targets(inputs), chat_prefix.conversation_bounds(inputs["position_ids"]))
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         import torch
@@ -64,7 +61,7 @@ class SelectiveLossSFTTrainer(SFTTrainer):
         labels = inputs.get("labels")
         if labels is None or labels.shape[0] != 1 or _prepends_virtual_tokens(model):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        targets = inputs["shift_labels"][0] if "shift_labels" in inputs else F.pad(labels[0, 1:], (0, 1), value=-100)
+        targets = _targets(inputs)
         model_inputs = {k: v for k, v in inputs.items() if k not in ("labels", "shift_labels")}
         if self.share_prefix and (shared := chat_prefix.share_prefix(model_inputs, targets, model)) is not None:
             model_inputs, targets = shared
@@ -83,6 +80,15 @@ class SelectiveLossSFTTrainer(SFTTrainer):
             self.state.num_input_tokens_seen += int(inputs["input_ids"].numel())
             return
         super()._track_num_input_tokens(inputs)
+
+
+def _targets(inputs):
+    """The label each position of a one-row batch predicts (-100: none), as long as the row."""
+    import torch.nn.functional as F
+
+    if "shift_labels" in inputs:
+        return inputs["shift_labels"][0]
+    return F.pad(inputs["labels"][0, 1:], (0, 1), value=-100)
 
 
 def _conversation_runs(inputs, budget: int | None, shared: int = 0) -> list[tuple[int, int]]:
