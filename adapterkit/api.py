@@ -49,43 +49,57 @@ def prepare_model(plan: Plan, tokenizer, data):
 
 def run(recipe: Recipe | str | Path, *, overrides: dict | list | None = None, output: str | Path | None = None,
         overwrite: bool = False, force: bool = False) -> RunResult:
-    """Train and evaluate one recipe; returns its metrics and the run directory."""
+    """Train and evaluate one recipe; returns its metrics and the run directory.
+
+    Everything that can fail on the user's input (recipe, model config, memory plan, data, weights) fails
+    before the run directory is written: it appears when training starts."""
     recipe = _recipe(recipe, overrides)
     plan = make_plan(recipe)
     config = loading.load_config(recipe.model, plan.where)
     check_model(plan, config)
     fit.enforce(plan, config, force=force)  # refuses a recipe that will not fit its profile, unless force
+    run_dir = Path(output) if output else artifacts.default_run_dir(recipe.name)
+    rundir.check_output(run_dir, overwrite=overwrite)
     if plan.hardware.device == "cpu":
         steady_cpu_allocator()  # only with ADAPTERKIT_MALLOC=steady (see its docstring)
-    run_dir = Path(output) if output else artifacts.default_run_dir(recipe.name)
-    resolved = {"method": plan.method_options.model_dump(), "task": plan.task_options.model_dump()}
-    with rundir.claim(run_dir, recipe_to_toml(plan.recipe, resolved), overwrite=overwrite) as resume:
-        return _train_and_evaluate(plan, run_dir, resume)
-
-
-def _train_and_evaluate(plan: Plan, run_dir: Path, resume: Path | None) -> RunResult:
-    """Load, wrap, train (from ``resume``, a checkpoint, if given), evaluate and save into ``run_dir``."""
-    from . import guards
-
-    recipe = plan.recipe
     clock = measure.Stopwatch()
     started = time.time()
     with clock.phase("load"):
         tokenizer = loading.load_tokenizer(recipe.model, plan.where)
         data = plan.task.load_data(plan)
         model = prepare_model(plan, tokenizer, data)
+    resolved = {"method": plan.method_options.model_dump(), "task": plan.task_options.model_dump()}
+    with rundir.claim(run_dir, recipe_to_toml(plan.recipe, resolved), overwrite=overwrite) as resume:
+        return _train_and_evaluate(plan, Loaded(tokenizer, data, model), run_dir, resume, clock, started)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    tokenizer: Any
+    data: Any  # tasks.base.TaskData
+    model: Any  # wrapped by the method
+
+
+def _train_and_evaluate(plan: Plan, loaded: Loaded, run_dir: Path, resume: Path | None, clock: measure.Stopwatch,
+                        started: float) -> RunResult:
+    """Train (from ``resume``, a checkpoint, if given), evaluate and save into ``run_dir``."""
+    from . import guards
+
+    recipe = plan.recipe
+    tokenizer, data, model = loaded.tokenizer, loaded.data, loaded.model
     counts = measure.parameter_counts(model)
     log.info("%s: %s trains %.2f%% of %.1fM parameters on %s (%s)", recipe.name, plan.method.name,
              100 * counts["trainable_share"], counts["total_params"] / 1e6, plan.hardware.name, plan.hardware.precision)
     trainer = plan.task.build_trainer(plan, model, tokenizer, data, run_dir)
-    # atomic checkpoints (also every train.save_minutes), stop on NaN/inf, Ctrl-C -> checkpoint
+    # atomic checkpoints (also every train.save_minutes), stop on NaN/inf, Ctrl-C/SIGTERM -> checkpoint
     interrupt = guards.attach(trainer, run_dir, recipe.train.save_minutes)
-    with clock.phase("train"), interrupt.catching_sigint():
+    with clock.phase("train"), interrupt.catching_signals():
         train_output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    with clock.phase("eval"):
-        metrics = plan.task.evaluate(plan, trainer, data, run_dir)
-    with clock.phase("save"):
-        folder = artifacts.save_trained(plan, trainer.model, tokenizer, data.labels, run_dir)
+    with interrupt.finishing():  # a first Ctrl-C/SIGTERM now waits for the results, a second one stops
+        with clock.phase("eval"):
+            metrics = plan.task.evaluate(plan, trainer, data, run_dir)
+        with clock.phase("save"):
+            folder = artifacts.save_trained(plan, trainer.model, tokenizer, data.labels, run_dir)
     train_seconds = clock.seconds["train"]
     tokens = int(trainer.state.num_input_tokens_seen or 0)
     info = artifacts.run_info(
@@ -111,6 +125,8 @@ def reopen(run_dir: str | Path, overrides: dict | None = None) -> tuple[Plan, An
     """The plan, tokenizer, trained model and task data of a finished run."""
     run_dir = Path(run_dir)
     info = artifacts.read_run(run_dir)
+    if not info.get("artifact"):
+        raise UserError(f"method {info.get('method')!r} saved no trained weights to reopen", where=str(run_dir))
     recipe = load_recipe(run_dir / "recipe.toml", overrides)
     plan = make_plan(recipe)
     folder = run_dir / info["artifact"]

@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from . import results
+from . import results, rundir
 from .errors import UserError
 
 
@@ -135,8 +135,9 @@ def compare(recipe: str | Path, *, methods: list[str] | None = None, seeds: list
     for name in methods:
         METHODS.get(name, where="--methods")  # a typo stops here, with a suggestion
     seeds = list(dict.fromkeys(seeds))
-    out_dir = Path(output) if output else default_output(recipe_path)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if not seeds:
+        raise UserError("give at least one seed, e.g. --seeds 0,1", where="--seeds")
+    out_dir = rundir.take(Path(output) if output else default_output(recipe_path), "compare")
     user_sets = list(overrides or [])
     device = None
     planned: list[tuple[str, str, list[str], str | None]] = []  # method, command, overrides, skip reason

@@ -18,10 +18,12 @@ class TrainingFailed(Exception):
 
 
 class RunInterrupted(Exception):
-    """Ctrl-C during training: a checkpoint was saved, rerunning the same command resumes. Exit code 130."""
+    """Ctrl-C or SIGTERM during a run: a checkpoint was saved, rerunning the same command resumes.
+    Exit code 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM)."""
 
     exit_code = 130
 
-    def __init__(self, message: str, *, run_dir):
+    def __init__(self, message: str, *, run_dir, exit_code: int = 130):
         self.run_dir = run_dir
+        self.exit_code = exit_code
         super().__init__(message)

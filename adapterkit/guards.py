@@ -7,7 +7,10 @@
   next checkpoint, so the last checkpoint stays a good one.
 - ``SaveOnTimer``: a checkpoint whenever ``train.save_minutes`` of training passed since the last one, so a
   crash loses at most that much work even when the recipe sets no ``train.save_every``.
-- ``SaveOnInterrupt``: Ctrl-C (SIGINT) ends training after the current step with a checkpoint of it.
+- ``SaveOnInterrupt``: Ctrl-C (SIGINT) or SIGTERM (what ``kill`` and schedulers send) ends training after the
+  current step with a checkpoint of it (exit 130 or 143). During the final evaluation and save, a first
+  signal is announced and waited out (the results take seconds); a second one stops there, and says what
+  was kept.
 """
 
 from __future__ import annotations
@@ -86,41 +89,76 @@ class SaveOnTimer(TrainerCallback):
 
 
 class SaveOnInterrupt(TrainerCallback):
+    SIGNALS = ("SIGINT", "SIGTERM")
+
     def __init__(self, run_dir: Path):
         self.run_dir = run_dir
-        self.requested = False
+        self.requested: int | None = None  # the signal that asked for a stop
         self.stopped_at: int | None = None
 
     @contextmanager
-    def catching_sigint(self) -> Iterator[None]:
-        """While training, the first Ctrl-C asks for a checkpoint and a stop; a second one interrupts at once."""
+    def _handling(self, handler) -> Iterator[None]:
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        previous = signal.getsignal(signal.SIGINT)
-
-        def handler(signum, frame):
-            self.requested = True
-            signal.signal(signal.SIGINT, previous)
-
-        signal.signal(signal.SIGINT, handler)
+        signums = [getattr(signal, name) for name in self.SIGNALS]
+        previous = {signum: signal.getsignal(signum) for signum in signums}
+        for signum in signums:
+            signal.signal(signum, lambda signum, frame: handler(signum, previous))
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for signum, old in previous.items():
+                signal.signal(signum, old)
+
+    @contextmanager
+    def catching_signals(self) -> Iterator[None]:
+        """While training, the first Ctrl-C/SIGTERM asks for a checkpoint and a stop; a second one interrupts at once."""
+        def handler(signum, previous):
+            self.requested = signum
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+        with self._handling(handler):
+            yield
         if self.stopped_at is not None:
             raise RunInterrupted(f"interrupted at step {self.stopped_at}; checkpoint saved in "
-                                 f"{rundir.checkpoints(self.run_dir)[-1]}", run_dir=self.run_dir)
+                                 f"{rundir.checkpoints(self.run_dir)[-1]} ({signal.Signals(self.requested).name})",
+                                 run_dir=self.run_dir, exit_code=128 + self.requested)
+
+    @contextmanager
+    def finishing(self) -> Iterator[None]:
+        """After training: the first Ctrl-C/SIGTERM is announced and the evaluation and save go on; a second one
+        stops with ``RunInterrupted`` naming what is kept (the newest checkpoint, or nothing)."""
+        import logging
+
+        def handler(signum, previous):
+            if self.requested is None:
+                self.requested = signum
+                logging.getLogger("adapterkit").warning(
+                    "training has finished; finishing the final evaluation and saving the results "
+                    "(Ctrl-C again stops without them)")
+                return
+            kept = rundir.checkpoints(self.run_dir)
+            after = (f"rerunning the same command resumes from {kept[-1]}" if kept else
+                     "no checkpoint was kept, so nothing of this run is left; rerunning trains again")
+            raise RunInterrupted(f"stopped during the final evaluation, before the results were written; {after}",
+                                 run_dir=self.run_dir, exit_code=128 + signum)
+
+        self.requested = None
+        with self._handling(handler):
+            yield
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.requested:
+        if self.requested is not None:
             control.should_save = True
             control.should_training_stop = True
             self.stopped_at = state.global_step
 
 
 def attach(trainer, run_dir: Path, save_minutes: float | None = None) -> SaveOnInterrupt:
-    """Add the callbacks to ``trainer``; returns the Ctrl-C one, whose ``catching_sigint()`` wraps ``train()``."""
+    """Add the callbacks to ``trainer``; returns the Ctrl-C/SIGTERM one, whose ``catching_signals()`` wraps ``train()`` and
+    ``finishing()`` the final evaluation and save."""
     interrupt = SaveOnInterrupt(run_dir)
     callbacks = [interrupt, StopOnNonFinite(run_dir), PublishCheckpoints(run_dir)]
     if save_minutes:

@@ -1,8 +1,15 @@
-"""A run directory while a run owns it: one run at a time, atomic checkpoints, and where to resume.
+"""A run directory while a run owns it: whose it is, one run at a time, atomic checkpoints, where to resume.
 
+    DIR/.adapterkit                the ownership stamp (JSON: run id, time, command); written when adapterkit claims DIR
     DIR/.lock                      flock held by the run writing DIR; the kernel drops it if that process dies
     DIR/.checkpoint-tmp/           the Trainer's ``output_dir``: a checkpoint is written here first...
     DIR/checkpoints/checkpoint-N/  ...then renamed here once complete (Trainer's own format; the last 2 kept)
+
+Ownership: adapterkit writes into, resumes from, replaces or deletes only a folder it can prove it wrote,
+one holding its ``.adapterkit`` stamp. A new or empty folder is stamped and used; a non-empty folder
+without the stamp (the user's own files) is refused in one line, ``--overwrite`` included, and nothing in
+it is touched. A run that fails before it has kept anything (no checkpoint, no ``run.json``) removes what
+it wrote, and the folder itself if it made it.
 
 ``adapterkit run RECIPE --output DIR`` on a DIR without ``run.json`` resumes from the newest complete
 checkpoint, provided DIR's ``recipe.toml`` is the same recipe. Light imports only.
@@ -23,6 +30,8 @@ from .errors import UserError
 
 log = logging.getLogger("adapterkit")
 
+MARKER = ".adapterkit"
+LOCK = ".lock"
 CHECKPOINTS = "checkpoints"
 STAGING = ".checkpoint-tmp"
 KEEP = 2
@@ -40,23 +49,101 @@ def checkpoints(run_dir: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def owned(folder: Path) -> bool:
+    """Whether adapterkit wrote ``folder`` (it holds the ``.adapterkit`` stamp)."""
+    return (Path(folder) / MARKER).is_file()
+
+
+def check_output(folder: Path, *, overwrite: bool = False, what: str = "--output", probe_lock: bool = True) -> None:
+    """Refuse, before anything is loaded or written, a ``folder`` adapterkit may not write into: a file, the
+    user's own files, a finished run without ``overwrite``, a run another process is writing."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"exists and is not a folder; choose another {what}", where=str(folder))
+    if not folder.is_dir():
+        parent = next((p for p in folder.absolute().parents if p.exists()), None)
+        if parent is not None and not parent.is_dir():
+            raise UserError(f"cannot be created: {parent} is a file; choose another {what}", where=str(folder))
+        if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
+            raise UserError(f"cannot be created: {parent} is not writable; choose another {what}", where=str(folder))
+        return
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"is not writable; choose another {what}", where=str(folder))
+    if not owned(folder) and any(p.name != LOCK for p in folder.iterdir()):
+        raise UserError(f"holds files adapterkit did not write (no {MARKER} stamp); adapterkit never writes into, "
+                        f"resumes from or deletes them (--overwrite included): choose a new or empty {what}",
+                        where=str(folder))
+    _refuse_finished(folder, overwrite)
+    holder = _holder(folder) if probe_lock else None
+    if holder is not None:
+        raise _busy(folder, holder)
+
+
+def take(folder: Path, command: str) -> Path:
+    """Create (or reuse) ``folder`` for a command that writes several runs into it (``compare``): the same
+    ownership rule as a run directory, without a lock."""
+    folder = Path(folder)
+    check_output(folder, probe_lock=False)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create the folder: {err.strerror or err}", where=str(folder)) from None
+    _stamp(folder, command)
+    return folder
+
+
 @contextmanager
-def claim(run_dir: Path, recipe_text: str, *, overwrite: bool) -> Iterator[Path | None]:
+def claim(run_dir: Path, recipe_text: str, *, overwrite: bool, command: str = "run") -> Iterator[Path | None]:
     """Own ``run_dir`` for one run and write its recipe; yields the checkpoint to resume from, or None.
 
-    A finished run (``run.json``) is replaced only with ``overwrite``; a second run into the same folder
-    fails at once; an unfinished run of the same recipe is resumed, one of another recipe is refused.
+    Only a new, empty or adapterkit-stamped folder is claimed (``check_output``). A finished run
+    (``run.json``) is replaced only with ``overwrite``; a second run into the same folder fails at once; an
+    unfinished run of the same recipe is resumed, one of another recipe is refused. If the body raises
+    before anything is kept (no checkpoint, no ``run.json``), what the claim wrote is removed again.
     """
     run_dir = Path(run_dir)
-    _refuse_finished(run_dir, overwrite)  # before writing anything
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with _lock(run_dir):
-        _refuse_finished(run_dir, overwrite)
-        if overwrite:
-            _clear(run_dir)
-        resume = _resume_point(run_dir, recipe_text)
-        (run_dir / "recipe.toml").write_text(recipe_text, encoding="utf-8")
-        yield resume
+    check_output(run_dir, overwrite=overwrite)  # before writing anything
+    made = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create the run directory: {err.strerror or err}", where=str(run_dir)) from None
+    try:
+        with _lock(run_dir):
+            check_output(run_dir, overwrite=overwrite, probe_lock=False)  # again, now that this process holds the lock
+            _stamp(run_dir, command)
+            if overwrite:
+                _clear(run_dir)
+            resume = _resume_point(run_dir, recipe_text)
+            (run_dir / "recipe.toml").write_text(recipe_text, encoding="utf-8")
+            yield resume
+    except BaseException:
+        _unwind(run_dir, made)
+        raise
+
+
+def _stamp(run_dir: Path, command: str) -> None:
+    if owned(run_dir):
+        return
+    import uuid
+    from datetime import datetime, timezone
+
+    stamp = {"run_id": uuid.uuid4().hex, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+             "command": command, "pid": os.getpid()}
+    (run_dir / MARKER).write_text(json.dumps(stamp) + "\n", encoding="utf-8")
+
+
+def _unwind(run_dir: Path, made: bool) -> None:
+    """After a failure: a run that kept nothing (no checkpoint, no run.json) leaves nothing behind."""
+    if not owned(run_dir) or (run_dir / "run.json").exists() or checkpoints(run_dir):
+        return
+    if made:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return
+    for name in ("recipe.toml", MARKER, LOCK):
+        (run_dir / name).unlink(missing_ok=True)
+    for name in (CHECKPOINTS, STAGING):
+        shutil.rmtree(run_dir / name, ignore_errors=True)
 
 
 def _refuse_finished(run_dir: Path, overwrite: bool) -> None:
@@ -65,19 +152,40 @@ def _refuse_finished(run_dir: Path, overwrite: bool) -> None:
                         where=str(run_dir))
 
 
+def _busy(run_dir: Path, holder: str) -> UserError:
+    return UserError(f"another adapterkit run (pid {holder}) is writing to this directory; wait for it "
+                     "to finish or choose another --output", where=str(run_dir))
+
+
+def _holder(run_dir: Path) -> str | None:
+    """The pid written in ``run_dir``'s lock while a live process holds it, else None (a cheap probe)."""
+    import fcntl
+
+    try:
+        fh = open(run_dir / LOCK, encoding="utf-8")
+    except OSError:
+        return None
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return fh.read().strip() or "?"
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return None
+
+
 @contextmanager
 def _lock(run_dir: Path) -> Iterator[None]:
     import fcntl
 
-    fh = open(run_dir / ".lock", "a+", encoding="utf-8")
+    fh = open(run_dir / LOCK, "a+", encoding="utf-8")
     try:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         fh.seek(0)
         holder = fh.read().strip() or "?"
         fh.close()
-        raise UserError(f"another adapterkit run (pid {holder}) is writing to this directory; wait for it "
-                        "to finish or choose another --output", where=str(run_dir)) from None
+        raise _busy(run_dir, holder) from None
     try:
         fh.seek(0)
         fh.truncate()
@@ -89,10 +197,10 @@ def _lock(run_dir: Path) -> Iterator[None]:
 
 
 def _clear(run_dir: Path) -> None:
-    """What --overwrite replaces: the previous run's results and checkpoints."""
+    """What --overwrite replaces (in a folder adapterkit stamped): the previous run's results and checkpoints."""
     for name in ("run.json", "metrics.json", "samples.jsonl"):
         (run_dir / name).unlink(missing_ok=True)
-    for name in (CHECKPOINTS, STAGING):
+    for name in (CHECKPOINTS, STAGING, "adapter", "model"):
         shutil.rmtree(run_dir / name, ignore_errors=True)
 
 

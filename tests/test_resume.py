@@ -148,14 +148,16 @@ def test_kill_while_a_checkpoint_is_written_then_resume(reference, tmp_path):
     assert not any(rundir.staging_dir(out).glob("checkpoint-*"))
 
 
-def test_ctrl_c_saves_a_checkpoint_and_prints_the_resume_command(reference, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_saves_a_checkpoint_and_prints_the_resume_command(reference, tmp_path, signum):
+    """SIGTERM (kill, schedulers) is treated like Ctrl-C; the exit code is 128 + the signal's number."""
     out = tmp_path / "run"
     proc = start(reference["recipe"], out)
     wait_until(proc, lambda: "checkpoint-4" in published(out), "checkpoint-4")
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     proc.send_signal(signal.SIGCONT)
     _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 130, err[-3000:]
+    assert proc.returncode == 128 + signum, err[-3000:]
     assert "Traceback" not in err
     step = int(re.search(r"interrupted at step (\d+); checkpoint saved in \S+", err).group(1))
     assert 4 < step < STEPS and f"checkpoint-{step}" in published(out)
@@ -225,6 +227,8 @@ def test_claim_resumes_the_newest_complete_checkpoint(tmp_path):
 
 def test_a_final_checkpoint_is_not_resumed_from(tmp_path):
     """Trainer would run one step past max_steps from it; the run redoes the last stretch instead."""
+    with rundir.claim(tmp_path, "r", overwrite=False):  # adapterkit's folder (stamped)
+        pass
     make_checkpoint(tmp_path, 4, max_steps=8)
     make_checkpoint(tmp_path, 8, max_steps=8)
     with rundir.claim(tmp_path, "r", overwrite=False) as resume:
