@@ -25,15 +25,6 @@ def default_run_dir(recipe_name: str) -> Path:
     return Path("runs") / f"{recipe_name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
-def prepare_run_dir(path: Path, *, overwrite: bool) -> Path:
-    """Create the run dir; a finished run is never overwritten without ``overwrite``."""
-    if (path / "run.json").is_file() and not overwrite:
-        raise UserError("holds a finished run; pass --overwrite to replace it or choose another --output",
-                        where=str(path))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def versions() -> dict[str, str | None]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -100,7 +91,18 @@ def run_info(plan, data, counts: dict, clock, started: float, **fields) -> dict[
 
 
 def read_run(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "run.json"
+    """A finished run's run.json, checked: readable JSON whose trained artifact folder is there."""
+    path = Path(run_dir) / "run.json"
     if not path.is_file():
         raise UserError("not a finished adapterkit run (no run.json)", where=str(run_dir))
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise UserError(f"is corrupt ({type(err).__name__}: {str(err).splitlines()[0][:80]}); rerun the recipe with "
+                        "--overwrite to write it again", where=str(path)) from None
+    if not isinstance(info, dict) or not isinstance(info.get("artifact"), (str, type(None))):
+        raise UserError("is not an adapterkit run record (no 'artifact' entry)", where=str(path))
+    artifact = info.get("artifact")
+    if artifact and not (Path(run_dir) / artifact).is_dir():
+        raise UserError(f"the trained weights ({artifact}/) are missing from the run directory", where=str(run_dir))
+    return info

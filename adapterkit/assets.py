@@ -84,7 +84,14 @@ BUILTIN_MODELS = {
 
 
 def resolve_model(name: str) -> str:
-    """``builtin:x`` -> local folder; an existing folder -> itself; anything else is passed on as a hub id."""
+    """``builtin:x`` -> local folder; an existing folder -> itself; a path (``./``, ``../``, ``/``, ``~``) that
+    does not exist -> UserError; anything else is passed on as a hub id."""
+    if name.startswith((".", "/", "~")):
+        folder = Path(name).expanduser()
+        if not folder.is_dir():
+            raise UserError(f"model folder {name!r} {'is not a folder' if folder.exists() else 'not found'} "
+                            f"(a path; hub ids look like org/name)")
+        return str(folder)
     if name.startswith(BUILTIN_PREFIX):
         key = name[len(BUILTIN_PREFIX):]
         if key not in BUILTIN_MODELS:

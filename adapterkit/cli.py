@@ -31,10 +31,34 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _names(text: str | None, option: str) -> list[str] | None:
+    """``--methods a,b`` -> ["a", "b"]; None when the option was not given; an empty list is an error."""
+    from .errors import UserError
+
+    if text is None:
+        return None
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    if not names:
+        raise UserError(f"{text!r}: give at least one name, comma-separated", where=option)
+    return names
+
+
+def _seeds(text: str) -> list[int]:
+    from .errors import UserError
+
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"{text!r}: expected comma-separated integers such as 0,1,2", where="--seeds") from None
+    if not seeds:
+        raise UserError(f"{text!r}: give at least one seed, e.g. --seeds 0,1", where="--seeds")
+    return seeds
+
+
 def _cmd_plan(args) -> int:
     from .fit import plan_report
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    methods = _names(args.methods, "--methods")
     text, fits = plan_report(args.recipe, overrides=args.set, profile=args.profile, methods=methods)
     print(text)
     return 0 if fits else 1
@@ -57,7 +81,10 @@ def _cmd_eval(args) -> int:
 
 def _cmd_generate(args) -> int:
     from .api import generate
+    from .errors import UserError
 
+    if args.max_new_tokens < 1:
+        raise UserError(f"{args.max_new_tokens}: must be at least 1", where="--max-new-tokens")
     print(generate(args.run_dir, args.prompt, max_new_tokens=args.max_new_tokens))
     return 0
 
@@ -65,8 +92,8 @@ def _cmd_generate(args) -> int:
 def _cmd_compare(args) -> int:
     from .compare import compare
 
-    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+    seeds = _seeds(args.seeds)
+    methods = _names(args.methods, "--methods")
     done = compare(args.recipe, methods=methods, seeds=seeds, output=args.output, overrides=args.set,
                    zero_shot=not args.no_zero_shot)
     return 1 if any(r["status"] == "failed" for r in done) else 0

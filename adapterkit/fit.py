@@ -243,12 +243,19 @@ def plan_report(recipe_path, *, overrides=None, profile: str | None = None,
                 methods: list[str] | None = None) -> tuple[str, bool]:
     """``adapterkit plan``: the breakdown for the recipe's method (or each of ``methods``) on its profile
     (or ``profile``), from the model's config only. Returns (text, whether every plan fits)."""
+    from .hardware import resolve
     from .loading import load_config
+    from .methods import METHODS
     from .plan import check_model, make_plan
     from .recipe import load_recipe
 
-    overrides = [*(overrides or []), *([f"hardware.profile={profile}"] if profile else [])]
     recipe = load_recipe(recipe_path, overrides)
+    if profile:  # a profile or a method name that does not exist is bad input (exit 2), not a plan that fails
+        resolve(recipe.hardware.model_copy(update={"profile": profile}), recipe.source)
+        recipe = recipe.model_copy(update={"hardware": recipe.hardware.model_copy(update={"profile": profile})})
+    for name in methods or []:
+        if name != AUTO:
+            METHODS.get(name, where="--methods")
     config = load_config(recipe.model, recipe.source)
     fits, failed, shape = [], [], None
     for name in methods or [recipe.method.name]:

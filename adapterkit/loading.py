@@ -30,7 +30,24 @@ def _common_kwargs(model_section) -> dict[str, Any]:
 
 def _hub_error(model_section, source: str, err: Exception) -> UserError:
     first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    if "trust_remote_code" in str(err):
+        return UserError(f"model {model_section.name!r} needs its own code to run, which adapterkit does not do "
+                         "unless told to; set model.trust_remote_code = true if you trust it",
+                         where=f"{source}: model.trust_remote_code")
     return UserError(f"cannot load model {model_section.name!r}: {first}", where=f"{source}: model.name")
+
+
+LFS_POINTER = b"version https://git-lfs.github.com/spec/"
+
+
+def _refuse_lfs_pointers(folder, model_section, source: str) -> None:
+    """A clone made without ``git lfs pull`` holds small text pointers where the weights should be."""
+    for path in sorted(folder.iterdir()):
+        if path.suffix in (".safetensors", ".bin", ".json", ".model", ".gguf") and path.is_file() \
+                and path.stat().st_size < 1024 and path.read_bytes().startswith(LFS_POINTER):
+            raise UserError(f"{path.name} in {str(folder)!r} is a Git LFS pointer, not the file itself (the folder "
+                            f"was cloned without its LFS content); run `git lfs pull` in it, or download it again",
+                            where=f"{source}: model.name")
 
 
 def _pickle_refused(model_section, source: str) -> UserError:
@@ -47,6 +64,8 @@ def load_config(model_section, source: str):
 
     path = model_path(model_section, source)
     folder = Path(path)
+    if folder.is_dir():
+        _refuse_lfs_pointers(folder, model_section, source)
     if not model_section.allow_pickle and folder.is_dir() and not any(folder.glob("*.safetensors")) \
             and any(folder.glob("*.bin")):
         raise _pickle_refused(model_section, source)
@@ -109,6 +128,8 @@ def weights_dtype(method, hardware) -> str:
 def load_model(plan, tokenizer, extra_kwargs: dict[str, Any] | None = None, auto_class: str | None = None):
     """The task's Auto class (or ``auto_class``) in ``weights_dtype`` (not the checkpoint's own dtype),
     quantized if the method says so."""
+    import pickle
+
     import torch
     import transformers
 
@@ -125,6 +146,10 @@ def load_model(plan, tokenizer, extra_kwargs: dict[str, Any] | None = None, auto
             kwargs["device_map"] = {"": 0}
     try:
         model = auto.from_pretrained(model_path(plan.recipe.model, plan.where), **kwargs)
+    except pickle.UnpicklingError:  # allow_pickle, and torch's weights-only loader found more than tensors
+        raise UserError(f"refused the pickle weights of {plan.recipe.model.name!r}: they hold objects other than "
+                        "tensors, which could run code (torch's weights-only loader stopped); do not use this "
+                        "checkpoint", where=f"{plan.where}: model.allow_pickle") from None
     except (OSError, ValueError) as err:
         if not plan.recipe.model.allow_pickle and "safetensors" in str(err):
             raise _pickle_refused(plan.recipe.model, plan.where) from None

@@ -10,13 +10,38 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from .errors import UserError
 
+MAX_STEPS = 10**8  # bounds that catch a typo (1e23 steps), far above any real run
 
-class Section(BaseModel):
+
+def _numeric_not_bool(annotation) -> bool:
+    """Whether a field's type takes numbers but not booleans (pydantic would read true as 1)."""
+    import typing
+
+    args = typing.get_args(annotation) or (annotation,)
+    return bool({int, float} & set(args)) and bool not in args
+
+
+class Checked(BaseModel):
+    """Base of every recipe table and of methods' and tasks' options: unknown keys are errors, and
+    ``true``/``false`` is not accepted where a number is expected."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, value, info: ValidationInfo):
+        field = cls.model_fields.get(info.field_name) if info.field_name else None
+        if isinstance(value, bool) and field is not None and _numeric_not_bool(field.annotation):
+            raise ValueError("expected a number, not true/false")
+        return value
+
+
+class Section(Checked):
+    pass
 
 
 class ModelSection(Section):
@@ -64,19 +89,19 @@ class DataSection(Section):
 class TrainSection(Section):
     """Optimisation budget. ``max_steps`` > 0 overrides ``epochs``; ``learning_rate`` defaults to the method's."""
 
-    max_steps: int = Field(-1, ge=-1)
-    epochs: float = Field(1.0, gt=0)
+    max_steps: int = Field(-1, ge=-1, le=MAX_STEPS)
+    epochs: float = Field(1.0, gt=0, le=10**6)
     learning_rate: float | None = Field(None, gt=0, lt=10)
-    batch_size: int = Field(8, gt=0)
-    eval_batch_size: int | None = Field(None, gt=0)
-    grad_accum: int = Field(1, gt=0)
+    batch_size: int = Field(8, gt=0, le=2**20)
+    eval_batch_size: int | None = Field(None, gt=0, le=2**20)
+    grad_accum: int = Field(1, gt=0, le=2**20)
     seed: int = 0
     warmup_ratio: float = Field(0.0, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
     lr_scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup"] = "linear"
     max_grad_norm: float = Field(1.0, gt=0)
-    logging_steps: int = Field(10, gt=0)
-    save_every: int | None = Field(None, gt=0, description="checkpoint every N optimizer steps")
+    logging_steps: int = Field(10, gt=0, le=MAX_STEPS)
+    save_every: int | None = Field(None, gt=0, le=MAX_STEPS, description="checkpoint every N optimizer steps")
     save_minutes: float | None = Field(10.0, gt=0, description="checkpoint when this many minutes of training "
                                                                "passed since the last one (None: off)")
 

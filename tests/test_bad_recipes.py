@@ -29,11 +29,11 @@ from conftest import REPO, tiny_recipe
 SECTIONS = ("model", "method", "task", "data", "train", "hardware")
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
-# Values no lax coercion turns into the field's type.
+# Values no lax coercion turns into the field's type (true/false is no number either: #18).
 word = st.text(LETTERS, min_size=1, max_size=8).map(lambda s: "x" + s)
 tables = st.dictionaries(st.sampled_from(["a", "b"]), st.integers(0, 3), min_size=1, max_size=2)
 arrays = st.lists(st.integers(-3, 3), min_size=1, max_size=3)
-not_a_number = st.one_of(word, arrays, tables)
+not_a_number = st.one_of(word, arrays, tables, st.booleans())
 not_an_int = st.one_of(not_a_number, st.floats(-100, 100).filter(lambda f: f != int(f)))
 not_a_bool = st.one_of(word, arrays, tables, st.integers(2, 100), st.floats(0.01, 0.99))
 not_a_string = st.one_of(st.integers(), st.floats(allow_nan=False), st.booleans(), arrays, tables)
@@ -59,9 +59,11 @@ OUT_OF_RANGE = {
     "method.alpha": st.floats(-100, 0), "method.dropout": st.one_of(st.floats(-5, -0.001), st.floats(1, 5)),
     "task.max_length": st.one_of(negative_or_zero, st.integers(129, 100_000)),  # tiny BERT has 128 positions
     "data.eval": st.one_of(st.floats(-5, 0), st.floats(1, 50)), "data.limit_train": negative_or_zero,
-    "data.limit_eval": negative_or_zero, "train.max_steps": st.integers(-1000, -2),
-    "train.epochs": st.floats(-10, 0), "train.learning_rate": st.one_of(st.floats(-1, 0), st.floats(10, 1e9)),
-    "train.batch_size": negative_or_zero, "train.eval_batch_size": negative_or_zero,
+    "data.limit_eval": negative_or_zero,
+    "train.max_steps": st.one_of(st.integers(-1000, -2), st.integers(10**8 + 1, 10**18), st.just(1e23)),
+    "train.epochs": st.one_of(st.floats(-10, 0), st.floats(1e6 + 1, 1e30)), "train.learning_rate": st.one_of(st.floats(-1, 0), st.floats(10, 1e9)),
+    "train.batch_size": st.one_of(negative_or_zero, st.integers(2**20 + 1, 10**12)),
+    "train.eval_batch_size": negative_or_zero,
     "train.grad_accum": negative_or_zero, "train.warmup_ratio": st.one_of(st.floats(-1, -1e-6), st.floats(1, 9)),
     "train.weight_decay": st.floats(-10, -1e-6), "train.max_grad_norm": st.floats(-10, 0),
     "train.logging_steps": negative_or_zero, "train.save_every": negative_or_zero,

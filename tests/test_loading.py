@@ -75,7 +75,7 @@ def test_remote_code_never_runs_unless_trusted(tiny_bert_dir, tmp_path):
     section = recipe_from_dict({"model": {"name": str(folder)}, "method": {"name": "lora"},
                                 "task": {"name": "classification"}, "data": {"train": "builtin:rotten-tomatoes"}}).model
     assert loading._common_kwargs(section)["trust_remote_code"] is False
-    with pytest.raises(UserError, match="model.name: cannot load model"):
+    with pytest.raises(UserError, match="model.trust_remote_code: model .* needs its own code to run"):
         loading.load_config(section, "r.toml")
     assert not marker.exists()
 

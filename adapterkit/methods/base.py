@@ -7,13 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from ..recipe import Checked
 
 
-class MethodOptions(BaseModel):
-    """Base for a method's ``[method]`` options: unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class MethodOptions(Checked):
+    """Base for a method's ``[method]`` options: unknown keys are errors, true/false is no number."""
 
 
 @dataclass(frozen=True)

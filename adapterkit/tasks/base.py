@@ -6,13 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from ..recipe import Checked
 
 
-class TaskOptions(BaseModel):
-    """Base for a task's ``[task]`` options: unknown keys are errors."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class TaskOptions(Checked):
+    """Base for a task's ``[task]`` options: unknown keys are errors, true/false is no number."""
 
 
 @dataclass

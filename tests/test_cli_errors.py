@@ -1,0 +1,117 @@
+"""Realistic mistakes on the command line and in model folders: each is one line on stderr naming what is
+wrong, exit code 2, nothing on stdout (issue #18, items 4, 8, 9)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import tomli_w
+
+from adapterkit.cli import main
+from conftest import tiny_recipe
+
+
+def one_line_error(capsys, *expected: str) -> str:
+    out, err = capsys.readouterr()
+    lines = [ln for ln in err.strip().splitlines() if ln.startswith("adapterkit: error:")]
+    assert len(lines) == 1 and "Traceback" not in err and not out.strip(), (out, err)
+    for text in expected:
+        assert text in lines[0], (text, lines[0])
+    return lines[0]
+
+
+@pytest.fixture
+def recipe(tmp_path, tiny_bert_dir, data_files) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(tomli_w.dumps(tiny_recipe("classification", "lora", tiny_bert_dir, data_files,
+                                              train={"max_steps": 1})))
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, tiny_bert_dir, data_files) -> Path:
+    folder = tmp_path_factory.mktemp("finished")
+    path = folder / "tiny.toml"
+    path.write_text(tomli_w.dumps(tiny_recipe("classification", "lora", tiny_bert_dir, data_files,
+                                              train={"max_steps": 1})))
+    assert main(["run", str(path), "--output", str(folder / "run")]) == 0
+    return folder / "run"
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["plan", "{recipe}", "--profile", "nosuch"], "unknown hardware profile 'nosuch'"),
+    (["plan", "{recipe}", "--methods", "bogus"], "--methods: unknown method 'bogus'"),
+    (["plan", "{recipe}", "--methods", ","], "--methods"),
+    (["compare", "{recipe}", "--seeds", "a,b"], "--seeds: 'a,b': expected comma-separated integers"),
+    (["compare", "{recipe}", "--seeds", ""], "--seeds: '': give at least one seed"),
+    (["run", "{recipe}", "--set", "train.max_steps=true"], "train.max_steps: Value error, expected a number"),
+    (["run", "{recipe}", "--set", "train.max_steps=1e23"], "train.max_steps"),
+    (["run", "{recipe}", "--set", "train.epochs=1e12"], "train.epochs"),
+    (["run", "{recipe}", "--set", "method.r=false"], "method.r"),
+    (["run", "{recipe}", "--set", "model.name='./missing'"], "model folder './missing' not found"),
+], ids=["plan-profile", "plan-methods", "plan-no-methods", "seeds-letters", "seeds-empty", "bool-steps",
+        "huge-steps", "huge-epochs", "bool-rank", "missing-folder"])
+def test_bad_command_lines_are_one_line_and_exit_2(recipe, tmp_path, args, expected, capsys):
+    out = tmp_path / "out"
+    argv = [a.format(recipe=recipe) for a in args] + (["--output", str(out)] if args[0] in ("run", "compare") else [])
+    assert main(argv) == 2
+    one_line_error(capsys, expected)
+    assert not out.exists()
+
+
+def test_generate_needs_a_positive_token_count(finished_run, capsys):
+    assert main(["generate", str(finished_run), "--prompt", "hi", "--max-new-tokens", "0"]) == 2
+    one_line_error(capsys, "--max-new-tokens: 0: must be at least 1")
+
+
+@pytest.mark.parametrize("damage, expected", [
+    (lambda run: (run / "run.json").write_text('{"artifact": "adap'), "run.json: is corrupt"),
+    (lambda run: shutil.rmtree(run / "adapter"), "the trained weights (adapter/) are missing"),
+], ids=["corrupt-run-json", "missing-adapter"])
+def test_eval_of_a_damaged_run_is_one_line(finished_run, tmp_path, damage, expected, capsys):
+    run = tmp_path / "copy"
+    shutil.copytree(finished_run, run)
+    damage(run)
+    assert main(["eval", str(run)]) == 2
+    one_line_error(capsys, expected)
+
+
+def test_a_git_lfs_pointer_instead_of_weights_is_named(recipe, tiny_bert_dir, tmp_path, capsys):
+    """A clone without ``git lfs pull``: today safetensors says 'header too large' after plan said it fits."""
+    model = tmp_path / "clone"
+    shutil.copytree(tiny_bert_dir, model)
+    (model / "model.safetensors").write_text("version https://git-lfs.github.com/spec/v1\n"
+                                             "oid sha256:4d7a2146ef0e3bd3e8fd6ff2fb6a4a1d5e3c1f2a\nsize 90868376\n")
+    for command in (["plan", str(recipe)], ["run", str(recipe), "--output", str(tmp_path / "out")]):
+        assert main([*command, "--set", f"model.name='{model}'"]) == 2
+        one_line_error(capsys, "model.safetensors", "Git LFS pointer", "git lfs pull")
+
+
+def test_remote_code_is_refused_naming_the_key(recipe, tmp_path, capsys):
+    model = tmp_path / "remote"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "mything", "auto_map": {
+        "AutoConfig": "conf.MyConfig", "AutoModelForSequenceClassification": "mod.MyModel"}}))
+    assert main(["run", str(recipe), "--set", f"model.name='{model}'", "--output", str(tmp_path / "out")]) == 2
+    one_line_error(capsys, "model.trust_remote_code", "set model.trust_remote_code = true")
+
+
+def test_a_malicious_pickle_is_refused_in_one_line(recipe, tiny_bert_dir, tmp_path, capsys):
+    import torch
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "PWNED"),))
+
+    model = tmp_path / "evil"
+    shutil.copytree(tiny_bert_dir, model)
+    (model / "model.safetensors").unlink()
+    torch.save({"bert.embeddings.word_embeddings.weight": Payload()}, model / "pytorch_model.bin")
+    assert main(["run", str(recipe), "--set", f"model.name='{model}'", "--set", "model.allow_pickle=true",
+                 "--output", str(tmp_path / "out")]) == 2
+    one_line_error(capsys, "model.allow_pickle", "could run code")
+    assert not (tmp_path / "PWNED").exists() and not (tmp_path / "out").exists()
