@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from .errors import RunInterrupted, TrainingFailed, UserError
 from .methods import METHODS
-from .recipe import Recipe, load_recipe
+from .plan import load_recipe
+from .recipe import Recipe
 from .tasks import TASKS
 from .wrap import wrap
 

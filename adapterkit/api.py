@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import artifacts, fit, loading, measure, rundir
+from . import artifacts, loading, measure, rundir
 from .errors import UserError
 from .hardware.memory import steady_cpu_allocator
 from .methods.base import WrapContext
-from .plan import Plan, check_model, make_plan
-from .recipe import Recipe, load_recipe, recipe_to_toml
+from .plan import Plan, load_recipe, make_plan
+from .preflight import preflight
+from .recipe import Recipe, recipe_to_toml
 
 log = logging.getLogger("adapterkit")
 
@@ -53,11 +54,9 @@ def run(recipe: Recipe | str | Path, *, overrides: dict | list | None = None, ou
 
     Everything that can fail on the user's input (recipe, model config, memory plan, data, weights) fails
     before the run directory is written: it appears when training starts."""
-    recipe = _recipe(recipe, overrides)
-    plan = make_plan(recipe)
-    config = loading.load_config(recipe.model, plan.where)
-    check_model(plan, config)
-    fit.enforce(plan, config, force=force)  # refuses a recipe that will not fit its profile, unless force
+    # plan, model config, compatibility, memory verdict: refuses a recipe that will not fit, unless force
+    plan = preflight(_recipe(recipe, overrides), force=force).plan
+    recipe = plan.recipe
     run_dir = Path(output) if output else artifacts.default_run_dir(recipe.name)
     rundir.check_output(run_dir, overwrite=overwrite)
     if plan.hardware.device == "cpu":
@@ -138,15 +137,19 @@ def reopen(run_dir: str | Path, overrides: dict | None = None) -> tuple[Plan, An
     return plan, tokenizer, plan.method.load(base, folder), data
 
 
+def evaluate(plan: Plan, model, tokenizer, data, run_dir: Path, results_dir: Path | None = None) -> dict[str, Any]:
+    """The evaluate-only shell (zero-shot, ``adapterkit eval``): the task's trainer without a train split,
+    and its metrics. ``results_dir`` receives the task's extra files (samples, reports); default ``run_dir``."""
+    eval_only = data.for_eval()
+    trainer = plan.task.build_trainer(plan, model, tokenizer, eval_only, run_dir)
+    return plan.task.evaluate(plan, trainer, eval_only, results_dir or run_dir)
+
+
 def evaluate_run(run_dir: str | Path, data: str | None = None) -> dict[str, Any]:
     """Re-evaluate a finished run, on its own eval split or on ``data`` (a file or dataset name)."""
-    from .tasks.base import TaskData
-
     overrides = {"data.eval": data} if data else None
     plan, tokenizer, model, task_data = reopen(run_dir, overrides)
-    eval_only = TaskData(task_data.eval.select([0]), task_data.eval, task_data.labels)
-    trainer = plan.task.build_trainer(plan, model, tokenizer, eval_only, Path(run_dir) / "reeval")
-    return plan.task.evaluate(plan, trainer, eval_only, Path(run_dir))
+    return evaluate(plan, model, tokenizer, task_data, Path(run_dir) / "reeval", Path(run_dir))
 
 
 def generate(run_dir: str | Path, prompt: str, max_new_tokens: int = 64) -> str:

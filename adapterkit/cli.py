@@ -56,7 +56,7 @@ def _seeds(text: str) -> list[int]:
 
 
 def _cmd_plan(args) -> int:
-    from .fit import plan_report
+    from .plan_report import plan_report
 
     methods = _names(args.methods, "--methods")
     text, fits = plan_report(args.recipe, overrides=args.set, profile=args.profile, methods=methods)

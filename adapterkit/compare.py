@@ -55,17 +55,11 @@ def method_overrides(method: str, recipe_method: str, user_sets: list[str]) -> l
 
 def planning_problem(recipe_path: Path, overrides: list[str]) -> str | None:
     """Why ``adapterkit run`` would refuse this recipe before loading weights, or None."""
-    from .fit import enforce
-    from .loading import load_config
-    from .plan import check_model, make_plan
-    from .recipe import load_recipe
+    from .plan import load_recipe
+    from .preflight import preflight
 
     try:
-        recipe = load_recipe(recipe_path, overrides)
-        plan = make_plan(recipe)
-        config = load_config(recipe.model, plan.where)
-        check_model(plan, config)
-        enforce(plan, config)  # the memory planner's refusal
+        preflight(load_recipe(recipe_path, overrides))  # the same checks, and memory refusal, as adapterkit run
     except UserError as err:
         message = str(err)
         prefix = f"{err.where}: " if err.where else ""
@@ -126,7 +120,7 @@ def compare(recipe: str | Path, *, methods: list[str] | None = None, seeds: list
             echo=print) -> list[dict[str, Any]]:
     """Run every method x seed, write ``DIR/results/*.json`` and the report; returns the results."""
     from .methods import METHODS
-    from .recipe import load_recipe
+    from .plan import load_recipe
     from .report import write_report
 
     recipe_path = Path(recipe)

@@ -26,6 +26,7 @@ class Fit:
     plan: Any  # plan.Plan
     estimate: Estimate
     budget: float  # bytes
+    shape: ModelShape | None = None  # what the estimate was made from
 
     @property
     def fits(self) -> bool:
@@ -36,11 +37,11 @@ def size(n: float) -> str:
     return f"{n / GIB:.2f} GiB" if n >= GIB else f"{n / MIB:.0f} MiB"
 
 
-def padding_free_chat(plan) -> bool:
-    """Chat batches as one row of conversations back to back: the rule the chat task trains by and the
-    planner sizes by (prompt-learning methods prepend virtual tokens to every row and keep padded rows)."""
-    opts = plan.task_options
-    return bool(getattr(opts, "padding_free", False) and not opts.packing and not plan.method.needs.padded_rows)
+def padding_free(plan) -> bool:
+    """Whether the task runs padding-free rows (one row of whole examples per pass): its own rule, read
+    through its optional ``padding_free(plan)``."""
+    rule = getattr(plan.task, "padding_free", None)
+    return bool(rule and rule(plan))
 
 
 def workload(plan) -> Workload:
@@ -56,7 +57,7 @@ def workload(plan) -> Workload:
     train, hw, opts = plan.recipe.train, plan.hardware, plan.task_options
     batch, seq = train.batch_size, getattr(opts, "max_length", None) or 512
     eval_batch = train.eval_batch
-    if padding_free_chat(plan):
+    if padding_free(plan):
         per_pass = min(batch * seq, max(opts.tokens_per_pass or batch * seq, seq))
         eval_batch = -(-eval_batch * seq // per_pass)
         batch, seq = 1, per_pass
@@ -73,7 +74,8 @@ def shape_of(plan, model_config) -> ModelShape:
 
 
 def assess(plan, shape: ModelShape) -> Fit:
-    return Fit(plan, estimate(shape, plan.method, plan.method_options, workload(plan)), plan.hardware.memory_gb * GIB)
+    return Fit(plan, estimate(shape, plan.method, plan.method_options, workload(plan)), plan.hardware.memory_gb * GIB,
+               shape)
 
 
 def _with(plan, *, batch: int | None = None, checkpointing: bool | None = None, method=None, options=None):
@@ -176,16 +178,18 @@ def enforce(plan, model_config, *, force: bool = False) -> Fit:
     raise UserError(f"{line}; --force runs anyway", where=f"{plan.where}: hardware.profile")
 
 
-def choose_method(plan_for, recipe, model_config):
+def choose_method(recipe, model_config):
     """``method.name = "auto"``: the first of AUTO_ORDER that fits (full only with FULL_MARGIN to spare).
 
-    ``plan_for(recipe)`` makes a plan for a concrete recipe. Returns (recipe with the chosen method, reason).
+    Returns (recipe with the chosen method, reason).
     """
-    options, tried, shape = recipe.method.options, [], None
+    from .plan import make_plan
+
+    tried, shape = [], None
     for name in AUTO_ORDER:
         try:
             candidate = with_method(recipe, name)
-            plan = plan_for(candidate)
+            plan = make_plan(candidate)
         except UserError as err:  # e.g. no 4-bit kernels on this profile, or options it does not take
             tried.append(f"{name}: {str(err).rsplit(': ', 1)[-1]}")
             continue
@@ -204,7 +208,7 @@ ROWS = ("weights", "mapped checkpoint", "trainable", "gradients", "optimizer", "
 
 
 def _rows(plan) -> str:
-    if padding_free_chat(plan):
+    if padding_free(plan):
         return "padding-free: one row per pass, at most task.tokens_per_pass tokens or one conversation"
     return "task max_length"
 
@@ -237,36 +241,3 @@ def render(fits: list[Fit], shape: ModelShape) -> str:
         lines.append(f"{f.plan.method.name}: {verdict(f, shape)}")
         lines.append(f"  ({notes})")
     return "\n".join(lines)
-
-
-def plan_report(recipe_path, *, overrides=None, profile: str | None = None,
-                methods: list[str] | None = None) -> tuple[str, bool]:
-    """``adapterkit plan``: the breakdown for the recipe's method (or each of ``methods``) on its profile
-    (or ``profile``), from the model's config only. Returns (text, whether every plan fits)."""
-    from .hardware import resolve
-    from .loading import load_config
-    from .methods import METHODS
-    from .plan import check_model, make_plan
-    from .recipe import load_recipe
-
-    recipe = load_recipe(recipe_path, overrides)
-    if profile:  # a profile or a method name that does not exist is bad input (exit 2), not a plan that fails
-        resolve(recipe.hardware.model_copy(update={"profile": profile}), recipe.source)
-        recipe = recipe.model_copy(update={"hardware": recipe.hardware.model_copy(update={"profile": profile})})
-    for name in methods or []:
-        if name != AUTO:
-            METHODS.get(name, where="--methods")
-    config = load_config(recipe.model, recipe.source)
-    fits, failed, shape = [], [], None
-    for name in methods or [recipe.method.name]:
-        try:
-            plan = make_plan(recipe if name == recipe.method.name else with_method(recipe, name))
-            check_model(plan, config)
-        except UserError as err:
-            failed.append(f"{name}: cannot plan: {err}")
-            continue
-        shape = shape or shape_of(plan, config)
-        fits.append(assess(plan, shape))
-    text = "\n".join([render(fits, shape)] if fits else [])
-    text = "\n".join(x for x in [text, *failed] if x)
-    return text, bool(fits) and not failed and all(f.fits for f in fits)

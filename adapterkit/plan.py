@@ -1,5 +1,8 @@
 """Recipe -> Plan: resolve the method and task, validate their options, pick the hardware profile and
-the learning rate, and reject combinations that cannot work before any weight is loaded."""
+the learning rate, and reject combinations that cannot work before any weight is loaded.
+
+A plan is made for a concrete method; ``method.name = "auto"`` is resolved before, by the preflight
+(``adapterkit.preflight``), which needs the memory estimate."""
 
 from __future__ import annotations
 
@@ -12,20 +15,23 @@ from pydantic import ValidationError
 
 from .data.sources import check_sources
 from .errors import UserError
-from .recipe import Recipe, describe_validation_error
+from .hardware.profiles import Hardware
+from .methods.base import Method, MethodOptions
+from .recipe import Recipe, describe_validation_error, read_recipe
+from .tasks.base import Task, TaskOptions
 
 log = logging.getLogger("adapterkit")
-AUTO = "auto"  # method.name = "auto": fit.choose_method picks one when the plan is made
+AUTO = "auto"  # method.name = "auto": the preflight picks a method by the memory plan (memory.choose_method)
 
 
 @dataclass(frozen=True)
 class Plan:
     recipe: Recipe
-    method: Any  # methods.base.Method
-    method_options: Any
-    task: Any  # tasks.base.Task
-    task_options: Any
-    hardware: Any  # hardware.Hardware
+    method: Method
+    method_options: MethodOptions
+    task: Task
+    task_options: TaskOptions
+    hardware: Hardware
     learning_rate: float
 
     @property
@@ -40,6 +46,13 @@ def _options(record, section, section_name: str, source: str):
         detail = describe_validation_error(err, prefix=section_name)
         allowed = ", ".join(["name", *record.options.model_fields])
         raise UserError(f"{detail} (allowed keys for {record.name!r}: {allowed})", where=source) from None
+
+
+def load_recipe(path, overrides: dict[str, Any] | list[str] | None = None) -> Recipe:
+    """Read a recipe file and validate it whole: its sections and its method's and task's options."""
+    recipe = read_recipe(path, overrides)
+    validate_named_options(recipe)
+    return recipe
 
 
 def validate_named_options(recipe: Recipe) -> tuple[Any, Any, Any, Any]:
@@ -79,14 +92,12 @@ def with_profile_defaults(recipe: Recipe, hardware) -> Recipe:
 
 
 def make_plan(recipe: Recipe) -> Plan:
+    """The plan for a recipe with a concrete method (``auto`` is resolved by the preflight)."""
     from .hardware import resolve
 
     if recipe.method.name == AUTO:
-        from .fit import choose_method
-        from .loading import load_config
-
-        recipe, reason = choose_method(make_plan, recipe, load_config(recipe.model, recipe.source))
-        log.info("%s", reason)
+        raise UserError("method auto is chosen by the preflight (adapterkit.preflight), which reads the model's "
+                        "config; make_plan takes a concrete method", where=f"{recipe.source}: method.name")
     method, method_options, task, task_options = validate_named_options(recipe)
     check_packages(method, recipe.source)
     check_sources(recipe.data, recipe.source)  # data files exist, before anything is loaded or written

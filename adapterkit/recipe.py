@@ -1,7 +1,8 @@
 """Recipe files: TOML -> typed, frozen sections, validated before anything heavy is imported.
 
 A recipe has six sections. ``[method]`` and ``[task]`` carry a ``name`` plus that method's or task's
-own options, which are validated by the options model the method or task declares.
+own options, which are validated by the options model the method or task declares (``plan.load_recipe``).
+The bottom layer: this module imports nothing of adapterkit but ``errors``.
 """
 
 from __future__ import annotations
@@ -177,23 +178,21 @@ def describe_validation_error(err: ValidationError, prefix: str = "") -> str:
 
 
 def recipe_from_dict(data: dict[str, Any], *, source: str = "<memory>", name: str | None = None) -> Recipe:
+    """The recipe's sections, validated; the named method's and task's own options are validated a layer up
+    (``plan.load_recipe`` / ``plan.make_plan``), where the registries live."""
     if not isinstance(data, dict):
         raise UserError("a recipe must be a table of sections", where=source)
     data = dict(data)
     data.setdefault("name", name or "recipe")
     data["source"] = source
     try:
-        recipe = Recipe.model_validate(data)
+        return Recipe.model_validate(data)
     except ValidationError as err:
         raise UserError(describe_validation_error(err), where=source) from None
-    from .plan import validate_named_options  # registry lookups; imports no heavy libraries
-
-    validate_named_options(recipe)
-    return recipe
 
 
-def load_recipe(path: str | Path, overrides: dict[str, Any] | list[str] | None = None) -> Recipe:
-    """Read and validate a recipe file; relative data paths are resolved against the recipe's folder."""
+def read_recipe(path: str | Path, overrides: dict[str, Any] | list[str] | None = None) -> Recipe:
+    """Read a recipe file and validate its sections (``plan.load_recipe`` also validates the named options)."""
     path = Path(path)
     if not path.is_file():
         raise UserError("recipe file not found", where=str(path))

@@ -129,17 +129,9 @@ def describe_device(hardware: dict[str, Any]) -> str:
     if hardware.get("device") == "cuda":
         name = hardware.get("name", "cuda")
         return f"{name}, {hardware.get('memory_gb', 0):.0f} GiB x {hardware.get('devices', 1)}"
-    model = None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import platform
+    from .hardware.detect import cpu_model
 
-    model = model or platform.processor() or platform.machine()
+    model = cpu_model()
     memory = f", {hardware['memory_gb']:.0f} GiB RAM" if hardware.get("memory_gb") else ""
     return f"CPU {model}, {os.cpu_count()} cores{memory}, {hardware.get('precision', 'fp32')}"
 

@@ -17,8 +17,9 @@ import time
 from pathlib import Path
 
 from . import artifacts, loading, measure, rundir
-from .plan import check_model, make_plan
-from .recipe import Recipe, load_recipe, recipe_to_toml
+from .plan import load_recipe
+from .preflight import preflight
+from .recipe import Recipe, recipe_to_toml
 
 METHOD_NAME = "zero-shot"
 BASE_METHOD = {"name": "full"}  # plan and load the base model as full fine-tuning would, in full precision
@@ -39,10 +40,9 @@ def evaluate_base(recipe: Recipe | str | Path, *, overrides=None, output: str | 
     """Evaluate the untuned base model; returns an ``api.RunResult``."""
     from .hardware.memory import steady_cpu_allocator
 
-    recipe = base_recipe(recipe, overrides)
-    plan = make_plan(recipe)
-    config = loading.load_config(recipe.model, plan.where)
-    check_model(plan, config)
+    checked = preflight(base_recipe(recipe, overrides), memory="skip")  # nothing trains: no training-memory verdict
+    plan, config = checked.plan, checked.model_config
+    recipe = plan.recipe
     if plan.hardware.device == "cpu":
         steady_cpu_allocator()  # as adapterkit run does, so peak RSS compares with the tuned rows
     run_dir = Path(output) if output else artifacts.default_run_dir(f"{recipe.name}-{METHOD_NAME}")
@@ -56,8 +56,7 @@ def evaluate_base(recipe: Recipe | str | Path, *, overrides=None, output: str | 
 def _evaluate(plan, run_dir: Path, prompted_class: str | None):
     from transformers import set_seed
 
-    from .api import RunResult
-    from .tasks.base import TaskData
+    from .api import RunResult, evaluate
 
     recipe = plan.recipe
     clock = measure.Stopwatch()
@@ -76,9 +75,7 @@ def _evaluate(plan, run_dir: Path, prompted_class: str | None):
         if prompted_class:
             metrics = plan.task.zero_shot_evaluate(plan, model, tokenizer, data)
         else:
-            eval_only = TaskData(data.train.select([0]), data.eval, data.labels, data.skipped_rows)
-            trainer = plan.task.build_trainer(plan, model, tokenizer, eval_only, run_dir)
-            metrics = plan.task.evaluate(plan, trainer, eval_only, run_dir)
+            metrics = evaluate(plan, model, tokenizer, data, run_dir)
     clock.seconds["train"] = 0.0
     info = artifacts.run_info(
         plan, data, counts, clock, started,

@@ -46,7 +46,7 @@ def no_weights(monkeypatch):
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
 def test_plan_every_shipped_recipe_without_weights(path, no_weights):
-    from adapterkit.fit import plan_report
+    from adapterkit.plan_report import plan_report
 
     plan_report(path, profile="cpu-2c-24g")  # warm imports
     started = time.perf_counter()
@@ -115,25 +115,25 @@ def test_7b_full_does_not_fit_an_80g_card_and_says_what_would(llama7b_dir):
 
 @pytest.mark.parametrize("profile, expected", [("gpu-8g", "qlora"), ("gpu-24g", "lora")])
 def test_method_auto_chooses_the_best_that_fits(llama7b_dir, profile, expected, caplog):
-    from adapterkit.plan import make_plan
+    from adapterkit.preflight import preflight
 
     recipe = recipe_from_dict({
         "model": {"name": llama7b_dir}, "method": {"name": "auto", "r": 8},
         "task": {"name": "chat", "max_length": 512}, "data": {"train": "builtin:chatterbot"},
         "train": {"batch_size": 1}, "hardware": {"profile": profile}})
     with caplog.at_level(logging.INFO, logger="adapterkit"):
-        plan = make_plan(recipe)
+        plan = preflight(recipe, memory="skip").plan
     assert plan.method.name == expected and plan.method_options.r == 8
     assert plan.recipe.method.name == expected
     assert f"method auto -> {expected}" in caplog.text and "full needs" in caplog.text
 
 
 def test_method_auto_picks_full_when_it_fits_with_margin(tiny_llama_dir, data_files):
-    from adapterkit.plan import make_plan
+    from adapterkit.preflight import preflight
 
     recipe = recipe_from_dict(tiny_recipe("chat", "auto", tiny_llama_dir, data_files,
                                           hardware={"profile": "a100-80g", "precision": "auto"}))
-    assert make_plan(recipe).method.name == "full"
+    assert preflight(recipe).plan.method.name == "full"
 
 
 def tiny_profile(tmp_path, memory_gb: float) -> str:
@@ -245,7 +245,7 @@ def test_heap_slack_is_cpu_only_and_counts_lora_branches(no_weights):
     from adapterkit.fit import assess, shape_of
     from adapterkit.hardware.memory import CPU_HEAP_SLACK
     from adapterkit.plan import make_plan
-    from adapterkit.recipe import load_recipe
+    from adapterkit.plan import load_recipe
 
     def terms(name, profile):
         recipe = load_recipe(REPO / "recipes" / f"{name}.toml", [f"hardware.profile={profile}"])

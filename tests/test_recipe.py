@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from adapterkit.errors import UserError
-from adapterkit.recipe import apply_overrides, load_recipe, parse_override
+from adapterkit.plan import load_recipe
+from adapterkit.recipe import apply_overrides, parse_override
 
 GOOD = """
 [model]

@@ -13,7 +13,7 @@ import tomli_w
 import torch
 
 from adapterkit.cli import main
-from adapterkit.recipe import load_recipe
+from adapterkit.plan import load_recipe
 from adapterkit.tasks import classification_prompt
 from adapterkit.errors import UserError
 from conftest import tiny_recipe

@@ -1,8 +1,26 @@
-"""Hardware: profiles (``profiles.py``), detection of this machine (``detect.py``) and the memory
-estimate (``memory.py``) the planner compares against a profile's budget."""
+"""Hardware: profiles (``profiles.py``) and detection of this machine (``detect.py``), and ``resolve``, the
+hardware a recipe's ``[hardware]`` section names. The memory estimate lives in ``hardware/memory.py``."""
 
-from .detect import cpu_flags, cpu_has_fast_bf16, detect
-from .profiles import Hardware, known_profiles, load_profile, profile_path, resolve
+from __future__ import annotations
 
-__all__ = ["Hardware", "cpu_flags", "cpu_has_fast_bf16", "detect", "known_profiles", "load_profile",
+from dataclasses import replace
+
+from .detect import cpu_flags, cpu_has_fast_bf16, cpu_model, detect
+from .profiles import Hardware, known_profiles, load_profile, profile_path
+
+
+def resolve(section, recipe_source: str) -> Hardware:
+    """The profile named by ``[hardware]``, with the section's explicit overrides applied."""
+    if section.profile == "auto":
+        hw = detect()
+    else:
+        hw = load_profile(section.profile, recipe_source)
+    if section.precision != "auto":
+        hw = replace(hw, precision=section.precision)
+    if section.gradient_checkpointing is not None:
+        hw = replace(hw, gradient_checkpointing=section.gradient_checkpointing)
+    return hw
+
+
+__all__ = ["Hardware", "cpu_flags", "cpu_has_fast_bf16", "cpu_model", "detect", "known_profiles", "load_profile",
            "profile_path", "resolve"]

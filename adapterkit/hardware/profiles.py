@@ -11,7 +11,7 @@ recipe's ``[train]`` sets explicitly win over the profile's batch defaults.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
@@ -63,19 +63,4 @@ def load_profile(name: str, recipe_source: str = "<memory>") -> Hardware:
     if hw.device not in ("cpu", "cuda") or hw.precision not in hw.dtypes or hw.memory_gb <= 0:
         raise UserError(f"bad hardware profile: device must be cpu|cuda, precision one of dtypes {list(hw.dtypes)}, "
                         "memory_gb > 0", where=str(path))
-    return hw
-
-
-def resolve(section, recipe_source: str) -> Hardware:
-    """The profile named by ``[hardware]``, with the section's explicit overrides applied."""
-    if section.profile == "auto":
-        from .detect import detect
-
-        hw = detect()
-    else:
-        hw = load_profile(section.profile, recipe_source)
-    if section.precision != "auto":
-        hw = replace(hw, precision=section.precision)
-    if section.gradient_checkpointing is not None:
-        hw = replace(hw, gradient_checkpointing=section.gradient_checkpointing)
     return hw

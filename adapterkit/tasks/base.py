@@ -17,16 +17,22 @@ class TaskOptions(Checked):
 class TaskData:
     """Examples after loading and validation, before tokenization."""
 
-    train: Any  # datasets.Dataset
+    train: Any  # datasets.Dataset; None for an evaluate-only trainer
     eval: Any  # datasets.Dataset
     labels: list[str] | None = None  # label names for classification / tagging
     skipped_rows: int = 0
+
+    def for_eval(self) -> "TaskData":
+        """The same data without a train split: ``build_trainer`` then builds an evaluate-only trainer."""
+        return TaskData(None, self.eval, self.labels, self.skipped_rows)
 
 
 class Task(Protocol):
     """Optional: ``zero_shot_auto_class(config) -> str | None`` and ``zero_shot_evaluate(plan, model,
     tokenizer, data) -> metrics``, for base models whose zero-shot baseline is not the fresh task head
-    (classification asks a causal LM through a prompt); see ``adapterkit.zeroshot``."""
+    (classification asks a causal LM through a prompt); see ``adapterkit.zeroshot``. ``padding_free(plan)
+    -> bool``: the task trains on padding-free rows (one row of whole examples per pass), which the memory
+    planner sizes differently."""
 
     name: str
     summary: str  # one line: what it trains, data columns
@@ -42,7 +48,8 @@ class Task(Protocol):
         """Extra from_pretrained kwargs (num_labels, id2label...)."""
 
     def build_trainer(self, plan: Any, model: Any, tokenizer: Any, data: TaskData, run_dir: Path) -> Any:
-        """A transformers Trainer (or trl SFTTrainer) ready to train and evaluate."""
+        """A transformers Trainer (or trl SFTTrainer) ready to train and evaluate; evaluate-only when
+        ``data.train`` is None (``TaskData.for_eval``)."""
 
     def evaluate(self, plan: Any, trainer: Any, data: TaskData, run_dir: Path) -> dict[str, Any]:
         """Metrics for metrics.json; may write extra files (per-label report, samples) into run_dir."""

@@ -77,6 +77,12 @@ class ChatTask:
 
         return TaskData(table(train_rows), table(eval_rows), None, skipped + skipped_eval)
 
+    def padding_free(self, plan) -> bool:
+        """Chat batches as one row of conversations back to back: the rule this task trains by and the planner
+        sizes by (prompt-learning methods prepend virtual tokens to every row and keep padded rows)."""
+        opts = plan.task_options
+        return bool(opts.padding_free and not opts.packing and not plan.method.needs.padded_rows)
+
     def model_kwargs(self, data: TaskData) -> dict[str, Any]:
         return {}
 
@@ -102,11 +108,10 @@ class ChatTask:
     def build_trainer(self, plan, model, tokenizer, data: TaskData, run_dir: Path):
         from trl import SFTConfig
 
-        from ..fit import padding_free_chat
         from .chat_loss import SelectiveLossSFTTrainer
 
         opts = plan.task_options
-        padding_free = padding_free_chat(plan)  # the planner sizes memory by the same rule
+        padding_free = self.padding_free(plan)  # the planner sizes memory by the same rule
         kwargs = training_kwargs(plan, run_dir)
         if padding_free:
             # Grouping by length saves no compute without padding, and it puts the longest conversations in
@@ -114,11 +119,14 @@ class ChatTask:
             kwargs["train_sampling_strategy"] = "random"
         config = SFTConfig(**kwargs, packing=opts.packing, padding_free=padding_free,
                            max_length=opts.max_length if opts.packing else None, prediction_loss_only=True)
+        evaluation = self.tokenized(data.eval, tokenizer, opts, "eval", plan.where)
         trainer = SelectiveLossSFTTrainer(
             model=model,
             args=config,
-            train_dataset=self.tokenized(data.train, tokenizer, opts, "train", plan.where),
-            eval_dataset=self.tokenized(data.eval, tokenizer, opts, "eval", plan.where),
+            # trl's SFTTrainer requires a train_dataset: an evaluate-only trainer gets the eval set, never trained on
+            train_dataset=evaluation if data.train is None else self.tokenized(data.train, tokenizer, opts, "train",
+                                                                                plan.where),
+            eval_dataset=evaluation,
             processing_class=tokenizer,
         )
         trainer.tokens_per_pass = opts.tokens_per_pass if padding_free else None

@@ -108,7 +108,7 @@ class NerTask:
         return Trainer(
             model=model,
             args=TrainingArguments(**training_kwargs(plan, run_dir)),
-            train_dataset=self.tokenize(data.train, tokenizer, max_length),
+            train_dataset=None if data.train is None else self.tokenize(data.train, tokenizer, max_length),
             eval_dataset=by_length(self.tokenize(data.eval, tokenizer, max_length)),
             processing_class=tokenizer,
             data_collator=DataCollatorForTokenClassification(tokenizer),

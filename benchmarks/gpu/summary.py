@@ -13,7 +13,7 @@ try:
     from adapterkit.fit import assess, shape_of
     from adapterkit.hardware.memory import MIB
     from adapterkit.plan import make_plan
-    from adapterkit.recipe import load_recipe
+    from adapterkit.plan import load_recipe
     overrides = ["train.max_steps=40", "data.limit_eval=64"] + (["task.num_samples=0"] if "chat" in recipe else []) + [s for s in sets if s != "--set"]
     loaded = load_recipe(recipe, overrides)
     plan = make_plan(loaded)

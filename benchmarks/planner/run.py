@@ -65,7 +65,7 @@ def predict(recipe: Path, steps: int) -> dict:
     from adapterkit.fit import assess, shape_of
     from adapterkit.hardware.memory import MIB
     from adapterkit.plan import make_plan
-    from adapterkit.recipe import load_recipe
+    from adapterkit.plan import load_recipe
 
     loaded = load_recipe(recipe, [f"train.max_steps={steps}", *overrides_for(recipe)])
     plan = make_plan(loaded)

@@ -1,0 +1,51 @@
+"""Everything a run needs before the first weight is read, in one place: recipe -> ``Preflight``.
+
+    recipe ─► method "auto" chosen by the memory plan ─► plan (method × task × hardware, options validated,
+    data files found) ─► model config (read once) ─► compatibility checks ─► memory verdict
+
+``adapterkit run``, ``zero-shot``, ``compare`` and ``plan`` all call ``preflight``; nothing here loads a
+weight or writes a file, so every refusal is a one-line ``UserError`` before anything happens.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from .fit import Fit, assess, choose_method, enforce, shape_of
+from .loading import load_config
+from .plan import AUTO, Plan, check_model, make_plan
+from .recipe import Recipe
+
+log = logging.getLogger("adapterkit")
+
+
+@dataclass(frozen=True)
+class Preflight:
+    plan: Plan
+    model_config: Any  # transformers.PretrainedConfig, read once
+    fit: Fit | None  # the memory verdict (None when not asked for)
+
+
+def preflight(recipe: Recipe, *, force: bool = False, memory: str = "enforce", model_config: Any = None) -> Preflight:
+    """Plan ``recipe`` and check it against the model's config and the memory budget.
+
+    ``memory``: ``"enforce"`` refuses a plan that will not fit its profile unless ``force`` (``adapterkit run``),
+    ``"assess"`` only computes the verdict (``adapterkit plan``), ``"skip"`` leaves it out (zero-shot, which
+    trains nothing). ``model_config``: the model's config if the caller has read it already."""
+    config = model_config
+    if config is None and recipe.method.name == AUTO:
+        config = load_config(recipe.model, recipe.source)
+    if recipe.method.name == AUTO:
+        recipe, reason = choose_method(recipe, config)
+        log.info("%s", reason)
+    plan = make_plan(recipe)
+    config = config if config is not None else load_config(recipe.model, plan.where)
+    check_model(plan, config)
+    fit = None
+    if memory == "enforce":
+        fit = enforce(plan, config, force=force)
+    elif memory == "assess":
+        fit = assess(plan, shape_of(plan, config))
+    return Preflight(plan, config, fit)

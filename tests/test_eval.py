@@ -1,0 +1,31 @@
+"""``adapterkit eval`` and the zero-shot row go through the evaluate-only shell (a trainer with no train
+split): re-evaluating a finished run reproduces its metrics.json."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import tomli_w
+
+from adapterkit.cli import main
+from conftest import tiny_recipe
+
+
+@pytest.mark.parametrize("task, model", [("classification", "tiny_bert_dir"), ("ner", "tiny_bert_dir"),
+                                         ("chat", "tiny_llama_dir")])
+def test_eval_of_a_finished_run_reproduces_its_metrics(task, model, request, data_files, tmp_path, capsys):
+    path = tmp_path / "r.toml"
+    path.write_text(tomli_w.dumps(tiny_recipe(task, "lora", request.getfixturevalue(model), data_files,
+                                              train={"max_steps": 2})))
+    out = tmp_path / "run"
+    assert main(["run", str(path), "--output", str(out)]) == 0
+    saved = json.loads((out / "metrics.json").read_text())
+    capsys.readouterr()
+    assert main(["eval", str(out)]) == 0
+    again = json.loads(capsys.readouterr().out)
+    state = ("runtime", "per_second", "epoch", "tokens_seen")  # the trainer's state, not the model's quality
+    numbers = {k: v for k, v in saved.items() if isinstance(v, (int, float)) and not any(s in k for s in state)}
+    assert numbers and set(numbers) <= set(again)
+    for key, value in numbers.items():
+        assert again[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
