@@ -92,14 +92,15 @@ def test_a_conversation_the_template_refuses_is_a_bad_row(tmp_path, tiny_llama_d
     data = plan.task.load_data(plan)
     with pytest.raises(UserError) as info:
         plan.task.build_trainer(plan, None, tokenizer, data, tmp_path / "run")
-    assert one_line(info).startswith(f"{path}:5: the chat template cannot render this conversation"), info.value
+    train_file = path.with_name("train.jsonl")
+    assert one_line(info).startswith(f"{train_file}:5: the chat template cannot render this conversation"), info.value
     assert "must alternate" in str(info.value) and "data.on_error" in str(info.value)
 
-    from adapterkit.tasks.chat import ChatTask
+    from adapterkit.tasks.chat import renderable
 
     plan, _ = plan_for(tmp_path, "chat", [*CHAT, GREETING_FIRST] * 2, "eval", lines(CHAT), on_error="skip")
     data = plan.task.load_data(plan)
-    train, skipped = ChatTask.renderable(data.train, tokenizer, "skip", "train")
+    train, skipped = renderable(data.train, tokenizer, "skip", "train")
     assert skipped == 2 and len(train) == 2 * len(CHAT)
 
 
