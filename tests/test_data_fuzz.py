@@ -107,7 +107,8 @@ def write(path: Path, lines: list[str], encoding: str, crlf: bool = False) -> No
 def tokenizers(tiny_bert_dir, tiny_llama_dir):
     from transformers import AutoTokenizer
 
-    return {"bert": AutoTokenizer.from_pretrained(tiny_bert_dir), "llama": AutoTokenizer.from_pretrained(tiny_llama_dir)}
+    return {"bert": AutoTokenizer.from_pretrained(tiny_bert_dir),
+            "llama": AutoTokenizer.from_pretrained(tiny_llama_dir)}
 
 
 def load_and_tokenize(plan, tokenizers) -> None:
@@ -138,7 +139,8 @@ def test_data_files_load_or_fail_with_one_line(tmp_path_factory, tokenizers, cas
     write(files[which], lines, encoding, crlf)
     recipe = recipe_from_dict({"model": {"name": "unused"}, "method": {"name": "lora"},
                                "task": {"name": task, "max_length": MAX_LENGTH[task]},
-                               "data": {"train": str(files["train"]), "eval": str(files["eval"]), "on_error": on_error}},
+                               "data": {"train": str(files["train"]), "eval": str(files["eval"]),
+                                        "on_error": on_error}},
                               source=str(folder / "r.toml"))
     try:
         load_and_tokenize(make_plan(recipe), tokenizers)

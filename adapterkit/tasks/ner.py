@@ -81,7 +81,8 @@ class NerTask:
             index, origin = {t: i for i, t in enumerate(labels)}, "the types seen in train"
         if not any(t != "O" for r in train_rows for t in r[opts.tags_column]):
             raise UserError(f"the {len(train_rows)} train rows of {plan.recipe.data.train} have only 'O' tags: "
-                            "there is no entity to learn (tag entities B-TYPE / I-TYPE)", where=f"{plan.where}: data.train")
+                            "there is no entity to learn (tag entities B-TYPE / I-TYPE)",
+                            where=f"{plan.where}: data.train")
         eval_rows, skipped_eval = checked_rows(eval_rows, check_known, on_error, "eval")
 
         def table(rows):
