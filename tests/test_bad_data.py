@@ -1,5 +1,6 @@
 """Bad data rows: each kind is reported with its file and line (``data.on_error = "fail"``, the default), or
-dropped and counted with ``"skip"``, the count reaching run.json and the log. Texts over ``task.max_length``
+dropped and counted with ``"skip"``, the count reaching run.json and the log (a split keeps good rows beside
+the bad one: skipping a whole split is refused, see test_realistic_data.py). Texts over ``task.max_length``
 are truncated, with a warning that counts them."""
 
 from __future__ import annotations
@@ -29,18 +30,20 @@ CASES = {
     "not an object": ("classification", CLS, "train", [*lines(CLS[:2]), "[1, 2]"], 3, "expected a JSON object"),
     "empty text": ("classification", CLS, "train", [*lines(CLS), json.dumps({"text": " ", "label": "pos"})], 9,
                    "column 'text' is missing or empty"),
-    "missing label": ("classification", CLS, "eval", [json.dumps({"text": "x"})], 1, "column 'label' is missing"),
+    "missing label": ("classification", CLS, "eval", [json.dumps({"text": "x"}), *lines(CLS[:2])], 1,
+                      "column 'label' is missing"),
     "unknown eval label": ("classification", CLS, "eval", [*lines(CLS[:2]), json.dumps({"text": "x", "label": "meh"})],
                            3, "label 'meh' was not seen in train"),
     "tokens/tags lengths": ("ner", NER, "train", [*lines(NER), json.dumps({"tokens": ["a", "b", "c"], "tags": ["O"]})],
                             9, "3 tokens but 1 tags"),
     "not BIO": ("ner", NER, "train", [json.dumps({"tokens": ["a"], "tags": ["PER"]}), *lines(NER)], 1, "is not BIO"),
-    "unknown eval tag": ("ner", NER, "eval", [json.dumps({"tokens": ["a"], "tags": ["B-org"]})], 1,
+    "unknown eval tag": ("ner", NER, "eval", [json.dumps({"tokens": ["a"], "tags": ["B-org"]}), *lines(NER[:2])], 1,
                          "tag 'B-org'"),
     "no assistant turn": ("chat", CHAT, "train", [*lines(CHAT), json.dumps({"messages": [{"role": "user",
                                                                                             "content": "hi"}]})],
                           5, "conversation has no assistant turn"),
-    "bad role": ("chat", CHAT, "eval", [json.dumps({"messages": [{"role": "bot", "content": "x"}]})], 1,
+    "bad role": ("chat", CHAT, "eval", [json.dumps({"messages": [{"role": "bot", "content": "x"}]}),
+                                        *lines(CHAT[:2])], 1,
                  "message 1 needs role"),
 }
 

@@ -3,6 +3,10 @@
 Formats by suffix: ``.jsonl``/``.json`` (one object a line, or a JSON list), ``.csv``/``.tsv``,
 ``.parquet``, and ``.conll``/``.txt`` (token<TAB or space>tag a line, blank line between sentences).
 
+Text files are read as UTF-8; a UTF-8 byte-order mark (Excel's "CSV UTF-8") is dropped, and a file that
+opens with a UTF-16 byte-order mark (Excel's "Unicode text") is decoded as UTF-16. Any other encoding is
+refused with the file, line and byte offset of the first byte that is not UTF-8, and how to convert it.
+
 A row that cannot be read (broken JSON, a CSV line with the wrong number of fields, a bad CoNLL line) raises
 with its file:line, or with ``on_error="skip"`` becomes ``{"_where": ..., "_problem": ...}``, which the
 task's row check (tasks/rows.py) then counts as skipped.
@@ -10,8 +14,11 @@ task's row check (tasks/rows.py) then counts as skipped.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
+import sys
 from pathlib import Path
 
 from ..errors import UserError
@@ -26,22 +33,53 @@ def bad_row(problem: str, where: str | None, on_error: str) -> dict:
     return {"_where": where, "_problem": problem}
 
 
+def read_text(path: Path) -> str:
+    """The file's text (see the module docstring for encodings); one UserError line if it is not UTF-8."""
+    raw = path.read_bytes()
+    encoding = "utf-16" if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
+    if encoding != "utf-16" and b"\0" in raw:  # UTF-16 without a byte-order mark: NUL bytes beside ASCII ones
+        line = raw.count(b"\n", 0, raw.index(b"\0")) + 1
+        raise UserError(f"holds NUL bytes, so it is probably UTF-16 without a byte-order mark; convert it, e.g. "
+                        f"iconv -f utf-16le -t utf-8 {path.name} > {path.stem}.utf8{path.suffix}",
+                        where=f"{path}:{line}")
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as err:
+        if encoding == "utf-16":
+            raise UserError(f"not UTF-16 text after its UTF-16 byte-order mark: bytes at offset {err.start} cannot be "
+                            f"decoded ({err.reason}); save it again as UTF-8", where=str(path)) from None
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise UserError(f"not UTF-8 text: byte 0x{raw[err.start]:02x} at offset {err.start} cannot be decoded; "
+                        f"convert the file, e.g. iconv -f latin1 -t utf-8 {path.name} > {path.stem}.utf8{path.suffix} "
+                        "(cp1252 for Windows files)", where=f"{path}:{line}") from None
+
+
+def text_lines(text: str) -> list[str]:
+    """Lines split at \\n only (``str.splitlines`` also splits at U+2028 and others, which JSON strings may hold)."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
 def read_jsonl(path: Path, on_error: str = "fail") -> list[dict]:
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     if path.suffix == ".json" and text.lstrip().startswith("["):
         try:
             items = json.loads(text)
         except json.JSONDecodeError as err:
             raise UserError(f"not valid JSON: {err.msg}", where=f"{path}:{err.lineno}") from None
+        except (ValueError, RecursionError) as err:
+            raise UserError(f"not readable JSON: {str(err).splitlines()[0][:80]}", where=str(path)) from None
         return [_row(item, f"{path}#{i + 1}", on_error) for i, item in enumerate(items)]
     rows = []
-    for n, line in enumerate(text.splitlines(), 1):
+    for n, line in enumerate(text_lines(text), 1):
         if not line.strip():
             continue
         try:
             item = json.loads(line)
         except json.JSONDecodeError as err:
             rows.append(bad_row(f"not valid JSON ({err.msg})", f"{path}:{n}", on_error))
+            continue
+        except (ValueError, RecursionError) as err:  # an integer of over 4,300 digits, nesting too deep
+            rows.append(bad_row(f"not readable JSON ({str(err).splitlines()[0][:80]})", f"{path}:{n}", on_error))
             continue
         rows.append(_row(item, f"{path}:{n}", on_error))
     return rows
@@ -55,8 +93,14 @@ def _row(item, where: str, on_error: str) -> dict:
 
 def read_csv(path: Path, on_error: str = "fail") -> list[dict]:
     rows = []
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh, delimiter="\t" if path.suffix == ".tsv" else ",")
+    csv.field_size_limit(max(csv.field_size_limit(), sys.maxsize >> 33))  # giant fields are cut by the task
+    reader = csv.DictReader(io.StringIO(read_text(path), newline=""), delimiter="\t" if path.suffix == ".tsv" else ",")
+    try:
+        seen = set()
+        for name in reader.fieldnames or []:
+            if name in seen and name.strip():
+                raise UserError(f"column {name!r} appears twice in the header", where=f"{path}:{reader.line_num}")
+            seen.add(name)
         for rec in reader:
             where = f"{path}:{reader.line_num}"
             if None in rec or None in rec.values():  # DictReader's marks of extra / missing fields
@@ -64,20 +108,26 @@ def read_csv(path: Path, on_error: str = "fail") -> list[dict]:
                 rows.append(bad_row(f"{more} fields than the header's {len(reader.fieldnames)}", where, on_error))
             else:
                 rows.append({**rec, "_where": where})
+    except csv.Error as err:
+        raise UserError(f"not readable CSV: {err}", where=f"{path}:{reader.line_num}") from None
     return rows
 
 
 def read_parquet(path: Path) -> list[dict]:
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as err:
+        raise UserError(f"not a readable Parquet file: {str(err).splitlines()[0][:120]}", where=str(path)) from None
     return [{**rec, "_where": f"{path}#row{i + 1}"} for i, rec in enumerate(table.to_pylist())]
 
 
 def read_conll(path: Path, on_error: str = "fail") -> list[dict]:
     """CoNLL-style: the first column is the token, the last the tag; ``-DOCSTART-`` lines are ignored."""
     rows, tokens, tags, start, bad = [], [], [], 1, None
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(text_lines(read_text(path)), 1):
         parts = line.split()
         if not parts or parts[0] == "-DOCSTART-":
             if bad or tokens:

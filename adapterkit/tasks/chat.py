@@ -17,8 +17,8 @@ from pydantic import Field
 from ..data.sources import load_train_eval
 from ..training import trainable_in_fp32, training_kwargs
 from .base import TaskData, TaskOptions
-from .chat_template import encode, with_system
-from .rows import checked_rows
+from .chat_template import assistant_spans, encode, with_system
+from .rows import checked_rows, clip_pieces
 
 ROLES = {"system", "user", "assistant"}
 
@@ -51,7 +51,27 @@ def check_conversation(messages) -> str | None:
             return f"message {k + 1} needs role (system|user|assistant) and string content"
     if not any(m["role"] == "assistant" for m in messages):
         return "conversation has no assistant turn"
+    first_user = next((k for k, m in enumerate(messages) if m["role"] == "user"), len(messages))
+    if not any(m["role"] == "assistant" for m in messages[first_user:]):
+        return "conversation has no assistant turn after a user turn (an opening one is context, not an answer)"
     return None
+
+
+def renderable(dataset, tokenizer, on_error: str, split: str):
+    """(conversations the tokenizer's chat template renders, how many it refused). A refused one (say, by a
+    template that insists on user/assistant alternation) is a bad row, reported with its file:line."""
+    from jinja2 import TemplateError
+
+    def check(row):
+        try:
+            assistant_spans(tokenizer, row["messages"])
+        except (TemplateError, ValueError) as err:
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            return f"the chat template cannot render this conversation ({reason})"
+        return None
+
+    kept, skipped = checked_rows([{**row, "_i": i} for i, row in enumerate(dataset)], check, on_error, split)
+    return (dataset.select([r["_i"] for r in kept]) if skipped else dataset), skipped
 
 
 class ChatTask:
@@ -72,8 +92,13 @@ class ChatTask:
         train_rows, skipped = checked_rows(train_rows, lambda r: check_conversation(r.get(col)), on_error, "train")
         eval_rows, skipped_eval = checked_rows(eval_rows, lambda r: check_conversation(r.get(col)), on_error, "eval")
 
+        def clipped(messages):  # role and content only, cut at max_length * CHARS_PER_TOKEN characters
+            contents = clip_pieces([m["content"] for m in messages], opts.max_length)
+            return [{"role": m["role"], "content": c} for m, c in zip(messages, contents)]
+
         def table(rows):
-            return Dataset.from_dict({"messages": [with_system(r[col], opts.system_prompt) for r in rows]})
+            return Dataset.from_dict({"messages": [clipped(with_system(r[col], opts.system_prompt)) for r in rows],
+                                      "_where": [r.get("_where") or "" for r in rows]})
 
         return TaskData(table(train_rows), table(eval_rows), None, skipped + skipped_eval)
 
@@ -99,18 +124,25 @@ class ChatTask:
             enc = encode(tokenizer, row["messages"], opts.assistant_only_loss)
             return {k: v[:opts.max_length] for k, v in enc.items()}
 
-        tokens = dataset.map(one, remove_columns=["messages"]).filter(lambda row: 1 in row["assistant_masks"])
+        tokens = dataset.map(one, remove_columns=dataset.column_names).filter(lambda row: 1 in row["assistant_masks"])
         if len(dataset) and not len(tokens):
             raise UserError(f"task.max_length = {opts.max_length} cuts every {split} conversation before its first "
                             "assistant token; raise task.max_length", where=where)
         return tokens
 
     def build_trainer(self, plan, model, tokenizer, data: TaskData, run_dir: Path):
+        """trl's SFTTrainer. Conversations the chat template refuses leave ``data`` as bad rows (they count in
+        ``data.skipped_rows``), since only the tokenizer, which arrives here, can tell."""
         from trl import SFTConfig
 
         from .chat_loss import SelectiveLossSFTTrainer
 
-        opts = plan.task_options
+        opts, on_error = plan.task_options, plan.recipe.data.on_error
+        skipped = 0
+        if data.train is not None:
+            data.train, skipped = renderable(data.train, tokenizer, on_error, "train")
+        data.eval, skipped_eval = renderable(data.eval, tokenizer, on_error, "eval")
+        data.skipped_rows += skipped + skipped_eval
         padding_free = self.padding_free(plan)  # the planner sizes memory by the same rule
         kwargs = training_kwargs(plan, run_dir)
         if padding_free:

@@ -17,11 +17,13 @@ def with_system(messages: list[dict], system_prompt: str | None) -> list[dict]:
 
 
 def assistant_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[int, int]]]:
-    """The rendered conversation and the [start, end) character spans of each assistant turn."""
+    """The rendered conversation and the [start, end) character spans of each assistant turn that follows a
+    user turn (assistant turns before the first user turn, such as a support log's greeting, are context)."""
     text = tokenizer.apply_chat_template(messages, tokenize=False)
-    spans = []
+    spans, asked = [], False
     for i, message in enumerate(messages):
-        if message["role"] != "assistant":
+        asked = asked or message["role"] == "user"
+        if message["role"] != "assistant" or not asked:  # an opening greeting answers nothing: context, no loss
             continue
         prompt = tokenizer.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True)
         upto = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False)

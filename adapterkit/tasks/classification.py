@@ -14,7 +14,7 @@ from ..data.sources import load_train_eval
 from ..training import training_kwargs
 from .base import TaskData, TaskOptions
 from .classification_prompt import DEFAULT_PROMPT
-from .rows import by_length, checked_rows, non_empty_string, warn_truncated
+from .rows import by_length, checked_rows, clip_pieces, non_empty_string, warn_truncated
 
 
 class ClassificationOptions(TaskOptions):
@@ -59,14 +59,25 @@ class ClassificationTask:
                 return f"column {opts.label_column!r} is missing"
             return None
 
-        train_rows, skipped = checked_rows(train_rows, check, on_error, "train")
+        def check_train(row):
+            problem = check(row)
+            if problem is None and opts.labels and str(row[opts.label_column]) not in opts.labels:
+                return f"label {str(row[opts.label_column])!r} is not in task.labels ({', '.join(opts.labels)})"
+            return problem
+
+        def classes(row):
+            value = row.get(opts.label_column)
+            return [str(value)] if value not in (None, "") and (not opts.labels or str(value) in opts.labels) else []
+
+        train_rows, skipped = checked_rows(train_rows, check_train, on_error, "train", classes)
         labels = opts.labels or sorted({str(r[opts.label_column]) for r in train_rows})
         index = {name: i for i, name in enumerate(labels)}
+        unknown = "is not in task.labels" if opts.labels else "was not seen in train"
 
         def check_eval(row):
             problem = check(row)
             if problem is None and str(row[opts.label_column]) not in index:
-                return f"label {row[opts.label_column]!r} was not seen in train (known: {', '.join(labels)})"
+                return f"label {str(row[opts.label_column])!r} {unknown} (known: {', '.join(labels)})"
             return problem
 
         eval_rows, skipped_eval = checked_rows(eval_rows, check_eval, on_error, "eval")
@@ -76,7 +87,7 @@ class ClassificationTask:
             raise UserError(f"classification needs at least 2 labels, train has {labels}", where=plan.where)
 
         def table(rows):
-            return Dataset.from_dict({"text": [r[opts.text_column] for r in rows],
+            return Dataset.from_dict({"text": [clip_pieces([r[opts.text_column]], opts.max_length)[0] for r in rows],
                                       "label": [index[str(r[opts.label_column])] for r in rows]})
 
         return TaskData(table(train_rows), table(eval_rows), labels, skipped + skipped_eval)

@@ -15,7 +15,7 @@ from ..data.sources import load_train_eval
 from ..errors import UserError
 from ..training import training_kwargs
 from .base import TaskData, TaskOptions
-from .rows import by_length, checked_rows, warn_truncated
+from .rows import by_length, checked_rows, clip_pieces, warn_truncated
 
 
 class NerOptions(TaskOptions):
@@ -62,21 +62,33 @@ class NerTask:
         def check_known(row):
             problem = check(row)
             unknown = problem is None and [t for t in row[opts.tags_column] if t not in index]
-            return f"tag {unknown[0]!r} is not in {origin}" if unknown else problem
+            return f"tag {unknown[0]!r} is not in {origin}; add {unknown[0][2:]!r} to task.entity_types" if unknown \
+                else problem
+
+        def types(row):
+            tags = row.get(opts.tags_column)
+            found = {t[2:] for t in tags if isinstance(t, str) and t[:2] in ("B-", "I-")} if isinstance(tags, list) \
+                else set()
+            return sorted(found & set(opts.entity_types)) if opts.entity_types else sorted(found)
 
         if opts.entity_types:
             labels, origin = tag_set(opts.entity_types), "task.entity_types"
             index = {t: i for i, t in enumerate(labels)}
-            train_rows, skipped = checked_rows(train_rows, check_known, on_error, "train")
+            train_rows, skipped = checked_rows(train_rows, check_known, on_error, "train", types)
         else:
-            train_rows, skipped = checked_rows(train_rows, check, on_error, "train")
+            train_rows, skipped = checked_rows(train_rows, check, on_error, "train", types)
             labels = tag_set({t[2:] for r in train_rows for t in r[opts.tags_column] if t != "O"})
             index, origin = {t: i for i, t in enumerate(labels)}, "the types seen in train"
+        if not any(t != "O" for r in train_rows for t in r[opts.tags_column]):
+            raise UserError(f"the {len(train_rows)} train rows of {plan.recipe.data.train} have only 'O' tags: "
+                            "there is no entity to learn (tag entities B-TYPE / I-TYPE)",
+                            where=f"{plan.where}: data.train")
         eval_rows, skipped_eval = checked_rows(eval_rows, check_known, on_error, "eval")
 
         def table(rows):
-            return Dataset.from_dict({"tokens": [r[opts.tokens_column] for r in rows],
-                                      "tags": [[index[t] for t in r[opts.tags_column]] for r in rows]})
+            words = [clip_pieces(r[opts.tokens_column], opts.max_length) for r in rows]
+            return Dataset.from_dict({"tokens": words, "tags": [[index[t] for t in r[opts.tags_column][:len(w)]]
+                                                                for r, w in zip(rows, words)]})
 
         return TaskData(table(train_rows), table(eval_rows), labels, skipped + skipped_eval)
 
