@@ -31,7 +31,7 @@ def recipe_for(arch, task, method, model_dir, files):
         "model": {"name": model_dir},
         "method": {"name": method},
         "task": {"name": task, "max_length": 16},
-        "data": {"train": str(files[f"{task}_train"]), "eval": str(files[f"{task}_eval"])},
+        "data": {"train": str(files[f"{task}_train"]), "eval": str(files[f"{task}_eval"]), "on_error": "skip"},
         "train": {"max_steps": 1, "batch_size": 4, "seed": 0, "logging_steps": 1, "learning_rate": 1e-2},
         "hardware": {"profile": "auto", "precision": "fp32"},
     }
@@ -66,7 +66,7 @@ def test_cell(arch, task, method, tmp_path_factory, matrix_files, monkeypatch):
     monkeypatch.setattr(api, "reopen", spy)
     again = api.evaluate_run(result.run_dir)  # what `adapterkit eval RUN_DIR` does
     for key, value in result.metrics.items():
-        if isinstance(value, float):
+        if isinstance(value, float) and not key.endswith(("_runtime", "_per_second")):
             assert again[key] == pytest.approx(value, rel=1e-4, abs=1e-5), key
     if METHODS.get(method).quantization is not None:
         return  # bitsandbytes' CPU kernels differ outside adapterkit's loader (README: plain-peft interop)
