@@ -65,6 +65,11 @@ def _cmd_plan(args) -> int:
 
 
 def _cmd_methods(args) -> int:
+    if args.models:
+        from .support import markdown_table
+
+        print(markdown_table())
+        return 0
     from .listing import methods_table
 
     print(methods_table())
@@ -138,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("methods", help="list the registered methods")
+    p.add_argument("--models", action="store_true",
+                   help="which architectures x methods x tasks are supported (the table CI's matrix trains)")
     p.set_defaults(func=_cmd_methods)
 
     p = sub.add_parser("eval", help="re-evaluate a finished run")

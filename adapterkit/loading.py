@@ -94,15 +94,22 @@ def torch_dtype(precision: str, default=None):
     return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, default)
 
 
-def quantization_config(plan) -> Any:
+def quantization_config(plan, auto_class: str | None = None) -> Any:
+    """The method's BitsAndBytesConfig; the task head and the output embeddings (read from the model's own
+    structure on the meta device) stay out of 4-bit: they train whole or hold the vocabulary projection."""
     if plan.method.quantization is None:
         return None
     import torch
     from transformers import BitsAndBytesConfig
 
+    from .methods.targets import full_precision_module_names, meta_model
+
     kwargs = plan.method.quantization(plan.method_options)
     compute = torch_dtype(plan.hardware.precision, torch.float32)
     kwargs.setdefault("bnb_4bit_compute_dtype", compute)
+    config = load_config(plan.recipe.model, plan.where)
+    structure = meta_model(config, auto_class or plan.task.auto_class, plan.recipe.model.trust_remote_code)
+    kwargs.setdefault("llm_int8_skip_modules", full_precision_module_names(structure))
     return BitsAndBytesConfig(**kwargs)
 
 
@@ -125,6 +132,19 @@ def weights_dtype(method, hardware) -> str:
     return hardware.precision
 
 
+def refuse_missing_weights(model, missing, plan) -> None:
+    """A weight the checkpoint lacks is drawn at random at every load, so nothing saved could reproduce the
+    model; only the fresh task head (``targets.head_module_names``: trained and saved whole) may be missing."""
+    from .methods.targets import head_module_names
+
+    heads = tuple(h + "." for h in head_module_names(model))
+    backbone = sorted(k for k in missing if not k.startswith(heads))
+    if backbone:
+        raise UserError(f"model {plan.recipe.model.name!r} loaded as {type(model).__name__} lacks {len(backbone)} "
+                        f"weights the task needs ({', '.join(backbone[:3])}{', ...' if len(backbone) > 3 else ''}); "
+                        "they would be drawn at random at every load", where=f"{plan.where}: model.name")
+
+
 def load_model(plan, tokenizer, extra_kwargs: dict[str, Any] | None = None, auto_class: str | None = None):
     """The task's Auto class (or ``auto_class``) in ``weights_dtype`` (not the checkpoint's own dtype),
     quantized if the method says so."""
@@ -139,13 +159,14 @@ def load_model(plan, tokenizer, extra_kwargs: dict[str, Any] | None = None, auto
         kwargs.update(dropout_overrides(load_config(plan.recipe.model, plan.where), plan.recipe.model.dropout))
     kwargs["use_safetensors"] = None if plan.recipe.model.allow_pickle else True
     kwargs.setdefault("dtype", torch_dtype(weights_dtype(plan.method, plan.hardware), torch.float32))
-    quant = quantization_config(plan)
+    quant = quantization_config(plan, auto_class)
     if quant is not None:
         kwargs["quantization_config"] = quant
         if plan.hardware.device == "cuda":
             kwargs["device_map"] = {"": 0}
     try:
-        model = auto.from_pretrained(model_path(plan.recipe.model, plan.where), **kwargs)
+        model, info = auto.from_pretrained(model_path(plan.recipe.model, plan.where), output_loading_info=True,
+                                           **kwargs)
     except pickle.UnpicklingError:  # allow_pickle, and torch's weights-only loader found more than tensors
         raise UserError(f"refused the pickle weights of {plan.recipe.model.name!r}: they hold objects other than "
                         "tensors, which could run code (torch's weights-only loader stopped); do not use this "
@@ -154,6 +175,7 @@ def load_model(plan, tokenizer, extra_kwargs: dict[str, Any] | None = None, auto
         if not plan.recipe.model.allow_pickle and "safetensors" in str(err):
             raise _pickle_refused(plan.recipe.model, plan.where) from None
         raise _hub_error(plan.recipe.model, plan.where, err) from None
+    refuse_missing_weights(model, info.get("missing_keys", ()), plan)
     if getattr(model.config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
         model.config.pad_token_id = tokenizer.pad_token_id
     return model

@@ -117,26 +117,42 @@ def make_plan(recipe: Recipe) -> Plan:
 
 
 def check_model(plan: Plan, model_config: Any) -> None:
-    """Checks that need the model's config (cheap to load) but no weights."""
-    where = f"{plan.where}: method.name"
-    if plan.method.check_model is not None:
-        reason = plan.method.check_model(plan.method_options, model_config, plan.task.name)
+    """Checks that need the model's config (cheap to load) but no weights: raises the first refusal."""
+    refusal = preflight_refusal(plan.method, plan.method_options, plan.task, plan.task_options, model_config)
+    if refusal:
+        reason, key = refusal
+        raise UserError(reason, where=f"{plan.where}: {key}")
+
+
+def preflight_refusal(method, method_options, task, task_options, model_config) -> tuple[str, str] | None:
+    """(one-line reason, recipe key) for the first rule this model's config breaks, or None.
+
+    The rules: the task's model class exists for the model type, the task's own ``check_model`` (optional)
+    and the method's ``check_model``, then the task's max_length against the model's positions."""
+    reason = head_reason(task, model_config)
+    if reason:
+        return reason, "task.name"
+    task_check = getattr(task, "check_model", None)
+    reason = task_check(task_options, model_config) if task_check is not None else None
+    if reason:
+        return reason, "task.name"
+    if method.check_model is not None:
+        reason = method.check_model(method_options, model_config, task.name)
         if reason:
-            raise UserError(reason, where=where)
-    check_model_class(plan, model_config)
-    max_len = getattr(plan.task_options, "max_length", None)
+            return reason, "method.name"
+    max_len = getattr(task_options, "max_length", None)
     limit = getattr(model_config, "max_position_embeddings", None)
     if max_len and limit and max_len > limit:
-        raise UserError(f"task.max_length {max_len} exceeds the model's maximum of {limit} positions",
-                        where=f"{plan.where}: task.max_length")
+        return f"task.max_length {max_len} exceeds the model's maximum of {limit} positions", "task.max_length"
+    return None
 
 
-def check_model_class(plan: Plan, model_config: Any) -> None:
+def head_reason(task, model_config) -> str | None:
     """The task's model class (its Auto class) must exist for this model type."""
     import transformers
 
-    auto = getattr(transformers, plan.task.auto_class)
+    auto = getattr(transformers, task.auto_class)
     if getattr(model_config, "auto_map", None) or type(model_config) in auto._model_mapping:
-        return
-    raise UserError(f"task {plan.task.name!r} needs a model with a {plan.task.auto_class} head; model type "
-                    f"{model_config.model_type!r} has none", where=f"{plan.where}: task.name")
+        return None
+    return (f"task {task.name!r} needs a model with a {task.auto_class} head; model type "
+            f"{model_config.model_type!r} has none")

@@ -6,17 +6,24 @@ from pydantic import ValidationError
 
 from .errors import UserError
 
-# transformers Auto-class family -> the peft task type the method should build for.
-_TASK_TYPES = {"ForCausalLM": "CAUSAL_LM", "ForSequenceClassification": "SEQ_CLS",
-               "ForTokenClassification": "TOKEN_CLS", "ForConditionalGeneration": "SEQ_2_SEQ_LM",
-               "ForSeq2SeqLM": "SEQ_2_SEQ_LM"}
+# transformers' own Auto-class mappings (model type -> head class name) -> the peft task type to build for.
+_TASK_TYPES = {"MODEL_FOR_CAUSAL_LM_MAPPING_NAMES": "CAUSAL_LM",
+               "MODEL_FOR_SEQ_TO_SEQ_CAUSAL_LM_MAPPING_NAMES": "SEQ_2_SEQ_LM",
+               "MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES": "SEQ_CLS",
+               "MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES": "TOKEN_CLS",
+               "MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES": "QUESTION_ANS"}
 
 
 def peft_task_type(model) -> str:
+    """The peft task type of ``model``'s head, looked up in transformers' Auto-class mappings (so
+    ``GPT2LMHeadModel`` and ``BertLMHeadModel`` are causal LMs); a bare backbone is FEATURE_EXTRACTION."""
+    from transformers.models.auto import modeling_auto
+
     name = type(model).__name__
-    for suffix, task_type in _TASK_TYPES.items():
-        if name.endswith(suffix):
-            return task_type
+    for mapping, task_type in _TASK_TYPES.items():
+        for classes in getattr(modeling_auto, mapping, {}).values():
+            if name in ((classes,) if isinstance(classes, str) else classes):
+                return task_type
     return "FEATURE_EXTRACTION"
 
 

@@ -170,15 +170,10 @@ def model_shape(config, auto_class: str, *, lm_task: bool, model_dir: str | None
                 trust_remote_code: bool = False) -> ModelShape:
     """Build the task's model class on the meta device and measure it. Allocates no weight memory."""
     import torch
-    import transformers
-    from accelerate import init_empty_weights
 
-    from ..methods.targets import find_blocks, head_module_names, pooler_module_names
+    from ..methods.targets import find_blocks, head_module_names, meta_model, pooler_module_names
 
-    auto = getattr(transformers, auto_class)
-    with init_empty_weights():
-        model = auto.from_config(config, trust_remote_code=trust_remote_code)
-    model.tie_weights()  # from_config under init_empty_weights leaves tied embeddings as two parameters
+    model = meta_model(config, auto_class, trust_remote_code)
     heads = head_module_names(model)
     output = model.get_output_embeddings() if lm_task else None  # LM head: never an adapter target, never 4-bit
     head_prefixes = tuple(h + "." for h in heads)

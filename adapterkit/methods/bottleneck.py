@@ -204,6 +204,13 @@ def load(base_model, folder: Path):
     return model
 
 
+def check_model(options: BottleneckOptions, config, task: str) -> str | None:
+    """Preflight: the architecture table (``targets.ARCHITECTURES``) must place the adapters."""
+    from .targets import unknown_reason
+
+    return unknown_reason(config.model_type)
+
+
 def footprint(options: BottleneckOptions, shape) -> Footprint:
     """Per block and adapter point (pfeiffer 1, houlsby 2): down h x m + m, up m x h + h (m = h //
     reduction_factor), + 2h for the LayerNorm; + the task head (and pooler) when it trains; + the blocks' two norms
@@ -231,5 +238,6 @@ METHOD = Method(
     load=load,
     artifact="adapter",
     needs=Needs(),
+    check_model=check_model,
     footprint=footprint,
 )

@@ -13,10 +13,27 @@ class IA3Options(MethodOptions):
     feedforward_modules: list[str] | None = None
 
 
-def check_model(options: IA3Options, config, task: str) -> str | None:
-    from peft.utils import TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING as known
+def targets(options: IA3Options, model_type: str) -> tuple[list[str], list[str]] | None:
+    """(target_modules, feedforward_modules): the options', else peft's table for the model type, else the
+    architecture table's key/value projections and FFN output (``targets.ARCHITECTURES``); None if none."""
+    from peft.utils import TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING as ff_default
+    from peft.utils import TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING as target_default
 
-    if options.target_modules is None and config.model_type not in known:
+    from .targets import ARCHITECTURES
+
+    if options.target_modules is not None:  # peft's own rule: feed-forward modules from its table unless given
+        ff = options.feedforward_modules
+        return list(options.target_modules), list(ff if ff is not None else ff_default.get(model_type, []))
+    if model_type in target_default:
+        return list(target_default[model_type]), list(ff_default.get(model_type, []))
+    row = ARCHITECTURES.get(model_type)
+    if row is None or not row.kv:
+        return None
+    return [*row.kv, row.ffn], [row.ffn]
+
+
+def check_model(options: IA3Options, config, task: str) -> str | None:
+    if targets(options, config.model_type) is None:
         return (f"ia3 has no default target modules for model type {config.model_type!r}; "
                 "set method.target_modules and method.feedforward_modules")
     return None
@@ -24,15 +41,12 @@ def check_model(options: IA3Options, config, task: str) -> str | None:
 
 def footprint(options: IA3Options, shape) -> Footprint:
     """One scaling vector per targeted linear: out_features for attention targets, in_features for
-    feed-forward ones (peft's default tables per model type); + task head."""
-    from peft.utils import TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING as ff_default
-    from peft.utils import TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING as target_default
-
-    targets = options.target_modules or target_default.get(shape.model_type, [])
-    ff = set(options.feedforward_modules or ff_default.get(shape.model_type, []))
+    feed-forward ones (``targets``); + task head."""
+    found = targets(options, shape.model_type) or ([], [])
+    targets_, ff = found[0], set(found[1])
     total = 0
     for name, i, o in shape.linears:
-        key = next((t for t in targets if name == t or name.endswith("." + t)), None)
+        key = next((t for t in targets_ if name == t or name.endswith("." + t)), None)
         if key is not None:
             total += i if key in ff else o
     return Footprint(total + shape.task_head_params, keeps_linear_inputs=False)
@@ -41,8 +55,9 @@ def footprint(options: IA3Options, shape) -> Footprint:
 def wrap(model, options: IA3Options, ctx: WrapContext):
     from peft import IA3Config
 
-    config = IA3Config(task_type=ctx.peft_task_type, target_modules=options.target_modules,
-                       feedforward_modules=options.feedforward_modules)
+    target_modules, feedforward = targets(options, model.config.model_type) or (None, None)
+    config = IA3Config(task_type=ctx.peft_task_type, target_modules=target_modules,
+                       feedforward_modules=feedforward)
     return peft_model(model, config)
 
 

@@ -16,8 +16,16 @@ def load_peft(base_model, folder: Path):
 
 
 def peft_model(model, config):
+    """peft's model for ``config``, with the task head (``targets.head_module_names``) trained whole and saved
+    (peft's ``modules_to_save``; left alone, peft saves only modules named ``classifier`` or ``score``)."""
     from peft import get_peft_model
 
+    from .targets import head_module_names
+
+    heads = head_module_names(model)
+    if heads and hasattr(config, "modules_to_save"):
+        config.modules_to_save = [*(config.modules_to_save or []),
+                                  *(h for h in heads if h not in (config.modules_to_save or []))]
     return align_token_outputs(get_peft_model(model, config))
 
 

@@ -19,15 +19,9 @@ class PrefixOptions(MethodOptions):
 
 
 def check_model(options: PrefixOptions, config, task: str) -> str | None:
-    """peft sizes the prefix from the config's layer count, width and heads; without them it cannot prefix."""
-    text = getattr(config, "text_config", None) or config
-    needed = {"layers": ("num_hidden_layers", "n_layer", "num_layers"), "width": ("hidden_size", "n_embd", "d_model"),
-              "heads": ("num_attention_heads", "n_head")}
-    missing = [what for what, names in needed.items() if not any(getattr(text, n, None) for n in names)]
-    if missing:
-        return (f"prefix tuning cannot size prefixes for model type {config.model_type!r} "
-                f"(its config lacks {', '.join(missing)}); try 'prompt' or 'lora'")
-    return None
+    from .prompt_learning import check_prefix
+
+    return check_prefix(config)
 
 
 def footprint(options: PrefixOptions, shape) -> Footprint:
@@ -41,10 +35,12 @@ def footprint(options: PrefixOptions, shape) -> Footprint:
 def wrap(model, options: PrefixOptions, ctx: WrapContext):
     from peft import PrefixTuningConfig
 
+    from .prompt_learning import fill_sizes
+
     config = PrefixTuningConfig(task_type=ctx.peft_task_type, num_virtual_tokens=options.num_virtual_tokens,
                                 prefix_projection=options.projection,
                                 encoder_hidden_size=options.encoder_hidden_size)
-    return peft_model(model, config)
+    return peft_model(model, fill_sizes(config, model.config))
 
 
 METHOD = Method(

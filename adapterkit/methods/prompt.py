@@ -31,8 +31,16 @@ class PromptOptions(MethodOptions):
         return self
 
 
+def check_model(options, config, task: str) -> str | None:
+    from .prompt_learning import check
+
+    return check(config, "prompt tuning")
+
+
 def wrap(model, options: PromptOptions, ctx: WrapContext):
     from peft import PromptTuningConfig, PromptTuningInit
+
+    from .prompt_learning import fill_sizes
 
     kwargs = {}
     if options.init == "text":
@@ -41,7 +49,7 @@ def wrap(model, options: PromptOptions, ctx: WrapContext):
     elif options.init == "vocab":
         kwargs = {"prompt_tuning_init": PromptTuningInit.SAMPLE_VOCAB}
     config = PromptTuningConfig(task_type=ctx.peft_task_type, num_virtual_tokens=options.num_virtual_tokens, **kwargs)
-    return peft_model(model, config)
+    return peft_model(model, fill_sizes(config, model.config))
 
 
 def footprint(options: PromptOptions, shape) -> Footprint:
@@ -59,5 +67,6 @@ METHOD = Method(
     save=save_peft,
     load=load_peft,
     footprint=footprint,
+    check_model=check_model,
     needs=Needs(padded_rows=True),
 )

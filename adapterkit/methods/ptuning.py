@@ -16,13 +16,21 @@ class PTuningOptions(MethodOptions):
     encoder_type: Literal["MLP", "LSTM"] = "MLP"
 
 
+def check_model(options, config, task: str) -> str | None:
+    from .prompt_learning import check
+
+    return check(config, "p-tuning")
+
+
 def wrap(model, options: PTuningOptions, ctx: WrapContext):
     from peft import PromptEncoderConfig
+
+    from .prompt_learning import fill_sizes
 
     config = PromptEncoderConfig(task_type=ctx.peft_task_type, num_virtual_tokens=options.num_virtual_tokens,
                                  encoder_hidden_size=options.encoder_hidden_size,
                                  encoder_reparameterization_type=options.encoder_type)
-    return peft_model(model, config)
+    return peft_model(model, fill_sizes(config, model.config))
 
 
 def footprint(options: PTuningOptions, shape) -> Footprint:
@@ -44,5 +52,6 @@ METHOD = Method(
     save=save_peft,
     load=load_peft,
     footprint=footprint,
+    check_model=check_model,
     needs=Needs(padded_rows=True),
 )

@@ -3,6 +3,10 @@
 bitsandbytes 0.50 on CPUs with AVX512-BF16 switches ``Linear4bit`` to a packed inference kernel after
 any no-grad forward; that kernel has no backward, so LoRA gradients silently go wrong. We turn the
 packed path off on every 4-bit layer, after wrapping and after loading.
+
+Under autocast a ``Linear`` returns the autocast dtype, but ``Linear4bit`` returns its input's (fp32 here):
+code that mixes a projection's output with an autocast matmul then breaks (DeBERTa-v2 fills bf16 scores with
+``finfo(query.dtype).min`` of fp32 and overflows). A forward hook gives 4-bit layers Linear's behaviour.
 """
 
 from __future__ import annotations
@@ -22,22 +26,36 @@ class QLoraOptions(LoraOptions):
     bits: Literal[4] = Field(4, description="only 4-bit is supported")
 
 
-# Output heads stay in full precision: they are small, trained (peft's modules_to_save) or tied to embeddings.
-HEAD_MODULES = ["lm_head", "classifier", "score", "qa_outputs"]
-
-
 def quantization(options: QLoraOptions) -> dict:
+    """BitsAndBytesConfig kwargs; the loader adds the modules kept in full precision (the task head and the
+    output embeddings, ``targets.full_precision_module_names``)."""
     return {"load_in_4bit": True, "bnb_4bit_quant_type": options.quant_type,
-            "bnb_4bit_use_double_quant": options.double_quant, "llm_int8_skip_modules": HEAD_MODULES}
+            "bnb_4bit_use_double_quant": options.double_quant}
+
+
+def _autocast_output(module, args, output):
+    """Forward hook: a 4-bit layer's output in the autocast dtype, as ``nn.Linear``'s would be."""
+    import torch
+
+    device = output.device.type
+    if output.is_floating_point() and torch.is_autocast_enabled(device):
+        dtype = torch.get_autocast_dtype(device)
+        if output.dtype != dtype:
+            return output.to(dtype)
+    return output
 
 
 def disable_packed_cpu_kernel(model) -> int:
-    """Keep bitsandbytes' 4-bit CPU layers on the path that has a backward. Returns layers touched."""
+    """Keep bitsandbytes' 4-bit CPU layers on the path that has a backward, and give their outputs the
+    autocast dtype (module docstring). Returns layers touched."""
     import bitsandbytes as bnb
 
     layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
     for layer in layers:
         layer.support_avx512bf16_for_cpu = False
+        if not getattr(layer, "_adapterkit_autocast_hook", False):
+            layer.register_forward_hook(_autocast_output)
+            layer._adapterkit_autocast_hook = True
     return len(layers)
 
 

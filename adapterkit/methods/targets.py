@@ -7,8 +7,12 @@ generic functions and never test a model's class or name themselves:
 
 * ``find_blocks(model)``       -> (dotted name, ModuleList) of the repeated blocks
 * ``adapter_points(model)``    -> {"attention": ..., "ffn": ...} inside one block
-* ``head_module_names(model)`` -> top-level children that are the task head, not the backbone
+* ``head_module_names(model)`` -> top-level children that are the task head, not the backbone: the one
+  source for what a method trains whole and saves (peft's ``modules_to_save``), what a quantizing loader
+  keeps in full precision and what the memory planner counts as the head
 * ``pooler_module_names(model)`` -> the backbone's pooler, which only feeds a sequence classifier
+* ``full_precision_module_names(model)`` -> the head + the output embeddings: never quantized
+* ``meta_model(config, auto_class)`` -> the task's model class on the meta device (no weight memory)
 
 Names returned are relative to the object passed in, so they work on plain and peft-wrapped models alike.
 torch is imported inside functions only: importing this module stays instant.
@@ -27,24 +31,29 @@ class Arch:
     blocks: str  # ModuleList of blocks, relative to the backbone
     attention: str  # attention-output projection, relative to one block
     ffn: str  # FFN-output projection, relative to one block
+    kv: tuple[str, ...] = ()  # the projections that produce keys and values (fused qkv where there is one)
 
 
-_BERT = Arch("encoder.layer", "attention.output.dense", "output.dense")
-_LLAMA = Arch("layers", "self_attn.o_proj", "mlp.down_proj")
+_BERT = Arch("encoder.layer", "attention.output.dense", "output.dense", ("attention.self.key", "attention.self.value"))
+_LLAMA = Arch("layers", "self_attn.o_proj", "mlp.down_proj", ("self_attn.k_proj", "self_attn.v_proj"))
 
 ARCHITECTURES: dict[str, Arch] = {
     # encoders
-    **dict.fromkeys(("bert", "roberta", "xlm-roberta", "camembert", "electra", "deberta", "deberta-v2"), _BERT),
-    "distilbert": Arch("transformer.layer", "attention.out_lin", "ffn.lin2"),
-    "mpnet": Arch("encoder.layer", "attention.attn.o", "output.dense"),
-    "modernbert": Arch("layers", "attn.Wo", "mlp.Wo"),
+    **dict.fromkeys(("bert", "roberta", "xlm-roberta", "camembert", "electra"), _BERT),
+    **dict.fromkeys(("deberta", "deberta-v2"), Arch("encoder.layer", "attention.output.dense", "output.dense",
+                                                    ("attention.self.key_proj", "attention.self.value_proj"))),
+    "distilbert": Arch("transformer.layer", "attention.out_lin", "ffn.lin2", ("attention.k_lin", "attention.v_lin")),
+    "mpnet": Arch("encoder.layer", "attention.attn.o", "output.dense", ("attention.attn.k", "attention.attn.v")),
+    "modernbert": Arch("layers", "attn.Wo", "mlp.Wo", ("attn.Wqkv",)),
     # decoders
-    **dict.fromkeys(("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "phi3", "olmo",
+    **dict.fromkeys(("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "olmo",
                      "olmo2", "granite", "smollm3"), _LLAMA),
-    "gpt2": Arch("h", "attn.c_proj", "mlp.c_proj"),
-    "gpt_neox": Arch("layers", "attention.dense", "mlp.dense_4h_to_h"),
-    "phi": Arch("layers", "self_attn.dense", "mlp.fc2"),
-    "opt": Arch("decoder.layers", "self_attn.out_proj", "fc2"),
+    "phi3": Arch("layers", "self_attn.o_proj", "mlp.down_proj", ("self_attn.qkv_proj",)),
+    "gpt2": Arch("h", "attn.c_proj", "mlp.c_proj", ("attn.c_attn",)),
+    "gpt_neox": Arch("layers", "attention.dense", "mlp.dense_4h_to_h", ("attention.query_key_value",)),
+    "phi": Arch("layers", "self_attn.dense", "mlp.fc2", ("self_attn.k_proj", "self_attn.v_proj")),
+    "opt": Arch("decoder.layers", "self_attn.out_proj", "fc2", ("self_attn.k_proj", "self_attn.v_proj")),
+    "falcon": Arch("h", "self_attention.dense", "mlp.dense_4h_to_h", ("self_attention.query_key_value",)),
 }
 
 
@@ -63,12 +72,19 @@ def _model_type(model) -> str:
     return getattr(getattr(model, "config", None), "model_type", None) or type(model).__name__
 
 
+def unknown_reason(model_type: str) -> str | None:
+    """Why the table cannot place adapters in ``model_type`` (None if it has a row); read by preflight."""
+    if model_type in ARCHITECTURES:
+        return None
+    return f"no adapter points known for model type {model_type!r}; supported: {', '.join(sorted(ARCHITECTURES))}"
+
+
 def arch(model) -> Arch:
     """The table row for ``model``'s architecture, or a UserError naming the supported ones."""
     model_type = _model_type(model)
-    if model_type not in ARCHITECTURES:
-        raise UserError(f"no adapter points known for model type {model_type!r}; supported: "
-                        f"{', '.join(sorted(ARCHITECTURES))}", where="method")
+    reason = unknown_reason(model_type)
+    if reason:
+        raise UserError(reason, where="method")
     return ARCHITECTURES[model_type]
 
 
@@ -100,22 +116,42 @@ def adapter_points(model) -> dict[str, str]:
 
 
 def head_module_names(model) -> list[str]:
-    """Top-level children that are not the backbone: the task head (``classifier``, ``score``, ``lm_head``).
+    """Top-level children with weights that are not the backbone: the task head, whatever the model calls
+    its parts (``classifier``/``score``; DistilBERT's ``pre_classifier``, DeBERTa's ``pooler``, ModernBERT's
+    ``head``, T5's and BART's ``classification_head``).
 
-    An output layer whose weight is the input embedding matrix (tied embeddings) is left out: training
-    it would train the embeddings.
+    The output embeddings (an LM's ``lm_head``, tied or not) are left out: they are the pretrained
+    vocabulary projection, not a task head; training a tied one would train the input embeddings.
     """
     prefix, inner = _unwrap(model)
     backbone = getattr(inner, "base_model_prefix", "") or ""
     if getattr(inner, backbone, None) is None:  # a bare backbone (BertModel, LlamaModel): no head
         return []
-    tied = _tied_output(inner)
+    output = _output_embeddings(inner)
     names = []
     for name, child in inner.named_children():
-        if name == backbone or child is tied or not any(True for _ in child.parameters()):
+        if name == backbone or child is output or not any(True for _ in child.parameters()):
             continue
         names.append(prefix + name)
     return names
+
+
+def full_precision_module_names(model) -> list[str]:
+    """Modules a quantizing loader keeps out of 4-bit: the task head and the output embeddings."""
+    output = _output_embeddings(model)
+    names = [n for n, m in model.named_modules() if output is not None and m is output]
+    return head_module_names(model) + names[:1]
+
+
+def meta_model(config, auto_class: str, trust_remote_code: bool = False):
+    """The Auto class's model for ``config`` on the meta device: its structure, no weight memory."""
+    import transformers
+    from accelerate import init_empty_weights
+
+    with init_empty_weights():
+        model = getattr(transformers, auto_class).from_config(config, trust_remote_code=trust_remote_code)
+    model.tie_weights()  # from_config under init_empty_weights leaves tied embeddings as two parameters
+    return model
 
 
 def pooler_module_names(model) -> list[str]:
@@ -132,20 +168,9 @@ def pooler_module_names(model) -> list[str]:
     return [f"{prefix}{backbone}.pooler"]
 
 
-def _tied_output(model):
-    """The output-embedding module if its weight is the input-embedding weight, else None."""
+def _output_embeddings(model):
+    """The model's output-embedding module (an LM head), or None."""
     try:
-        out, inp = model.get_output_embeddings(), model.get_input_embeddings()
+        return model.get_output_embeddings()
     except (AttributeError, NotImplementedError):
         return None
-    if out is None or inp is None:
-        return None
-    w_out, w_in = getattr(out, "weight", None), getattr(inp, "weight", None)
-    if w_out is None or w_in is None:
-        return None
-    if w_out is w_in:
-        return out
-    if w_out.device.type == "meta":  # meta tensors have no storage: every data_ptr() is 0
-        return None
-    same = w_out.shape == w_in.shape and w_out.data_ptr() == w_in.data_ptr()
-    return out if same else None

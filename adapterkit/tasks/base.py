@@ -28,7 +28,8 @@ class TaskData:
 
 
 class Task(Protocol):
-    """Optional: ``zero_shot_auto_class(config) -> str | None`` and ``zero_shot_evaluate(plan, model,
+    """Optional: ``check_model(options, model_config) -> str | None``, a reason to refuse a model in preflight;
+    ``zero_shot_auto_class(config) -> str | None`` and ``zero_shot_evaluate(plan, model,
     tokenizer, data) -> metrics``, for base models whose zero-shot baseline is not the fresh task head
     (classification asks a causal LM through a prompt); see ``adapterkit.zeroshot``. ``padding_free(plan)
     -> bool``: the task trains on padding-free rows (one row of whole examples per pass), which the memory

@@ -111,6 +111,14 @@ class ChatTask:
     def model_kwargs(self, data: TaskData) -> dict[str, Any]:
         return {}
 
+    def check_model(self, options: ChatOptions, config) -> str | None:
+        """Preflight: a causal LM built from an encoder-decoder checkpoint (BART's BartForCausalLM) keeps only the
+        decoder and reads none of the checkpoint's shared embeddings or LM head: they would be drawn anew."""
+        if getattr(config, "is_encoder_decoder", False):
+            return (f"task 'chat' needs a decoder-only causal LM; model type {config.model_type!r} is an "
+                    "encoder-decoder, whose causal-LM class would start from fresh embeddings")
+        return None
+
     def generate(self, model, tokenizer, messages: list[dict], max_new_tokens: int) -> str:
         return generate(model, tokenizer, messages, max_new_tokens)
 
