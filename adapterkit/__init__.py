@@ -9,6 +9,8 @@ Heavy libraries (torch, transformers, peft) are imported only when a function ne
 
 from __future__ import annotations
 
+import logging
+
 from .errors import RunInterrupted, TrainingFailed, UserError
 from .methods import METHODS
 from .plan import load_recipe
@@ -17,6 +19,11 @@ from .tasks import TASKS
 from .wrap import wrap
 
 __version__ = "0.1.0"
+
+# bitsandbytes logs, when it is imported on a CPU with AVX512-BF16, that it could not fetch an optional kernel
+# from the hub ("Failed to load CPU gemm_4bit_forward"); its own fallback is used, nothing concerns the user.
+logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(
+    lambda record: not str(record.msg).startswith("Failed to load CPU gemm_4bit_forward"))
 
 
 def run(recipe, *, overrides=None, output=None, overwrite=False, force=False):

@@ -1,4 +1,4 @@
-"""The spine of a run: recipe -> plan -> load -> wrap -> train -> evaluate -> artifacts.
+"""The spine of a run: recipe -> plan -> load -> wrap -> train -> evaluate -> rundir.
 
 ``run`` is what ``adapterkit run`` calls; ``evaluate_run`` and ``generate`` reopen a finished run.
 """
@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import artifacts, loading, measure, rundir
+from . import loading, measure, rundir
 from .errors import UserError
-from .hardware.memory import steady_cpu_allocator
 from .methods.base import WrapContext
 from .plan import Plan, load_recipe, make_plan
 from .preflight import preflight
@@ -57,10 +56,10 @@ def run(recipe: Recipe | str | Path, *, overrides: dict | list | None = None, ou
     # plan, model config, compatibility, memory verdict: refuses a recipe that will not fit, unless force
     plan = preflight(_recipe(recipe, overrides), force=force).plan
     recipe = plan.recipe
-    run_dir = Path(output) if output else artifacts.default_run_dir(recipe.name)
+    run_dir = Path(output) if output else rundir.default_run_dir(recipe.name)
     rundir.check_output(run_dir, overwrite=overwrite)
     if plan.hardware.device == "cpu":
-        steady_cpu_allocator()  # only with ADAPTERKIT_MALLOC=steady (see its docstring)
+        measure.steady_cpu_allocator()  # only with ADAPTERKIT_MALLOC=steady (see its docstring)
     clock = measure.Stopwatch()
     started = time.time()
     with clock.phase("load"):
@@ -82,7 +81,7 @@ class Loaded:
 def _train_and_evaluate(plan: Plan, loaded: Loaded, run_dir: Path, resume: Path | None, clock: measure.Stopwatch,
                         started: float) -> RunResult:
     """Train (from ``resume``, a checkpoint, if given), evaluate and save into ``run_dir``."""
-    from . import guards
+    from . import callbacks
 
     recipe = plan.recipe
     tokenizer, data, model = loaded.tokenizer, loaded.data, loaded.model
@@ -91,17 +90,17 @@ def _train_and_evaluate(plan: Plan, loaded: Loaded, run_dir: Path, resume: Path 
              100 * counts["trainable_share"], counts["total_params"] / 1e6, plan.hardware.name, plan.hardware.precision)
     trainer = plan.task.build_trainer(plan, model, tokenizer, data, run_dir)
     # atomic checkpoints (also every train.save_minutes), stop on NaN/inf, Ctrl-C/SIGTERM -> checkpoint
-    interrupt = guards.attach(trainer, run_dir, recipe.train.save_minutes)
+    interrupt = callbacks.attach(trainer, run_dir, recipe.train.save_minutes)
     with clock.phase("train"), interrupt.catching_signals():
         train_output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     with interrupt.finishing():  # a first Ctrl-C/SIGTERM now waits for the results, a second one stops
         with clock.phase("eval"):
             metrics = plan.task.evaluate(plan, trainer, data, run_dir)
         with clock.phase("save"):
-            folder = artifacts.save_trained(plan, trainer.model, tokenizer, data.labels, run_dir)
+            folder = rundir.save_trained(plan, trainer.model, tokenizer, data.labels, run_dir)
     train_seconds = clock.seconds["train"]
     tokens = int(trainer.state.num_input_tokens_seen or 0)
-    info = artifacts.run_info(
+    info = rundir.run_info(
         plan, data, counts, clock, started,
         method=plan.method.name,
         artifact=folder.name,
@@ -115,15 +114,15 @@ def _train_and_evaluate(plan: Plan, loaded: Loaded, run_dir: Path, resume: Path 
         train_tokens_per_second=tokens / train_seconds if train_seconds else None,
         train_samples_per_second=train_output.metrics.get("train_samples_per_second"),
     )
-    artifacts.write_json(run_dir / "metrics.json", metrics)
-    artifacts.write_json(run_dir / "run.json", info)
+    rundir.write_json(run_dir / "metrics.json", metrics)
+    rundir.write_json(run_dir / "run.json", info)
     return RunResult(run_dir, metrics, info)
 
 
 def reopen(run_dir: str | Path, overrides: dict | None = None) -> tuple[Plan, Any, Any, Any]:
     """The plan, tokenizer, trained model and task data of a finished run."""
     run_dir = Path(run_dir)
-    info = artifacts.read_run(run_dir)
+    info = rundir.read_run(run_dir)
     if not info.get("artifact"):
         raise UserError(f"method {info.get('method')!r} saved no trained weights to reopen", where=str(run_dir))
     recipe = load_recipe(run_dir / "recipe.toml", overrides)

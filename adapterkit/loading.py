@@ -102,7 +102,7 @@ def quantization_config(plan, auto_class: str | None = None) -> Any:
     import torch
     from transformers import BitsAndBytesConfig
 
-    from .methods.targets import full_precision_module_names, meta_model
+    from .anatomy import full_precision_module_names, meta_model
 
     kwargs = plan.method.quantization(plan.method_options)
     compute = torch_dtype(plan.hardware.precision, torch.float32)
@@ -134,8 +134,8 @@ def weights_dtype(method, hardware) -> str:
 
 def refuse_missing_weights(model, missing, plan) -> None:
     """A weight the checkpoint lacks is drawn at random at every load, so nothing saved could reproduce the
-    model; only the fresh task head (``targets.head_module_names``: trained and saved whole) may be missing."""
-    from .methods.targets import head_module_names
+    model; only the fresh task head (``anatomy.head_module_names``: trained and saved whole) may be missing."""
+    from .anatomy import head_module_names
 
     heads = tuple(h + "." for h in head_module_names(model))
     backbone = sorted(k for k in missing if not k.startswith(heads))

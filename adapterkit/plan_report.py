@@ -11,9 +11,10 @@ def plan_report(recipe_path, *, overrides=None, profile: str | None = None,
     """The breakdown for the recipe's method (or each of ``methods``) on its profile (or ``profile``).
     Returns (text, whether every plan fits). Unknown profiles and method names are bad input (UserError);
     a method that cannot apply to the model gets a "cannot plan" line."""
-    from .fit import render, with_method
     from .hardware import resolve
     from .loading import load_config
+    from .memory.report import render
+    from .memory.verdict import with_method
     from .methods import METHODS
     from .plan import AUTO, load_recipe
     from .preflight import preflight

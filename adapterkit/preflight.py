@@ -13,8 +13,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from .fit import Fit, assess, choose_method, enforce, shape_of
 from .loading import load_config
+from .memory.verdict import Fit, assess, choose_method, enforce, shape_of
 from .plan import AUTO, Plan, check_model, make_plan
 from .recipe import Recipe
 

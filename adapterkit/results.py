@@ -156,7 +156,7 @@ def check(result: dict[str, Any]) -> list[str]:
 
 
 def write(path: Path, result: dict[str, Any]) -> None:
-    from .artifacts import write_json
+    from .rundir import write_json
 
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, result)

@@ -13,7 +13,7 @@ def training_kwargs(plan, run_dir: Path) -> dict[str, Any]:
     train, hw = plan.recipe.train, plan.hardware
     save_every = train.save_every
     return dict(
-        output_dir=str(staging_dir(run_dir)),  # guards.PublishCheckpoints renames each checkpoint out of it
+        output_dir=str(staging_dir(run_dir)),  # callbacks.PublishCheckpoints renames each checkpoint out of it
         max_steps=train.max_steps,
         num_train_epochs=train.epochs,
         learning_rate=plan.learning_rate,
@@ -27,7 +27,7 @@ def training_kwargs(plan, run_dir: Path) -> dict[str, Any]:
         lr_scheduler_type=train.lr_scheduler,
         max_grad_norm=train.max_grad_norm,
         logging_steps=train.logging_steps,
-        logging_nan_inf_filter=False,  # a NaN/inf loss must reach guards.StopOnNonFinite
+        logging_nan_inf_filter=False,  # a NaN/inf loss must reach callbacks.StopOnNonFinite
         eval_strategy="no",
         save_strategy="steps" if save_every else "no",
         save_steps=save_every or 500,

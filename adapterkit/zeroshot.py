@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from . import artifacts, loading, measure, rundir
+from . import loading, measure, rundir
 from .plan import load_recipe
 from .preflight import preflight
 from .recipe import Recipe, recipe_to_toml
@@ -38,14 +38,13 @@ def base_recipe(recipe: Recipe | str | Path, overrides=None) -> Recipe:
 def evaluate_base(recipe: Recipe | str | Path, *, overrides=None, output: str | Path | None = None,
                   overwrite: bool = False):
     """Evaluate the untuned base model; returns an ``api.RunResult``."""
-    from .hardware.memory import steady_cpu_allocator
 
     checked = preflight(base_recipe(recipe, overrides), memory="skip")  # nothing trains: no training-memory verdict
     plan, config = checked.plan, checked.model_config
     recipe = plan.recipe
     if plan.hardware.device == "cpu":
-        steady_cpu_allocator()  # as adapterkit run does, so peak RSS compares with the tuned rows
-    run_dir = Path(output) if output else artifacts.default_run_dir(f"{recipe.name}-{METHOD_NAME}")
+        measure.steady_cpu_allocator()  # as adapterkit run does, so peak RSS compares with the tuned rows
+    run_dir = Path(output) if output else rundir.default_run_dir(f"{recipe.name}-{METHOD_NAME}")
     resolved = {"method": plan.method_options.model_dump(), "task": plan.task_options.model_dump()}
     with rundir.claim(run_dir, recipe_to_toml(recipe, resolved), overwrite=overwrite):
         # A task may evaluate some base models its own way (classification: a causal LM through a prompt).
@@ -77,11 +76,11 @@ def _evaluate(plan, run_dir: Path, prompted_class: str | None):
         else:
             metrics = evaluate(plan, model, tokenizer, data, run_dir)
     clock.seconds["train"] = 0.0
-    info = artifacts.run_info(
+    info = rundir.run_info(
         plan, data, counts, clock, started,
         method=METHOD_NAME, artifact=None, learning_rate=None, checkpoint_bytes=0, steps=0, train_examples=0,
         train_loss=None, train_tokens=0, train_tokens_per_second=None, train_samples_per_second=None,
     )
-    artifacts.write_json(run_dir / "metrics.json", metrics)
-    artifacts.write_json(run_dir / "run.json", info)
+    rundir.write_json(run_dir / "metrics.json", metrics)
+    rundir.write_json(run_dir / "run.json", info)
     return RunResult(run_dir, metrics, info)

@@ -15,16 +15,16 @@ import os
 import subprocess
 import sys
 import tempfile
-import tomllib
 from pathlib import Path
 
 import pytest
 import tomli_w
+import tomllib
+from conftest import REPO, tiny_recipe
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from adapterkit.cli import main
-from conftest import REPO, tiny_recipe
 
 SECTIONS = ("model", "method", "task", "data", "train", "hardware")
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -61,7 +61,8 @@ OUT_OF_RANGE = {
     "data.eval": st.one_of(st.floats(-5, 0), st.floats(1, 50)), "data.limit_train": negative_or_zero,
     "data.limit_eval": negative_or_zero,
     "train.max_steps": st.one_of(st.integers(-1000, -2), st.integers(10**8 + 1, 10**18), st.just(1e23)),
-    "train.epochs": st.one_of(st.floats(-10, 0), st.floats(1e6 + 1, 1e30)), "train.learning_rate": st.one_of(st.floats(-1, 0), st.floats(10, 1e9)),
+    "train.epochs": st.one_of(st.floats(-10, 0), st.floats(1e6 + 1, 1e30)),
+    "train.learning_rate": st.one_of(st.floats(-1, 0), st.floats(10, 1e9)),
     "train.batch_size": st.one_of(negative_or_zero, st.integers(2**20 + 1, 10**12)),
     "train.eval_batch_size": negative_or_zero,
     "train.grad_accum": negative_or_zero, "train.warmup_ratio": st.one_of(st.floats(-1, -1e-6), st.floats(1, 9)),

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 import tomli_w
+from conftest import tiny_recipe
 
 from adapterkit.cli import main
-from conftest import tiny_recipe
 
 
 def one_line_error(capsys, *expected: str) -> str:

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 import tomli_w
+from conftest import tiny_recipe
 
 from adapterkit import results
 from adapterkit.cli import main
 from adapterkit.compare import method_overrides
-from conftest import tiny_recipe
 
 METHODS = ["lora", "full", "qlora"]  # qlora is skipped: the recipe's hardware profile has no 4-bit kernels
 SEEDS = [0, 1]

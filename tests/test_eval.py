@@ -7,9 +7,9 @@ import json
 
 import pytest
 import tomli_w
+from conftest import tiny_recipe
 
 from adapterkit.cli import main
-from conftest import tiny_recipe
 
 
 @pytest.mark.parametrize("task, model", [("classification", "tiny_bert_dir"), ("ner", "tiny_bert_dir"),

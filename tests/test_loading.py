@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 import tomli_w
 import torch
+from conftest import REPO, tiny_recipe
 
 from adapterkit import loading
 from adapterkit.cli import main
 from adapterkit.errors import UserError
 from adapterkit.plan import make_plan
 from adapterkit.recipe import recipe_from_dict
-from conftest import REPO, tiny_recipe
 
 
 @pytest.fixture(scope="module")

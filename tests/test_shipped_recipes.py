@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 from adapterkit import api, load_recipe
-from conftest import REPO
 
 RECIPES = sorted((REPO / "recipes").glob("*.toml"))
 # A few steps on a slice of the data: enough to exercise load -> wrap -> train -> eval -> save.

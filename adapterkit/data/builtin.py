@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import bz2
 import csv
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..assets import package_dir
 

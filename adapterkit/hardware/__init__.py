@@ -1,5 +1,5 @@
 """Hardware: profiles (``profiles.py``) and detection of this machine (``detect.py``), and ``resolve``, the
-hardware a recipe's ``[hardware]`` section names. The memory estimate lives in ``hardware/memory.py``."""
+hardware a recipe's ``[hardware]`` section names. The memory estimate lives in ``memory/estimate.py``."""
 
 from __future__ import annotations
 

@@ -3,9 +3,10 @@ never branches on a method's name; a method's own module holds its special cases
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from ..recipe import Checked
 
@@ -36,7 +37,7 @@ class Needs:
 
 @dataclass(frozen=True)
 class Footprint:
-    """What a method adds to a memory plan (``hardware/memory.py`` turns it into bytes)."""
+    """What a method adds to a memory plan (``memory/estimate.py`` turns it into bytes)."""
 
     trainable_params: int  # parameters with gradients and optimizer state
     extra_tokens: int = 0  # virtual tokens prepended to every sequence (soft prompts)
@@ -45,13 +46,13 @@ class Footprint:
     keeps_linear_inputs: bool = True
     # Sum of out_features (over all layers) of the linears that carry an adapter branch (LoRA: x@A@B, scaled,
     # added to the base output): per token, its short-lived outputs are freed at once; on CPU they are part
-    # of the heap slack (``hardware/memory.py``: ADAPTER_TEMPS_PER_OUT), not of the live activations.
+    # of the heap slack (``memory/estimate.py``: ADAPTER_TEMPS_PER_OUT), not of the live activations.
     branch_out_features: int = 0
 
 
 class FootprintEstimate(Protocol):
     def __call__(self, options: Any, shape: Any) -> Footprint:
-        """Trainable parameters etc. for a model of this ``hardware.memory.ModelShape``, from sizes only."""
+        """Trainable parameters etc. for a model of this ``memory.estimate.ModelShape``, from sizes only."""
 
 
 class ModelCheck(Protocol):

@@ -2,7 +2,7 @@
 
 An adapter is ``h + dropout(up(act(down(ln?(h)))))`` with ``up`` initialised to zeros, so a fresh adapter is
 the identity and the wrapped model starts exactly where the base model was. Where adapters go comes from
-``targets.py`` (one row per architecture): Pfeiffer puts one on each block's FFN output, Houlsby one on the
+``anatomy.py`` (one row per architecture): Pfeiffer puts one on each block's FFN output, Houlsby one on the
 attention output as well.
 
 Mechanics: each adapter is an ``nn.Sequential`` registered as the child ``bottleneck`` of the projection it
@@ -47,7 +47,7 @@ class BottleneckOptions(MethodOptions):
 
 
 def _points(model, options: BottleneckOptions) -> dict[str, str]:
-    from .targets import adapter_points
+    from ..anatomy import adapter_points
 
     points = adapter_points(model)
     return points if options.config == "houlsby" else {"ffn": points["ffn"]}
@@ -94,7 +94,7 @@ def _add_adapter(module, args, output):
 
 def _head_modules(model, options: BottleneckOptions, task_type: str) -> list[str]:
     """The task head and, where the backbone has one, its pooler (it feeds only the head)."""
-    from .targets import head_module_names, pooler_module_names
+    from ..anatomy import head_module_names, pooler_module_names
 
     if not options.train_head or task_type in LM_TASKS:
         return []
@@ -103,7 +103,7 @@ def _head_modules(model, options: BottleneckOptions, task_type: str) -> list[str
 
 def insert_adapters(model, options: BottleneckOptions) -> tuple[str, dict[str, str], list[str]]:
     """Add an adapter after every adapter point of every block; returns (block path, points, module names)."""
-    from .targets import find_blocks
+    from ..anatomy import find_blocks
 
     block_path, blocks = find_blocks(model)
     points = _points(model, options)
@@ -123,7 +123,7 @@ def insert_adapters(model, options: BottleneckOptions) -> tuple[str, dict[str, s
 
 def block_norms(model) -> list:
     """The layer norms (LayerNorm, RMSNorm, ...) inside the transformer blocks, adapters' own excluded."""
-    from .targets import find_blocks
+    from ..anatomy import find_blocks
 
     _, blocks = find_blocks(model)
     return [m for block in blocks for name, m in block.named_modules()
@@ -148,7 +148,7 @@ def wrap(model, options: BottleneckOptions, ctx: WrapContext):
 def save(model, folder: Path) -> None:
     from safetensors.torch import save_file
 
-    from .targets import find_blocks
+    from ..anatomy import find_blocks
 
     info = getattr(model, "_adapterkit_bottleneck", None)
     if info is None:
@@ -205,8 +205,8 @@ def load(base_model, folder: Path):
 
 
 def check_model(options: BottleneckOptions, config, task: str) -> str | None:
-    """Preflight: the architecture table (``targets.ARCHITECTURES``) must place the adapters."""
-    from .targets import unknown_reason
+    """Preflight: the architecture table (``anatomy.ARCHITECTURES``) must place the adapters."""
+    from ..anatomy import unknown_reason
 
     return unknown_reason(config.model_type)
 

@@ -14,7 +14,7 @@ class FreezeOptions(MethodOptions):
 
 
 def wrap(model, options: FreezeOptions, ctx: WrapContext):
-    from .targets import find_blocks, head_module_names
+    from ..anatomy import find_blocks, head_module_names
 
     for p in model.parameters():
         p.requires_grad_(False)

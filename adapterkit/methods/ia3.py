@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from .base import Footprint, Method, MethodOptions, WrapContext
-from .peft_io import load_peft, peft_model, save_peft
+from .peft_tuner import load_peft, peft_model, save_peft
 
 
 class IA3Options(MethodOptions):
@@ -15,11 +15,11 @@ class IA3Options(MethodOptions):
 
 def targets(options: IA3Options, model_type: str) -> tuple[list[str], list[str]] | None:
     """(target_modules, feedforward_modules): the options', else peft's table for the model type, else the
-    architecture table's key/value projections and FFN output (``targets.ARCHITECTURES``); None if none."""
+    architecture table's key/value projections and FFN output (``anatomy.ARCHITECTURES``); None if none."""
     from peft.utils import TRANSFORMERS_MODELS_TO_IA3_FEEDFORWARD_MODULES_MAPPING as ff_default
     from peft.utils import TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING as target_default
 
-    from .targets import ARCHITECTURES
+    from ..anatomy import ARCHITECTURES
 
     if options.target_modules is not None:  # peft's own rule: feed-forward modules from its table unless given
         ff = options.feedforward_modules

@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from .base import Footprint, Method, MethodOptions, WrapContext
-from .peft_io import load_peft, peft_model, save_peft
+from .peft_tuner import load_peft, peft_model, save_peft
 
 
 class LoraOptions(MethodOptions):
@@ -63,7 +63,7 @@ def footprint(options: LoraOptions, shape) -> Footprint:
 
 
 def wrap(model, options: LoraOptions, ctx: WrapContext):
-    from .targets import head_module_names
+    from ..anatomy import head_module_names
 
     return peft_model(model, lora_config(options, ctx, exclude=head_module_names(model)))
 

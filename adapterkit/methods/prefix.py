@@ -9,7 +9,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from .base import Footprint, Method, MethodOptions, Needs, WrapContext
-from .peft_io import load_peft, peft_model, save_peft
+from .peft_tuner import load_peft, peft_model, save_peft
 
 
 class PrefixOptions(MethodOptions):

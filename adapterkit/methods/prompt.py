@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from .base import Footprint, Method, MethodOptions, Needs, WrapContext
-from .peft_io import load_peft, peft_model, save_peft
+from .peft_tuner import load_peft, peft_model, save_peft
 
 
 class PromptOptions(MethodOptions):

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from .base import Footprint, Method, MethodOptions, Needs, WrapContext
-from .peft_io import load_peft, peft_model, save_peft
+from .peft_tuner import load_peft, peft_model, save_peft
 
 
 class PTuningOptions(MethodOptions):

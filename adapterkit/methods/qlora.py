@@ -17,7 +17,7 @@ from pydantic import Field
 
 from .base import Method, Needs, WrapContext
 from .lora import LoraOptions, footprint, lora_config
-from .peft_io import load_peft, peft_model, save_peft
+from .peft_tuner import load_peft, peft_model, save_peft
 
 
 class QLoraOptions(LoraOptions):
@@ -28,7 +28,7 @@ class QLoraOptions(LoraOptions):
 
 def quantization(options: QLoraOptions) -> dict:
     """BitsAndBytesConfig kwargs; the loader adds the modules kept in full precision (the task head and the
-    output embeddings, ``targets.full_precision_module_names``)."""
+    output embeddings, ``anatomy.full_precision_module_names``)."""
     return {"load_in_4bit": True, "bnb_4bit_quant_type": options.quant_type,
             "bnb_4bit_use_double_quant": options.double_quant}
 
@@ -62,7 +62,7 @@ def disable_packed_cpu_kernel(model) -> int:
 def wrap(model, options: QLoraOptions, ctx: WrapContext):
     from peft import prepare_model_for_kbit_training
 
-    from .targets import head_module_names
+    from ..anatomy import head_module_names
 
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=ctx.gradient_checkpointing)
     model = peft_model(model, lora_config(options, ctx, exclude=head_module_names(model)))

@@ -22,7 +22,7 @@ class TaskData:
     labels: list[str] | None = None  # label names for classification / tagging
     skipped_rows: int = 0
 
-    def for_eval(self) -> "TaskData":
+    def for_eval(self) -> TaskData:
         """The same data without a train split: ``build_trainer`` then builds an evaluate-only trainer."""
         return TaskData(None, self.eval, self.labels, self.skipped_rows)
 

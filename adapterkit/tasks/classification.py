@@ -33,7 +33,8 @@ class ClassificationOptions(TaskOptions):
         try:
             value.format(text="", labels="")
         except (KeyError, IndexError, ValueError) as err:
-            raise ValueError(f"only {{text}} and {{labels}} can be filled in ({err}); write other braces as {{{{ }}}}")
+            raise ValueError(f"only {{text}} and {{labels}} can be filled in ({err}); write other braces as "
+                             "{{{{ }}}}") from None
         return value
 
 

@@ -6,7 +6,8 @@ and each label name is scored as the continuation: the sum of its tokens' log-pr
 predicted label is the most likely one; ``eval_loss`` is the cross-entropy of the true label under the
 softmax over the label scores. No calibration: contextual calibration (subtracting each label's score for
 the content-free text ``N/A``, Zhao et al. 2021) was tried with SmolLM2-135M on 300 Rotten Tomatoes
-reviews and moved accuracy from 0.587 to 0.617 with one prompt and to 0.440 with another. With a chat template (instruct models) the prompt is the user's message
+reviews and moved accuracy from 0.587 to 0.617 with one prompt and to 0.440 with another.
+With a chat template (instruct models) the prompt is the user's message
 and the label is the start of the assistant's reply; without one the prompt is followed by ``Label:``.
 
 Labels are scored by their names, so they should be words the model knows (``fresh``/``rotten``, not

@@ -8,7 +8,7 @@ training on what is left would finish with nonsense metrics.
 from __future__ import annotations
 
 import logging
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from ..data.files import bad_row
 from ..errors import UserError

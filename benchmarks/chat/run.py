@@ -14,7 +14,8 @@ adapterkit's recipe has no ``limit_eval``, so both evaluate all of them.
   for how the loss is put on assistant turns only).
 - adapterkit: ``adapterkit run`` on ``recipes/chat_lora.toml`` pointed at the JSONL files, with
   ``train.max_steps`` and ``train.batch_size`` set; its own defaults otherwise (padding-free batches with
-  their shared opening computed once, loss head on labelled positions only, random batches, lr 5e-4 = the LoRA method's default, dropout 0,
+  their shared opening computed once, loss head on labelled positions only, random batches,
+  lr 5e-4 = the LoRA method's default, dropout 0,
   eval batch 16, precision from the hardware profile: fp32 on a CPU without fast bf16, but bf16 on one
   with AMX or AVX512-BF16, such as the issue's Xeon, while the plain script stays fp32 as the issue's did;
   the precision adapterkit used is printed and recorded).

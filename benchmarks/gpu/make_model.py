@@ -1,7 +1,11 @@
 """Random-weight models with SmolLM2's real config and tokenizer (the weights do not travel: speed and memory
 only). 135M goes where builtin:smollm2-135m-instruct resolves ($ADAPTERKIT_CACHE); 1.7B to /tmp/smollm2-1.7b."""
-import gzip, os, shutil, sys
+import gzip
+import os
+import shutil
+import sys
 from pathlib import Path
+
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 

@@ -90,7 +90,7 @@ class ComputedTokens:
     def __enter__(self):
         import torch
 
-        from adapterkit.tasks.chat_loss import SelectiveLossSFTTrainer
+        from adapterkit.tasks.chat.loss import SelectiveLossSFTTrainer
 
         self._cls, self._original = SelectiveLossSFTTrainer, SelectiveLossSFTTrainer.compute_loss
         tally = self

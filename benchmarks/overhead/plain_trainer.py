@@ -41,8 +41,7 @@ def main() -> None:
     from datasets import load_dataset
     from peft import LoraConfig, TaskType, get_peft_model
     from sklearn.metrics import accuracy_score, f1_score
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments,
-                              set_seed)
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments, set_seed
 
     set_seed(args.seed)
     data = load_dataset("json", data_files={"train": args.train, "eval": args.eval})

@@ -62,10 +62,9 @@ def measure(recipe: Path, steps: int, run_dir: Path) -> dict:
 
 def predict(recipe: Path, steps: int) -> dict:
     from adapterkit import loading
-    from adapterkit.fit import assess, shape_of
-    from adapterkit.hardware.memory import MIB
-    from adapterkit.plan import make_plan
-    from adapterkit.plan import load_recipe
+    from adapterkit.memory.estimate import MIB
+    from adapterkit.memory.verdict import assess, shape_of
+    from adapterkit.plan import load_recipe, make_plan
 
     loaded = load_recipe(recipe, [f"train.max_steps={steps}", *overrides_for(recipe)])
     plan = make_plan(loaded)
@@ -105,7 +104,8 @@ def main() -> int:
         print(f"{path.stem:<18} predicted {row['predicted_mib']:7.0f} MiB  measured "
               f"{row.get('measured_mib', float('nan')):7.0f} MiB  ratio {shown}", flush=True)
     ratios = [r["ratio"] for r in rows if "ratio" in r]
-    result = {"run_info": {"steps": args.steps, "overrides": OVERRIDES, "recipe_overrides": RECIPE_OVERRIDES, "machine": platform.machine(),
+    result = {"run_info": {"steps": args.steps, "overrides": OVERRIDES, "recipe_overrides": RECIPE_OVERRIDES,
+                           "machine": platform.machine(),
                            "cpus": os.cpu_count(), "python": platform.python_version(),
                            "allocator": "glibc default (ADAPTERKIT_MALLOC unset)",
                            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),

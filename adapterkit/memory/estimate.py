@@ -1,0 +1,301 @@
+"""Predicted peak memory of a training run, from the model's config alone (no weights are loaded).
+
+``model_shape`` builds the model on the meta device (accelerate's ``init_empty_weights``) to count its
+parameters and list its linear layers; ``estimate`` turns a shape, a method and a workload into a
+breakdown in bytes. Every term and its formula (P = parameters, T = trainable parameters):
+
+* weights     frozen base: P x bytes(dtype the loader uses, ``loading.weights_dtype``); a quantizing
+              method stores the backbone's linear weights Q in NF4/FP4: Q x (0.5 + 4/64) bytes (an fp32
+              absmax per 64-weight block), with double quantization Q x (0.5 + 1/64 + 4/(64*256)); the
+              rest (embeddings, norms, heads) in fp32, as ``prepare_model_for_kbit_training`` leaves it.
+* trainable   T x 4 (fp32 adapter weights); part of the weights when the method trains the base.
+* gradients   T x 4 (fp32, one per trainable parameter).
+* optimizer   AdamW: T x 8 (exp_avg + exp_avg_sq in fp32).
+* activations per layer and token, E elements are kept for backward at the activation width (2 bytes
+              under bf16/fp16 autocast, 4 in fp32):
+                E = ACT_PER_OUT x (sum of out_features of one block's linears) + ACT_PER_HIDDEN x hidden
+                    + ACT_PER_IN x (sum of in_features)        if the method keeps linear inputs (Footprint)
+                    + ATTN_DROPOUT_PER_SCORE x heads x seq     if the config drops attention probabilities
+                    + HIDDEN_DROPOUT_PER_HIDDEN x hidden       if it drops hidden states
+              activations = batch x seq x layers x E x width, seq = max_length + virtual tokens (worst
+              case: every row max_length long). With activation checkpointing only each block's input is
+              kept (tokens x layers x hidden x width) plus one block recomputed (tokens x E x width).
+* logits      language-model heads only: tokens x vocab x (width + LOGIT_COPIES x 4): the logits, their
+              fp32 log-softmax, its gradient, the logits' gradient and trl's entropy/accuracy temporaries
+              (classification heads: negligible).
+* heap slack  (CPU only, glibc's default allocator) freed heap blocks of short-lived temporaries (the 1-30 MiB
+              tensors of a forward/backward pass) stay resident instead of going back to the OS, so RSS
+              runs above the live tensors by
+                CPU_HEAP_SLACK x activations
+                + ADAPTER_TEMPS_PER_OUT x tokens x (out_features of the linears with an adapter branch,
+                  over all layers: ``Footprint.branch_out_features``) x width
+              The second part is peft's LoRA forward (B's output and its scaled copy, freed per linear):
+              measured, LoRA's slack is ~1x its activations, full fine-tuning's, prompt tuning's and
+              bottleneck adapters' 0.3-0.6x. Logits get no slack: blocks above glibc's largest mmap threshold
+              (32 MiB; one LM logits tensor is tokens x vocab x 4 bytes) are always unmapped when freed.
+              Eval: CPU_HEAP_SLACK x its activations. Both constants fitted, see below.
+* eval        after training, the eval loop (batch = 2 x train batch unless set, no gradients) holds the
+              weights, the optimizer state, one block's activations and logits + log-softmax.
+* load        (CPU only) the checkpoint file is memory-mapped while loading: when the loader converts or
+              quantizes it, file pages (its size on disk) and the converted weights are resident at once,
+              and (measured) stay so through training: the "mapped checkpoint" term of train and eval.
+* overhead    CPU: the Python process with torch/transformers/peft/trl/datasets imported, the tokenizer
+              and the dataset (PROCESS_BASELINE_MIB, measured); CUDA: context + allocator slack.
+
+peak = max(load, train, eval), with train = weights + trainable + optimizer + max(activations + logits,
+gradients) + heap slack + overhead (gradients are freed after each step and grow while backward frees
+activations). The per-element constants (ACT_*, *_DROPOUT_*, LOGIT_COPIES, PROCESS_BASELINE_MIB) were
+calibrated on CPU (fp32) against saved-tensor counts and the RSS high-water marks of ``benchmarks/planner``
+(MiniLM-L6 encoder, SmolLM2-135M decoder) with ``steady_cpu_allocator`` on (``ADAPTERKIT_MALLOC=steady``:
+RSS follows the live tensors). CPU_HEAP_SLACK was then fitted on the same benchmark under glibc's default
+allocator, which is what ``adapterkit run`` uses unless told otherwise, so CPU predictions are for the
+default allocator (with ``ADAPTERKIT_MALLOC=steady`` they overestimate by the slack term). The same
+per-element counts are assumed under bf16/fp16 on CUDA, which no benchmark here has checked; CUDA has no
+heap-slack term (its caching allocator's slack is part of CUDA_OVERHEAD_MIB).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+GIB = 2**30
+MIB = 2**20
+BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+ACT_PER_OUT = 1.0  # saved elements per token per unit of a block's linear out_features (calibrated)
+ACT_PER_HIDDEN = 2.1  # saved elements per token per hidden unit: norms, residual stream (calibrated)
+ACT_PER_IN = 0.71  # per unit of in_features, when the method keeps linear inputs for weight gradients
+ATTN_DROPOUT_PER_SCORE = 2.25  # attention dropout: probabilities, mask and dropped copy per score (heads x seq)
+HIDDEN_DROPOUT_PER_HIDDEN = 5.0  # hidden dropout: masks and outputs of the residual-branch dropouts
+# fp32 copies besides the logits themselves: log-softmax, its gradient, the logits' gradient (3), and ~2 for
+# trl's SFTTrainer, which also computes per-token entropy and accuracy from the logits (measured: +2.3 copies).
+LOGIT_COPIES = 5.0
+EVAL_LOGIT_COPIES = 3.0  # eval: log-softmax + the entropy/accuracy metrics' temporaries
+# CPU, glibc's default allocator: freed heap blocks of temporaries stay resident (see steady_cpu_allocator).
+# Fitted on benchmarks/planner (results.json there): measured default-minus-steady RSS was 0.29x activations
+# for full fine-tuning, 0.32x prompt tuning, 0.58x bottleneck adapters, 0.94-0.99x LoRA (2 x out_features per
+# token and adapted linear), 0.96x and 1.12x for chat LoRA and QLoRA (logits: none). Rounded up where a choice was
+# left: real runs reach higher than the benchmark's 2 steps (sentiment_lora: 1,598 MiB at 2 steps,
+# 1,638-1,696 MiB at 60 steps, 1,759 MiB for one epoch with the full eval; predicted 1,612 MiB).
+CPU_HEAP_SLACK = 0.25  # extra RSS per byte of activations, every method
+ADAPTER_TEMPS_PER_OUT = 2.0  # freed elements per token per unit of an adapter branch's out_features (LoRA)
+PROCESS_BASELINE_MIB = 580.0  # CPU: interpreter + libraries + tokenizer + dataset (calibrated)
+CUDA_OVERHEAD_MIB = 600.0  # CUDA context (~300-500 MiB with lazy module loading) + allocator slack
+QUANT_BYTES = {True: 0.5 + 1 / 64 + 4 / (64 * 256), False: 0.5 + 4 / 64}  # per 4-bit weight, by double_quant
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """Sizes of a model, read from a meta-device instance of the task's model class."""
+
+    model_type: str
+    total_params: int
+    layers: int
+    hidden: int
+    heads: int
+    attention_dropout: bool  # the config applies dropout to attention probabilities
+    hidden_dropout: bool  # ... and to hidden states
+    vocab: int
+    block_params: int  # parameters of one repeated block
+    block_out_features: int  # sum of out_features over one block's linear layers
+    block_in_features: int  # sum of in_features over one block's linear layers
+    linears: tuple[tuple[str, int, int], ...]  # backbone linear layers: (name, in_features, out_features)
+    task_head_params: int  # a freshly initialised task head (classifier, score); 0 for LM heads
+    top_norm_params: int  # a norm beside the block list (final norm)
+    lm_logits: bool  # the head projects onto the vocabulary (causal LM)
+    checkpoint_bytes: int | None  # weights on disk, when the model is a local folder
+    checkpoint_dtype: str = "fp32"
+    pooler_params: int = 0  # the backbone's pooler, which feeds a sequence classifier (BERT-style)
+
+    @property
+    def linear_params(self) -> int:
+        return sum(i * o for _, i, o in self.linears)
+
+
+@dataclass(frozen=True)
+class Workload:
+    batch_size: int
+    seq_len: int
+    eval_batch_size: int
+    precision: str  # compute dtype: fp32 | bf16 | fp16
+    device: str  # cpu | cuda
+    gradient_checkpointing: bool
+    weights_dtype: str  # dtype the loader stores the (non-quantized) base in
+
+
+@dataclass
+class Estimate:
+    """Bytes per term; ``peak`` is what the plan compares against the budget."""
+
+    terms: dict[str, float] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+    activations_checkpointed: float = 0.0
+    activations_full: float = 0.0
+    train: float = 0.0
+    eval: float = 0.0
+    load: float = 0.0
+    trainable_params: int = 0
+    total_params: int = 0
+
+    @property
+    def peak(self) -> float:
+        return max(self.train, self.eval, self.load)
+
+    @property
+    def phase(self) -> str:
+        return max(("train", self.train), ("eval", self.eval), ("load", self.load), key=lambda kv: kv[1])[0]
+
+
+def _text_config(config):
+    return getattr(config, "text_config", None) or config
+
+
+def _first(config, *names, default=None):
+    for name in names:
+        value = getattr(config, name, None)
+        if value:
+            return value
+    return default
+
+
+def _checkpoint_bytes(model_dir: str | None) -> int | None:
+    if not model_dir or not Path(model_dir).is_dir():
+        return None
+    files = list(Path(model_dir).glob("*.safetensors")) or list(Path(model_dir).glob("*.bin"))
+    return sum(f.stat().st_size for f in files) or None
+
+
+def model_shape(config, auto_class: str, *, lm_task: bool, model_dir: str | None = None,
+                trust_remote_code: bool = False) -> ModelShape:
+    """Build the task's model class on the meta device and measure it. Allocates no weight memory."""
+    import torch
+
+    from ..anatomy import find_blocks, head_module_names, meta_model, pooler_module_names
+
+    model = meta_model(config, auto_class, trust_remote_code)
+    heads = head_module_names(model)
+    output = model.get_output_embeddings() if lm_task else None  # LM head: never an adapter target, never 4-bit
+    head_prefixes = tuple(h + "." for h in heads)
+    block_path, blocks = find_blocks(model)
+    linears = []
+    for name, module in model.named_modules():
+        if name in heads or name.startswith(head_prefixes) or (output is not None and module is output):
+            continue
+        weight = getattr(module, "weight", None)
+        if isinstance(module, torch.nn.Linear):
+            linears.append((name, module.in_features, module.out_features))
+        elif type(module).__name__ == "Conv1D" and weight is not None:  # GPT-2 style: weight is (in, out)
+            linears.append((name, weight.shape[0], weight.shape[1]))
+    first_block = f"{block_path}.0."
+    block_out = sum(o for n, _, o in linears if n.startswith(first_block))
+    block_in = sum(i for n, i, _ in linears if n.startswith(first_block))
+    parent = model.get_submodule(block_path.rpartition(".")[0])
+    top_norm = sum(p.numel() for c in parent.children() if "Norm" in type(c).__name__ for p in c.parameters())
+    head_params = sum(p.numel() for h in heads for p in model.get_submodule(h).parameters())
+    pooler_params = sum(p.numel() for h in pooler_module_names(model) for p in model.get_submodule(h).parameters())
+    text = _text_config(config)
+    dtype = str(getattr(config, "dtype", None) or "float32")
+    return ModelShape(
+        model_type=config.model_type,
+        total_params=sum(p.numel() for p in model.parameters()),
+        layers=len(blocks),
+        hidden=_first(text, "hidden_size", "n_embd", "d_model", "dim"),
+        heads=_first(text, "num_attention_heads", "n_head", "n_heads", default=1),
+        attention_dropout=bool(_first(text, "attention_probs_dropout_prob", "attention_dropout", "attn_pdrop",
+                                      default=0.0)),
+        hidden_dropout=bool(_first(text, "hidden_dropout_prob", "resid_pdrop", "hidden_dropout", "dropout",
+                                   default=0.0)),
+        vocab=_first(text, "vocab_size", default=0),
+        block_params=sum(p.numel() for p in blocks[0].parameters()),
+        block_out_features=block_out,
+        block_in_features=block_in,
+        linears=tuple(linears),
+        task_head_params=0 if lm_task else head_params,
+        pooler_params=0 if lm_task else pooler_params,
+        top_norm_params=top_norm,
+        lm_logits=lm_task,
+        checkpoint_bytes=_checkpoint_bytes(model_dir),
+        checkpoint_dtype={"torch.bfloat16": "bf16", "bfloat16": "bf16", "torch.float16": "fp16",
+                          "float16": "fp16"}.get(dtype, "fp32"),
+    )
+
+
+def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Estimate:
+    """The breakdown for ``method`` (a ``methods.base.Method``) with ``options`` on this workload."""
+    from ..methods.base import Footprint
+
+    est = Estimate(total_params=shape.total_params)
+    if method.footprint is not None:
+        foot = method.footprint(options, shape)
+    else:
+        foot = Footprint(shape.total_params)
+        est.notes["trainable"] = f"method {method.name!r} declares no footprint: assuming every weight trains"
+    trainable = foot.trainable_params
+    est.trainable_params = trainable
+
+    # Weights: quantized backbone linears + the rest in the loader's dtype (see module docstring).
+    wbytes = BYTES[work.weights_dtype]
+    if method.quantization is not None:
+        q = shape.linear_params
+        double = bool(method.quantization(options).get("bnb_4bit_use_double_quant", False))
+        weights = q * QUANT_BYTES[double] + (shape.total_params - q) * 4
+        est.notes["weights"] = f"{q / 1e6:.0f}M linear weights in 4 bit, {(shape.total_params - q) / 1e6:.0f}M in fp32"
+    else:
+        weights = shape.total_params * wbytes
+        est.notes["weights"] = f"{shape.total_params / 1e6:.0f}M parameters in {work.weights_dtype}"
+    est.terms["weights"] = weights
+    est.terms["trainable"] = 0.0 if method.trains_base else foot.trainable_params * 4
+    est.notes["trainable"] = est.notes.get("trainable", f"{trainable / 1e6:.2f}M parameters, fp32")
+    est.terms["gradients"] = trainable * 4
+    est.terms["optimizer"] = trainable * 8
+    est.notes["optimizer"] = "AdamW: 2 fp32 states per trainable parameter"
+
+    # Activations (see module docstring): tokens x layers x per-token elements x width.
+    width = BYTES[work.precision]
+    seq = work.seq_len + foot.extra_tokens
+    per_token = ACT_PER_OUT * shape.block_out_features + ACT_PER_HIDDEN * shape.hidden
+    if foot.keeps_linear_inputs:
+        per_token += ACT_PER_IN * shape.block_in_features
+    if shape.attention_dropout:
+        per_token += ATTN_DROPOUT_PER_SCORE * shape.heads * seq
+    if shape.hidden_dropout:
+        per_token += HIDDEN_DROPOUT_PER_HIDDEN * shape.hidden
+    tokens = work.batch_size * seq
+    est.activations_full = tokens * shape.layers * per_token * width
+    est.activations_checkpointed = tokens * (shape.layers * shape.hidden + per_token) * width
+    act = est.activations_checkpointed if work.gradient_checkpointing else est.activations_full
+    est.terms["activations"] = act
+    est.notes["activations"] = (f"batch {work.batch_size} x {seq} tokens x {shape.layers} layers, "
+                                f"checkpointing {'on' if work.gradient_checkpointing else 'off'} "
+                                f"(on: {est.activations_checkpointed / MIB:.0f} MiB, off: {est.activations_full / MIB:.0f} MiB)")
+    logit_bytes = width + LOGIT_COPIES * 4
+    est.terms["logits"] = tokens * shape.vocab * logit_bytes if shape.lm_logits else 0.0
+    overhead = (PROCESS_BASELINE_MIB if work.device == "cpu" else CUDA_OVERHEAD_MIB) * MIB
+    est.terms["overhead"] = overhead
+    # CPU: a checkpoint the loader converts (4-bit, other dtype) stays memory-mapped beside the converted
+    # weights (measured: QLoRA's RSS = LoRA's - smaller weights + the file); an unconverted one *is* the weights.
+    on_disk = shape.checkpoint_bytes or shape.total_params * BYTES[shape.checkpoint_dtype]
+    converted = method.quantization is not None or work.weights_dtype != shape.checkpoint_dtype
+    est.terms["mapped checkpoint"] = on_disk if work.device == "cpu" and converted else 0.0
+    est.notes["overhead"] = "python + libraries + data (RSS baseline)" if work.device == "cpu" else "CUDA context + allocator"
+    # CPU: glibc keeps freed temporaries resident (module docstring: heap slack); CUDA's allocator is in overhead.
+    slack = CPU_HEAP_SLACK if work.device == "cpu" else 0.0
+    branch = ADAPTER_TEMPS_PER_OUT * tokens * foot.branch_out_features * width if work.device == "cpu" else 0.0
+    est.terms["heap slack"] = slack * act + branch
+    if work.device == "cpu":
+        est.notes["heap slack"] = (f"freed temporaries glibc keeps: {slack:.2f} x activations + "
+                                   f"{branch / MIB:.0f} MiB of adapter-branch outputs")
+    # Gradients are freed after each optimizer step (zero_grad(set_to_none)) and grow while backward frees
+    # activations: the step peaks at the larger of (activations + logits) and gradients, not their sum.
+    t = est.terms
+    est.train = (t["weights"] + t["trainable"] + t["optimizer"] + max(t["activations"] + t["logits"], t["gradients"])
+                 + t["heap slack"] + t["overhead"] + t["mapped checkpoint"])
+
+    eval_tokens = work.eval_batch_size * seq
+    eval_logits = eval_tokens * shape.vocab * (width + EVAL_LOGIT_COPIES * 4) if shape.lm_logits else 0.0
+    est.eval = (weights + est.terms["trainable"] + est.terms["optimizer"]
+                + eval_tokens * per_token * width * (1 + slack) + eval_logits + overhead + est.terms["mapped checkpoint"])
+    if work.device == "cpu":
+        est.load = (on_disk + (weights if converted else 0.0)) + overhead
+    return est

@@ -1,0 +1,66 @@
+"""Save/load shared by the methods built on peft tuners: a standard PEFT adapter folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def save_peft(model, folder: Path) -> None:
+    model.save_pretrained(folder)
+
+
+def load_peft(base_model, folder: Path):
+    from peft import PeftModel
+
+    return align_token_outputs(PeftModel.from_pretrained(base_model, folder))
+
+
+def peft_model(model, config):
+    """peft's model for ``config``, with the task head (``anatomy.head_module_names``) trained whole and saved
+    (peft's ``modules_to_save``; left alone, peft saves only modules named ``classifier`` or ``score``)."""
+    from peft import get_peft_model
+
+    from ..anatomy import head_module_names
+
+    heads = head_module_names(model)
+    if heads and hasattr(config, "modules_to_save"):
+        config.modules_to_save = [*(config.modules_to_save or []),
+                                  *(h for h in heads if h not in (config.modules_to_save or []))]
+    return align_token_outputs(get_peft_model(model, config))
+
+
+def align_token_outputs(model):
+    """Make prompt/p-tuning usable for token classification.
+
+    peft prepends ``num_virtual_tokens`` soft tokens to the input embeddings but passes the labels through
+    unchanged, so a token-classification head sees ``n + virtual`` positions against ``n`` labels and the
+    loss fails. Hooks on the wrapped transformers model give the virtual positions the ignore label (-100)
+    and drop their logits, so labels, logits and the caller's input line up again.
+    """
+    config = model.active_peft_config
+    if not (config.is_prompt_learning and str(config.task_type) == "TOKEN_CLS"
+            and str(config.peft_type) != "PREFIX_TUNING"):
+        return model
+    virtual = config.num_virtual_tokens
+
+    def pad_labels(_module, args, kwargs):
+        labels, embeds = kwargs.get("labels"), kwargs.get("inputs_embeds")
+        if labels is not None and embeds is not None and labels.shape[1] + virtual == embeds.shape[1]:
+            kwargs["labels"] = _left_pad(labels, virtual)
+        return args, kwargs
+
+    def drop_virtual(_module, _args, kwargs, output):
+        embeds = kwargs.get("inputs_embeds")
+        if embeds is not None and getattr(output, "logits", None) is not None and output.logits.shape[1] == embeds.shape[1]:
+            output.logits = output.logits[:, virtual:]
+        return output
+
+    model.base_model.register_forward_pre_hook(pad_labels, with_kwargs=True)
+    model.base_model.register_forward_hook(drop_virtual, with_kwargs=True)
+    return model
+
+
+def _left_pad(labels, count: int):
+    import torch
+
+    return torch.cat([labels.new_full((labels.shape[0], count), -100), labels], dim=1)

@@ -1,0 +1,31 @@
+"""The run directory: what a run writes, whose it is, and how a later command finds it again.
+
+    DIR/.adapterkit                the ownership stamp (JSON: run id, time, command), written when adapterkit claims DIR
+    DIR/.lock                      flock held by the run writing DIR; the kernel drops it if that process dies
+    DIR/recipe.toml                the resolved recipe (method/task defaults filled in)
+    DIR/.checkpoint-tmp/           the Trainer's ``output_dir``: a checkpoint is written here first...
+    DIR/checkpoints/checkpoint-N/  ...then renamed here once complete (Trainer's own format; the last 2 kept)
+    DIR/adapter/                   PEFT adapter folder (or bottleneck safetensors + config) + tokenizer + labels.json
+    DIR/model/                     full/freeze: a complete from_pretrained folder + tokenizer
+    DIR/metrics.json               eval metrics (+ samples.jsonl for chat, per-label reports)
+    DIR/run.json                   versions, parameter counts, timings, throughput, peak memory: a finished run
+
+Ownership: adapterkit writes into, resumes from, replaces or deletes only a folder it can prove it wrote,
+one holding its ``.adapterkit`` stamp. A new or empty folder is stamped and used; a non-empty folder
+without the stamp (the user's own files) is refused in one line, ``--overwrite`` included, and nothing in
+it is touched. A run that fails before it has kept anything (no checkpoint, no ``run.json``) removes what
+it wrote, and the folder itself if it made it.
+
+``adapterkit run RECIPE --output DIR`` on a DIR without ``run.json`` resumes from the newest complete
+checkpoint, provided DIR's ``recipe.toml`` is the same recipe. A finished run is replaced only with
+``--overwrite``. Modules: ``claim.py`` (stamp, lock, claim, resume), ``checkpoints.py`` (staging and
+publishing), ``record.py`` (artifacts, metrics.json, run.json). Light imports only.
+"""
+
+from .checkpoints import CHECKPOINTS, KEEP, STAGING, checkpoints, publish, staging_dir
+from .claim import LOCK, MARKER, check_output, claim, owned, take
+from .record import default_run_dir, git_commit, read_run, run_info, save_trained, versions, write_json
+
+__all__ = ["CHECKPOINTS", "KEEP", "LOCK", "MARKER", "STAGING", "check_output", "checkpoints", "claim", "default_run_dir",
+           "git_commit", "owned", "publish", "read_run", "run_info", "save_trained", "staging_dir", "take", "versions",
+           "write_json"]

@@ -1,0 +1,60 @@
+"""Checkpoints of a run: written by the Trainer into ``DIR/.checkpoint-tmp``, then published whole into
+``DIR/checkpoints`` (fsync, one rename), the last ``KEEP`` kept."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+CHECKPOINTS = "checkpoints"
+STAGING = ".checkpoint-tmp"
+KEEP = 2
+_STEP = re.compile(r"^checkpoint-(\d+)$")
+
+
+def staging_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / STAGING
+
+
+def checkpoints(run_dir: Path) -> list[Path]:
+    """Complete checkpoints, oldest first."""
+    folder = Path(run_dir) / CHECKPOINTS
+    found = [(int(m.group(1)), p) for p in folder.glob("checkpoint-*") if (m := _STEP.match(p.name)) and p.is_dir()]
+    return [p for _, p in sorted(found)]
+
+
+def _is_final(checkpoint: Path) -> bool:
+    try:
+        state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+        return state["global_step"] >= state["max_steps"] > 0
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def publish(run_dir: Path, step: int) -> Path:
+    """Move the checkpoint the Trainer just wrote for ``step`` into place (fsync, then one rename), keep the last 2."""
+    source = staging_dir(run_dir) / f"checkpoint-{step}"
+    target = Path(run_dir) / CHECKPOINTS / f"checkpoint-{step}"
+    for path in sorted(source.rglob("*")):
+        if path.is_file():
+            _fsync(path)
+    _fsync(source)
+    target.parent.mkdir(exist_ok=True)
+    if target.exists():  # left by an earlier attempt at this step
+        shutil.rmtree(target)
+    os.rename(source, target)
+    _fsync(target.parent)
+    for old in checkpoints(run_dir)[:-KEEP]:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

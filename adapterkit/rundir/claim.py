@@ -1,0 +1,194 @@
+"""Whose a run directory is, and one run at a time in it: the ``.adapterkit`` stamp, the lock, claiming,
+resuming and unwinding (see the package docstring for the rules)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import UserError
+from .checkpoints import CHECKPOINTS, STAGING, _is_final, checkpoints, staging_dir
+
+log = logging.getLogger("adapterkit")
+
+MARKER = ".adapterkit"
+LOCK = ".lock"
+
+
+def owned(folder: Path) -> bool:
+    """Whether adapterkit wrote ``folder`` (it holds the ``.adapterkit`` stamp)."""
+    return (Path(folder) / MARKER).is_file()
+
+
+def check_output(folder: Path, *, overwrite: bool = False, what: str = "--output", probe_lock: bool = True) -> None:
+    """Refuse, before anything is loaded or written, a ``folder`` adapterkit may not write into: a file, the
+    user's own files, a finished run without ``overwrite``, a run another process is writing."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"exists and is not a folder; choose another {what}", where=str(folder))
+    if not folder.is_dir():
+        parent = next((p for p in folder.absolute().parents if p.exists()), None)
+        if parent is not None and not parent.is_dir():
+            raise UserError(f"cannot be created: {parent} is a file; choose another {what}", where=str(folder))
+        if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
+            raise UserError(f"cannot be created: {parent} is not writable; choose another {what}", where=str(folder))
+        return
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"is not writable; choose another {what}", where=str(folder))
+    if not owned(folder) and any(p.name != LOCK for p in folder.iterdir()):
+        raise UserError(f"holds files adapterkit did not write (no {MARKER} stamp); adapterkit never writes into, "
+                        f"resumes from or deletes them (--overwrite included): choose a new or empty {what}",
+                        where=str(folder))
+    _refuse_finished(folder, overwrite)
+    holder = _holder(folder) if probe_lock else None
+    if holder is not None:
+        raise _busy(folder, holder)
+
+
+def take(folder: Path, command: str) -> Path:
+    """Create (or reuse) ``folder`` for a command that writes several runs into it (``compare``): the same
+    ownership rule as a run directory, without a lock."""
+    folder = Path(folder)
+    check_output(folder, probe_lock=False)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create the folder: {err.strerror or err}", where=str(folder)) from None
+    _stamp(folder, command)
+    return folder
+
+
+@contextmanager
+def claim(run_dir: Path, recipe_text: str, *, overwrite: bool, command: str = "run") -> Iterator[Path | None]:
+    """Own ``run_dir`` for one run and write its recipe; yields the checkpoint to resume from, or None.
+
+    Only a new, empty or adapterkit-stamped folder is claimed (``check_output``). A finished run
+    (``run.json``) is replaced only with ``overwrite``; a second run into the same folder fails at once; an
+    unfinished run of the same recipe is resumed, one of another recipe is refused. If the body raises
+    before anything is kept (no checkpoint, no ``run.json``), what the claim wrote is removed again.
+    """
+    run_dir = Path(run_dir)
+    check_output(run_dir, overwrite=overwrite)  # before writing anything
+    made = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create the run directory: {err.strerror or err}", where=str(run_dir)) from None
+    try:
+        with _lock(run_dir):
+            check_output(run_dir, overwrite=overwrite, probe_lock=False)  # again, now that this process holds the lock
+            _stamp(run_dir, command)
+            if overwrite:
+                _clear(run_dir)
+            resume = _resume_point(run_dir, recipe_text)
+            (run_dir / "recipe.toml").write_text(recipe_text, encoding="utf-8")
+            yield resume
+    except BaseException:
+        _unwind(run_dir, made)
+        raise
+
+
+def _stamp(run_dir: Path, command: str) -> None:
+    if owned(run_dir):
+        return
+    import uuid
+    from datetime import datetime, timezone
+
+    stamp = {"run_id": uuid.uuid4().hex, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+             "command": command, "pid": os.getpid()}
+    (run_dir / MARKER).write_text(json.dumps(stamp) + "\n", encoding="utf-8")
+
+
+def _unwind(run_dir: Path, made: bool) -> None:
+    """After a failure: a run that kept nothing (no checkpoint, no run.json) leaves nothing behind."""
+    if not owned(run_dir) or (run_dir / "run.json").exists() or checkpoints(run_dir):
+        return
+    if made:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return
+    for name in ("recipe.toml", MARKER, LOCK):
+        (run_dir / name).unlink(missing_ok=True)
+    for name in (CHECKPOINTS, STAGING):
+        shutil.rmtree(run_dir / name, ignore_errors=True)
+
+
+def _refuse_finished(run_dir: Path, overwrite: bool) -> None:
+    if (run_dir / "run.json").is_file() and not overwrite:
+        raise UserError("holds a finished run; pass --overwrite to replace it or choose another --output",
+                        where=str(run_dir))
+
+
+def _busy(run_dir: Path, holder: str) -> UserError:
+    return UserError(f"another adapterkit run (pid {holder}) is writing to this directory; wait for it "
+                     "to finish or choose another --output", where=str(run_dir))
+
+
+def _holder(run_dir: Path) -> str | None:
+    """The pid written in ``run_dir``'s lock while a live process holds it, else None (a cheap probe)."""
+    import fcntl
+
+    try:
+        fh = open(run_dir / LOCK, encoding="utf-8")
+    except OSError:
+        return None
+    with fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return fh.read().strip() or "?"
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return None
+
+
+@contextmanager
+def _lock(run_dir: Path) -> Iterator[None]:
+    import fcntl
+
+    fh = open(run_dir / LOCK, "a+", encoding="utf-8")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip() or "?"
+        fh.close()
+        raise _busy(run_dir, holder) from None
+    try:
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"{os.getpid()}\n")
+        fh.flush()
+        yield
+    finally:
+        fh.close()  # closing the file releases the lock; the file stays (unlinking it would race)
+
+
+def _clear(run_dir: Path) -> None:
+    """What --overwrite replaces (in a folder adapterkit stamped): the previous run's results and checkpoints."""
+    for name in ("run.json", "metrics.json", "samples.jsonl"):
+        (run_dir / name).unlink(missing_ok=True)
+    for name in (CHECKPOINTS, STAGING, "adapter", "model"):
+        shutil.rmtree(run_dir / name, ignore_errors=True)
+
+
+def _resume_point(run_dir: Path, recipe_text: str) -> Path | None:
+    shutil.rmtree(staging_dir(run_dir), ignore_errors=True)  # a checkpoint cut off mid-write
+    found = checkpoints(run_dir)
+    if not found:
+        return None
+    previous = run_dir / "recipe.toml"
+    if previous.is_file() and previous.read_text(encoding="utf-8") != recipe_text:
+        raise UserError("holds an unfinished run of a different recipe (its recipe.toml differs); pass --overwrite "
+                        "to start over or choose another --output", where=str(run_dir))
+    if len(found) > 1 and _is_final(found[-1]):
+        # Trainer's resume from a checkpoint at max_steps runs one step too many: redo the last stretch instead
+        found.pop()
+    elif _is_final(found[-1]):
+        log.info("the only checkpoint in %s is the final step's; training again from the start", run_dir)
+        return None
+    log.info("resuming the unfinished run in %s from %s", run_dir, found[-1].name)
+    return found[-1]

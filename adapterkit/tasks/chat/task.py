@@ -1,0 +1,213 @@
+"""Chat SFT of a causal LM on conversations (``messages`` lists) with trl's SFTTrainer.
+
+Conversations are tokenized here with the tokenizer's chat template and an assistant mask, so the
+loss covers assistant turns only whatever the template. Eval: loss and perplexity on held-out
+conversations, plus a few greedy sample answers written to ``samples.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from ...data.sources import load_train_eval
+from ...training import trainable_in_fp32, training_kwargs
+from ..base import TaskData, TaskOptions
+from ..rows import checked_rows, clip_pieces
+from .template import assistant_spans, encode, with_system
+
+ROLES = {"system", "user", "assistant"}
+
+
+class ChatOptions(TaskOptions):
+    messages_column: str = "messages"
+    max_length: int = Field(256, gt=0)
+    system_prompt: str | None = Field(None, description="prepended when a conversation has none; "
+                                                         "None keeps the template's own default")
+    assistant_only_loss: bool = True
+    packing: bool = False
+    padding_free: bool = Field(True, description="batch conversations back to back in one row instead of padding "
+                                                 "them (no compute on pad tokens)")
+    tokens_per_pass: int | None = Field(256, gt=0, description="padding-free batches: forward and backward over "
+                                                                "runs of whole conversations of at most this many "
+                                                                "tokens, gradients summed (same step, a fraction of "
+                                                                "the activation memory); None: the whole batch at once")
+    share_prefix: bool = Field(True, description="padding-free batches: compute the opening every conversation "
+                                                 "shares (the template's system prompt) once per pass, not once "
+                                                 "per conversation (same loss and gradients)")
+    num_samples: int = Field(3, ge=0, description="sample answers generated after training")
+    max_new_tokens: int = Field(48, gt=0)
+
+
+def check_conversation(messages) -> str | None:
+    if not isinstance(messages, list) or not messages:
+        return "'messages' must be a non-empty list of {role, content}"
+    for k, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
+            return f"message {k + 1} needs role (system|user|assistant) and string content"
+    if not any(m["role"] == "assistant" for m in messages):
+        return "conversation has no assistant turn"
+    first_user = next((k for k, m in enumerate(messages) if m["role"] == "user"), len(messages))
+    if not any(m["role"] == "assistant" for m in messages[first_user:]):
+        return "conversation has no assistant turn after a user turn (an opening one is context, not an answer)"
+    return None
+
+
+def renderable(dataset, tokenizer, on_error: str, split: str):
+    """(conversations the tokenizer's chat template renders, how many it refused). A refused one (say, by a
+    template that insists on user/assistant alternation) is a bad row, reported with its file:line."""
+    from jinja2 import TemplateError
+
+    def check(row):
+        try:
+            assistant_spans(tokenizer, row["messages"])
+        except (TemplateError, ValueError) as err:
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            return f"the chat template cannot render this conversation ({reason})"
+        return None
+
+    kept, skipped = checked_rows([{**row, "_i": i} for i, row in enumerate(dataset)], check, on_error, split)
+    return (dataset.select([r["_i"] for r in kept]) if skipped else dataset), skipped
+
+
+class ChatTask:
+    name = "chat"
+    summary = "chat SFT of a causal LM, loss on assistant turns; data column messages"
+    options = ChatOptions
+    auto_class = "AutoModelForCausalLM"
+    peft_task_type = "CAUSAL_LM"
+    primary_metric = "eval_loss"
+    greater_is_better = False
+
+    def load_data(self, plan) -> TaskData:
+        from datasets import Dataset
+
+        opts, on_error = plan.task_options, plan.recipe.data.on_error
+        train_rows, eval_rows = load_train_eval(plan.recipe.data, plan.where)
+        col = opts.messages_column
+        train_rows, skipped = checked_rows(train_rows, lambda r: check_conversation(r.get(col)), on_error, "train")
+        eval_rows, skipped_eval = checked_rows(eval_rows, lambda r: check_conversation(r.get(col)), on_error, "eval")
+
+        def clipped(messages):  # role and content only, cut at max_length * CHARS_PER_TOKEN characters
+            contents = clip_pieces([m["content"] for m in messages], opts.max_length)
+            return [{"role": m["role"], "content": c} for m, c in zip(messages, contents)]
+
+        def table(rows):
+            return Dataset.from_dict({"messages": [clipped(with_system(r[col], opts.system_prompt)) for r in rows],
+                                      "_where": [r.get("_where") or "" for r in rows]})
+
+        return TaskData(table(train_rows), table(eval_rows), None, skipped + skipped_eval)
+
+    def padding_free(self, plan) -> bool:
+        """Chat batches as one row of conversations back to back: the rule this task trains by and the planner
+        sizes by (prompt-learning methods prepend virtual tokens to every row and keep padded rows)."""
+        opts = plan.task_options
+        return bool(opts.padding_free and not opts.packing and not plan.method.needs.padded_rows)
+
+    def model_kwargs(self, data: TaskData) -> dict[str, Any]:
+        return {}
+
+    def check_model(self, options: ChatOptions, config) -> str | None:
+        """Preflight: a causal LM built from an encoder-decoder checkpoint (BART's BartForCausalLM) keeps only the
+        decoder and reads none of the checkpoint's shared embeddings or LM head: they would be drawn anew."""
+        if getattr(config, "is_encoder_decoder", False):
+            return (f"task 'chat' needs a decoder-only causal LM; model type {config.model_type!r} is an "
+                    "encoder-decoder, whose causal-LM class would start from fresh embeddings")
+        return None
+
+    def generate(self, model, tokenizer, messages: list[dict], max_new_tokens: int) -> str:
+        return generate(model, tokenizer, messages, max_new_tokens)
+
+    def tokenized(self, dataset, tokenizer, opts, split: str, where: str):
+        """Token ids + assistant mask, truncated to ``task.max_length``. Conversations left without an
+        assistant token carry no loss and are dropped; a split left empty is refused here (trl would fail
+        later with a bare StopIteration)."""
+        from ...errors import UserError
+
+        def one(row):
+            enc = encode(tokenizer, row["messages"], opts.assistant_only_loss)
+            return {k: v[:opts.max_length] for k, v in enc.items()}
+
+        tokens = dataset.map(one, remove_columns=dataset.column_names).filter(lambda row: 1 in row["assistant_masks"])
+        if len(dataset) and not len(tokens):
+            raise UserError(f"task.max_length = {opts.max_length} cuts every {split} conversation before its first "
+                            "assistant token; raise task.max_length", where=where)
+        return tokens
+
+    def build_trainer(self, plan, model, tokenizer, data: TaskData, run_dir: Path):
+        """trl's SFTTrainer. Conversations the chat template refuses leave ``data`` as bad rows (they count in
+        ``data.skipped_rows``), since only the tokenizer, which arrives here, can tell."""
+        from trl import SFTConfig
+
+        from .loss import SelectiveLossSFTTrainer
+
+        opts, on_error = plan.task_options, plan.recipe.data.on_error
+        skipped = 0
+        if data.train is not None:
+            data.train, skipped = renderable(data.train, tokenizer, on_error, "train")
+        data.eval, skipped_eval = renderable(data.eval, tokenizer, on_error, "eval")
+        data.skipped_rows += skipped + skipped_eval
+        padding_free = self.padding_free(plan)  # the planner sizes memory by the same rule
+        kwargs = training_kwargs(plan, run_dir)
+        if padding_free:
+            # Grouping by length saves no compute without padding, and it puts the longest conversations in
+            # one batch: random batches of 8 chatterbot conversations peak at ~750 tokens, the longest 8 at ~2,000.
+            kwargs["train_sampling_strategy"] = "random"
+        config = SFTConfig(**kwargs, packing=opts.packing, padding_free=padding_free,
+                           max_length=opts.max_length if opts.packing else None, prediction_loss_only=True)
+        evaluation = self.tokenized(data.eval, tokenizer, opts, "eval", plan.where)
+        trainer = SelectiveLossSFTTrainer(
+            model=model,
+            args=config,
+            # trl's SFTTrainer requires a train_dataset: an evaluate-only trainer gets the eval set, never trained on
+            train_dataset=evaluation if data.train is None else self.tokenized(data.train, tokenizer, opts, "train",
+                                                                                plan.where),
+            eval_dataset=evaluation,
+            processing_class=tokenizer,
+        )
+        trainer.tokens_per_pass = opts.tokens_per_pass if padding_free else None
+        trainer.share_prefix = opts.share_prefix and padding_free
+        trainable_in_fp32(trainer.model)  # undo trl's bf16 cast of QLoRA adapters (see the function)
+        return trainer
+
+    def evaluate(self, plan, trainer, data: TaskData, run_dir: Path) -> dict[str, Any]:
+        metrics = {k: float(v) for k, v in trainer.evaluate().items() if isinstance(v, (int, float))}
+        metrics["eval_perplexity"] = math.exp(min(metrics["eval_loss"], 50.0))
+        opts = plan.task_options
+        samples = generate_samples(trainer.model, trainer.processing_class, data.eval.select(
+            range(min(opts.num_samples, len(data.eval)))), opts.max_new_tokens)
+        if samples:
+            with (run_dir / "samples.jsonl").open("w", encoding="utf-8") as fh:
+                fh.writelines(json.dumps(s, ensure_ascii=False) + "\n" for s in samples)
+        return metrics
+
+
+def generate(model, tokenizer, messages: list[dict], max_new_tokens: int) -> str:
+    """Greedy answer to a conversation that ends with a user turn."""
+    import torch
+
+    prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    prompt = {k: v.to(model.device) for k, v in prompt.items()}
+    model.eval()
+    with torch.no_grad():
+        out = model.generate(**prompt, max_new_tokens=max_new_tokens, do_sample=False,
+                             pad_token_id=tokenizer.pad_token_id)
+    return tokenizer.decode(out[0, prompt["input_ids"].shape[1]:], skip_special_tokens=True)
+
+
+def generate_samples(model, tokenizer, conversations, max_new_tokens: int) -> list[dict]:
+    """Greedy answers to each conversation's last assistant turn, beside the reference answer."""
+    samples = []
+    for row in conversations:
+        messages = row["messages"]
+        last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+        answer = generate(model, tokenizer, messages[:last], max_new_tokens)
+        samples.append({"prompt": messages[:last], "reference": messages[last]["content"], "generated": answer})
+    return samples
+
+
+TASK = ChatTask()
