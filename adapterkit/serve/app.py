@@ -199,7 +199,7 @@ def create_app(served: dict, limits: Limits | None = None, api_key: str | None =
             work = job(found, prompt, params)
             try:
                 tokens, reason, count = await asyncio.wait_for(asyncio.wrap_future(found.backend.submit(work)),
-                                                               limits.request_seconds + 30)
+                                                               limits.request_seconds + 10)
             except asyncio.TimeoutError:
                 work.cancel.set()
                 raise Refused(504, f"no answer within {limits.request_seconds:g} s", code="timeout") from None

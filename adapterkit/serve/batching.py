@@ -35,11 +35,15 @@ class GenJob:
     adapter: str | None
     eos: set[int]
     pad: int
-    max_seconds: float
+    max_seconds: float  # from submission: time queued counts, generation gets what is left
     streamer: Any = None  # a TextIteratorStreamer for streaming jobs
     cancel: threading.Event = field(default_factory=threading.Event)
     future: Future = field(default_factory=Future)
     serial: int = field(default_factory=lambda: next(_ids))
+    submitted: float = field(default_factory=time.monotonic)
+
+    def seconds_left(self) -> float:
+        return self.max_seconds - (time.monotonic() - self.submitted)
 
     @property
     def key(self) -> tuple:
@@ -102,6 +106,11 @@ class Backend:
                         if more is None:
                             break
             batch = [j for j in batch if j.future.set_running_or_notify_cancel()]
+            for late in [j for j in batch if j.seconds_left() <= 0]:  # out of time in the queue: nothing said
+                late.future.set_result(([], "length", 0))
+                if late.streamer is not None:
+                    late.streamer.end()
+            batch = [j for j in batch if not j.future.done()]
             if batch:
                 _settle_batch(batch, self)
 
@@ -144,7 +153,7 @@ def generate(backend: Backend, batch: list[GenJob]) -> list[tuple[list[int], str
     config = GenerationConfig(max_new_tokens=max(j.max_tokens for j in batch), do_sample=not greedy,
                               temperature=None if greedy else first.temperature, top_p=None if greedy else first.top_p,
                               top_k=None, eos_token_id=sorted(first.eos), pad_token_id=first.pad,
-                              max_time=min(j.max_seconds for j in batch))
+                              max_time=min(j.seconds_left() for j in batch))
 
     class Cancelled(StoppingCriteria):
         def __call__(self, input_ids, scores, **kwargs):

@@ -83,7 +83,7 @@ def main() -> None:
 
     from serve_runs import Server
 
-    server = Server([args.run_dir], "--max-tokens", str(args.max_tokens))
+    server = Server([args.run_dir], "--max-tokens", str(args.max_tokens), "--request-seconds", "900")
     client = OpenAI(base_url=server.url + "/v1", api_key="none", max_retries=0, timeout=600)
     model = args.run_dir.resolve().name
 
