@@ -151,10 +151,14 @@ def evaluate_run(run_dir: str | Path, data: str | None = None) -> dict[str, Any]
     return evaluate(plan, model, tokenizer, task_data, Path(run_dir) / "reeval", Path(run_dir))
 
 
-def generate(run_dir: str | Path, prompt: str, max_new_tokens: int = 64) -> str:
-    """Answer ``prompt`` with a finished chat run."""
+def generate(run_dir: str | Path, prompt: str, max_new_tokens: int = 64, safety=None) -> str:
+    """Answer ``prompt`` with a finished chat run; ``safety`` (a ``serve.safety.SafetyFilter``) replaces a
+    blocked prompt or answer with its refusal."""
+    if safety is not None and safety.blocked(prompt, "input"):
+        return safety.refusal
     plan, tokenizer, model, _ = reopen(run_dir)
     answer = getattr(plan.task, "generate", None)
     if answer is None:
         raise UserError(f"task {plan.task.name!r} does not generate text", where=str(run_dir))
-    return answer(model, tokenizer, [{"role": "user", "content": prompt}], max_new_tokens)
+    text = answer(model, tokenizer, [{"role": "user", "content": prompt}], max_new_tokens)
+    return safety.refusal if safety is not None and safety.blocked(text, "output") else text

@@ -90,8 +90,58 @@ def _cmd_generate(args) -> int:
 
     if args.max_new_tokens < 1:
         raise UserError(f"{args.max_new_tokens}: must be at least 1", where="--max-new-tokens")
-    print(generate(args.run_dir, args.prompt, max_new_tokens=args.max_new_tokens))
+    print(generate(args.run_dir, args.prompt, max_new_tokens=args.max_new_tokens, safety=_safety(args)))
     return 0
+
+
+def _safety(args):
+    """The safety filter the --filter/--blocklist/--moderator* flags describe, or None."""
+    if not (args.filter or args.blocklist or args.moderator):
+        if args.moderator_labels or args.moderator_threshold is not None:
+            from .errors import UserError
+
+            raise UserError("needs --moderator RUN_DIR (or a --filter file naming one)", where="--moderator-labels")
+        return None
+    from .serve.safety import build_filter
+
+    return build_filter(args.filter, args.blocklist, args.moderator, args.moderator_labels, args.moderator_threshold)
+
+
+def _positive(value, option: str):
+    from .errors import UserError
+
+    if value is not None and not value > 0:
+        raise UserError(f"{value}: must be positive", where=option)
+    return value
+
+
+def _cmd_serve(args) -> int:
+    import socket
+    from dataclasses import fields
+
+    from .errors import UserError
+    from .serve import serve
+    from .serve.schemas import Limits
+
+    if not 0 < args.port < 65536:
+        raise UserError(f"{args.port}: expected a port between 1 and 65535", where="--port")
+    given = {f.name: _positive(getattr(args, f.name), "--" + f.name.replace("_", "-")) for f in fields(Limits)}
+    limits = Limits(**{k: v for k, v in given.items() if v is not None})
+    try:
+        with socket.create_server((args.host, args.port)):
+            pass
+    except OSError as err:
+        raise UserError(f"cannot listen on {args.host}:{args.port} ({err.strerror or err})", where="--port") from None
+    serve(args.run_dirs, args.host, args.port, args.api_key, limits, _safety(args))
+    return 0
+
+
+def _cmd_chat(args) -> int:
+    from .serve.repl import chat
+
+    _positive(args.max_tokens, "--max-tokens")
+    return chat(args.run_dir, max_tokens=args.max_tokens, temperature=args.temperature, system=args.system,
+                safety=_safety(args))
 
 
 def _cmd_compare(args) -> int:
@@ -119,6 +169,14 @@ def _cmd_zero_shot(args) -> int:
     print(json.dumps({k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}, indent=2))
     print(f"run directory: {result.run_dir}")
     return 0
+
+
+def _filter_flags(p) -> None:
+    p.add_argument("--filter", metavar="FILE", help="safety filter settings (TOML or JSON; see adapterkit.serve.safety)")
+    p.add_argument("--blocklist", metavar="FILE", help="words (or re:REGEX) to block, one a line")
+    p.add_argument("--moderator", metavar="RUN_DIR", help="a classification run that judges inputs and answers")
+    p.add_argument("--moderator-labels", metavar="A,B", help="the moderator labels that block")
+    p.add_argument("--moderator-threshold", type=float, help="probability at which they block (default 0.8)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,7 +214,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--prompt", required=True)
     p.add_argument("--max-new-tokens", type=int, default=64)
+    _filter_flags(p)
     p.set_defaults(func=_cmd_generate)
+
+    p = sub.add_parser("serve", help="answer with finished runs over HTTP (OpenAI-compatible chat, /v1/classify, "
+                                     "a chat page at /)")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="runs to serve; each is a model named after its "
+                                                                   "folder")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--api-key", help="require Authorization: Bearer KEY on /v1/* (default: $ADAPTERKIT_API_KEY)")
+    p.add_argument("--max-tokens", type=int, help="cap (and default) of a request's max_tokens (default 512)")
+    p.add_argument("--max-body-bytes", type=int, help="largest request body (default 1000000)")
+    p.add_argument("--max-pending", type=int, help="requests in progress at once; more get 429 (default 64)")
+    p.add_argument("--request-seconds", type=float, help="time per request (default 120)")
+    p.add_argument("--max-batch", type=int, help="chat requests generated together (default 16)")
+    p.add_argument("--batch-window-ms", type=float, help="how long a request waits for others to batch with "
+                                                         "(default 10)")
+    p.add_argument("--max-inputs", type=int, help="texts in one /v1/classify request (default 64)")
+    _filter_flags(p)
+    p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser("chat", help="chat with a finished chat run in the terminal (/reset, /system TEXT, /exit)")
+    p.add_argument("run_dir")
+    p.add_argument("--max-tokens", type=int, default=256, help="longest answer in tokens (default 256)")
+    p.add_argument("--temperature", type=float, default=0.0, help="0 (default): greedy")
+    p.add_argument("--system", help="system prompt")
+    _filter_flags(p)
+    p.set_defaults(func=_cmd_chat)
 
     p = sub.add_parser("compare", help="run a recipe once per method and seed, each in its own process; "
                                        "write results/*.json and report.md/html")

@@ -1,0 +1,158 @@
+"""Request and response bodies of ``adapterkit serve``, as pydantic models so ``/openapi.json`` is exact.
+
+The chat endpoints follow OpenAI's Chat Completions shapes (the subset adapterkit implements); unknown
+request fields are ignored, as OpenAI clients send some (``n=1``, ``user``...). ``/v1/classify`` is
+adapterkit's own: ``{"model": ..., "input": str | [str]}`` -> one label (+ scores) per input for a
+classification run, entities with character spans for an NER run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TEXT = 100_000  # characters in one message or classify input (the body limit bounds the total)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one server accepts; each limit answers with an OpenAI-style error body when exceeded."""
+
+    max_body_bytes: int = 1_000_000  # request body -> 413
+    max_tokens: int = 512  # cap on a request's max_tokens -> 400; also the default when a request gives none
+    max_pending: int = 64  # requests being answered or queued at once -> 429 beyond
+    request_seconds: float = 120.0  # generation stops (finish_reason "length"); other work -> 504
+    max_batch: int = 16  # non-streaming chat requests of one model generated together
+    batch_window_ms: float = 10.0  # how long the first request of a batch waits for company
+    max_inputs: int = 64  # texts in one /v1/classify request
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    role: Literal["system", "user", "assistant"]
+    content: str = Field(max_length=TEXT)
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    model: str = Field(max_length=256)
+    messages: list[Message] = Field(min_length=1, max_length=256)
+    max_tokens: int | None = Field(None, ge=1, description="capped by the server's --max-tokens (400 above it)")
+    max_completion_tokens: int | None = Field(None, ge=1, description="alias of max_tokens")
+    temperature: float = Field(1.0, ge=0.0, le=2.0, description="below 0.01: greedy")
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    stop: str | list[str] | None = Field(None, description="up to 4 strings; the answer ends before the first")
+    seed: int | None = Field(None, ge=0, le=2**63 - 1)
+    stream: bool = False
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+FinishReason = Literal["stop", "length", "content_filter"]
+
+
+class AnswerMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class Choice(BaseModel):
+    index: int = 0
+    message: AnswerMessage
+    finish_reason: FinishReason
+
+
+class ChatCompletion(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[Choice]
+    usage: Usage
+
+
+class Delta(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChunkChoice(BaseModel):
+    index: int = 0
+    delta: Delta
+    finish_reason: FinishReason | None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    """One ``data: {...}`` event of a streamed answer (``stream: true``); the stream ends with ``data: [DONE]``."""
+
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: Usage | None = None
+
+
+class ClassifyRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    model: str = Field(max_length=256)
+    input: str | list[str] = Field(description="one text or a list (at most --max-inputs)", max_length=TEXT)
+
+
+class Entity(BaseModel):
+    type: str
+    text: str
+    start: int = Field(description="character offset of the entity in the input")
+    end: int = Field(description="character offset just past the entity")
+    score: float
+
+
+class Classified(BaseModel):
+    index: int
+    label: str | None = Field(None, description="classification runs: the most probable label")
+    score: float | None = None
+    scores: dict[str, float] | None = Field(None, description="classification runs: probability of each label")
+    entities: list[Entity] | None = Field(None, description="NER runs: the entities found")
+
+
+class ClassifyResponse(BaseModel):
+    object: Literal["list"] = "list"
+    model: str
+    data: list[Classified]
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "adapterkit"
+    task: str = Field(description="chat (POST /v1/chat/completions) or classification/ner (POST /v1/classify)")
+    base: str = Field(description="the base model the run tuned")
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+    models: int
+    pending: int
