@@ -4,8 +4,8 @@ run's chat template, a generation job for its model's worker, stop strings, and 
 from __future__ import annotations
 
 import queue
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from .batching import GenJob
 from .safety import SafetyFilter, StreamGate

@@ -15,8 +15,19 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from .answer import Params, finish, input_blocked, job, prompt_ids, stream
-from .schemas import (ChatCompletion, ChatCompletionChunk, ChatRequest, Classified, ClassifyRequest, ClassifyResponse,
-                      ErrorBody, Health, Limits, ModelCard, ModelList)
+from .schemas import (
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatRequest,
+    Classified,
+    ClassifyRequest,
+    ClassifyResponse,
+    ErrorBody,
+    Health,
+    Limits,
+    ModelCard,
+    ModelList,
+)
 
 log = logging.getLogger("adapterkit.serve")
 ERRORS = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error",

@@ -17,9 +17,10 @@ import itertools
 import queue
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 _ids = itertools.count()
 GREEDY_BELOW = 0.01  # temperatures below this sample greedily (a tiny temperature overflows the softmax)
@@ -76,8 +77,12 @@ class Backend:
         self.jobs.put(job)
         return job.future
 
-    def close(self) -> None:
+    def close(self, timeout: float = 60.0) -> None:
+        """Stop after the job in hand and wait for it: a generation still running in a daemon thread when the
+        interpreter exits aborts the process ("terminate called without an active exception")."""
         self.jobs.put(None)
+        if self.thread.is_alive() and self.thread is not threading.current_thread():
+            self.thread.join(timeout)
 
     def _loop(self) -> None:
         held: list = []  # jobs taken while collecting a batch that did not fit it

@@ -47,12 +47,11 @@ def _quiet_generation_warnings() -> None:
 
 
 def _describe(run_dir: Path):
-    from .. import artifacts, loading
-    from ..plan import make_plan
-    from ..recipe import load_recipe
+    from .. import loading, rundir
+    from ..plan import load_recipe, make_plan
     from ..tasks.base import TaskData
 
-    info = artifacts.read_run(run_dir)
+    info = rundir.read_run(run_dir)
     if not info.get("artifact"):
         raise UserError(f"method {info.get('method')!r} saved no trained weights to serve", where=str(run_dir))
     plan = make_plan(load_recipe(run_dir / "recipe.toml"))
@@ -73,7 +72,7 @@ def open_runs(run_dirs: list[str | Path], limits=None) -> dict[str, Served]:
     """Every run in ``run_dirs`` as a Served model, keyed by id; bases are loaded once per key."""
     from transformers import AutoTokenizer
 
-    from ..methods.peft_io import align_token_outputs
+    from ..methods.peft_tuner import align_token_outputs
     from . import batching
     from .schemas import Limits
 

@@ -80,7 +80,6 @@ def main() -> None:
     args = parser.parse_args()
 
     from openai import OpenAI
-
     from serve_runs import Server
 
     server = Server([args.run_dir], "--max-tokens", str(args.max_tokens), "--request-seconds", "900")

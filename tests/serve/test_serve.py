@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from conftest import tiny_recipe
 from serve_runs import Server, chat_run, train
 
@@ -206,7 +205,6 @@ def page_state(url: str, profile: Path, until: str, seconds: float = 120) -> dic
     import time
 
     import aiohttp
-
     from serve_runs import free_port
 
     port = free_port()

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import requests
 import tomli_w
-
 from conftest import REPO, tiny_recipe
 
 
