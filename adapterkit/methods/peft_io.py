@@ -15,6 +15,17 @@ def load_peft(base_model, folder: Path):
     return align_token_outputs(PeftModel.from_pretrained(base_model, folder))
 
 
+def merge_peft(model, load_base=None):
+    """Fold the adapter into the base weights (peft's ``merge_and_unload``): a plain transformers model."""
+    return model.merge_and_unload()
+
+
+# Why prompt-learning tuners cannot merge (prompt, prefix, p-tuning share it).
+PROMPT_NO_MERGE = ("prompt-learning methods (prompt, prefix, ptuning) prepend learned virtual tokens or key/values "
+                   "at run time: there are no weights to merge, so no merged, GGUF or ONNX model; use the run's "
+                   "adapter/ with peft")
+
+
 def peft_model(model, config):
     from peft import get_peft_model
 

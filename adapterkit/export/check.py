@@ -1,0 +1,216 @@
+"""Every export checks itself: the exported model against the run's own model (adapter on base, quantized
+base for QLoRA) on the first ``ROWS`` rows of the run's eval split (a cap, for speed).
+
+Reported: max |Δlogit| (over real tokens, padding left out) and the task's quality metrics of both
+(classification: accuracy and macro-F1; NER: seqeval entity F1; chat: eval loss on assistant tokens). A
+``Tolerance`` bounds them; the formats choose theirs per dtype:
+
+    merged fp32, ONNX fp32     max |Δlogit| <= 1e-4, eval loss within +0.01%, same accuracy / F1
+    merged fp16                eval loss within +1%, accuracy / F1 at most 2 points lower
+    merged bf16                eval loss within +3%, accuracy / F1 at most 3 points lower
+    GGUF f16 / bf16 / q8_0     eval loss within +1% / +3% / +3%
+
+How a model's outputs are scored depends on its head (the task's Auto class), not on the task's name:
+``SCORERS`` holds one scorer per head.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+ROWS = 64  # eval rows the check runs on
+KEEP_LOGITS = 64 * 2**20  # reference logits kept for max |Δlogit| (floats; later rows: metrics only)
+BATCH = 16
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    max_abs_logit: float | None = None  # None: reported, not bounded
+    loss_increase: float = 1e-4  # relative eval-loss increase allowed
+    metric_drop: float = 0.0  # absolute drop allowed in accuracy / F1 (0: the same or better)
+
+
+@dataclass
+class Reference:
+    scorer: Any
+    batches: list[dict]
+    logits: list[Any]  # numpy logits of the first batches (None beyond KEEP_LOGITS)
+    summaries: list[Any]
+    metrics: dict
+    rows: int
+
+
+def torch_runner(model) -> Callable:
+    """A transformers model as a check runner: dict of input tensors -> float32 numpy logits."""
+    import torch
+
+    def run(inputs):
+        with torch.no_grad():
+            return model(**inputs).logits.float().numpy()
+
+    return run
+
+
+def reference(source, rows: int) -> Reference:
+    """The run's own model on the first ``rows`` eval rows."""
+    import warnings
+
+    scorer = SCORERS[source.plan.task.auto_class]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the task's tokenizer notes (truncation) were shown during the run
+        batches = scorer.batches(source, min(rows, len(source.data.eval)))
+    runner, kept, summaries, floats = torch_runner(source.model), [], [], 0
+    for batch in batches:
+        logits = runner(batch["inputs"])
+        floats += logits.size
+        kept.append(logits if floats <= KEEP_LOGITS else None)
+        summaries.append(scorer.summarize(logits, batch))
+    return Reference(scorer, batches, kept, summaries, scorer.metrics(summaries, source),
+                     sum(len(b["inputs"]["input_ids"]) for b in batches))
+
+
+def compare(ref: Reference, runner: Callable, tolerance: Tolerance) -> dict:
+    """The exported model (``runner``) against the reference: figures, verdict and ``passed``."""
+    import numpy as np
+
+    delta, compared, summaries = 0.0, 0, []
+    for batch, expected in zip(ref.batches, ref.logits):
+        logits = runner(batch["inputs"])
+        if expected is not None:
+            mask = batch["mask"]
+            diff = np.abs(logits.astype(np.float64) - expected)
+            delta = max(delta, float(diff[mask].max()) if mask.any() else 0.0)
+            compared += len(batch["inputs"]["input_ids"])
+        summaries.append(ref.scorer.summarize(logits, batch))
+    metrics = ref.scorer.metrics(summaries, None)
+    problems = []
+    if not math.isfinite(delta) or (tolerance.max_abs_logit is not None and delta > tolerance.max_abs_logit):
+        problems.append(f"max |Δlogit| {delta:.3g} > {tolerance.max_abs_logit:g}")
+    for key, higher_is_better in ref.scorer.quality:
+        was, now = ref.metrics[key], metrics[key]
+        if not math.isfinite(now):
+            problems.append(f"{key} is {now}")
+        elif higher_is_better and now < was - tolerance.metric_drop - 1e-12:
+            problems.append(f"{key} {now:.4f} < {was:.4f} - {tolerance.metric_drop:g}")
+        elif not higher_is_better and now > was * (1 + tolerance.loss_increase) + 1e-9:
+            problems.append(f"{key} {now:.4f} > {was:.4f} x (1 + {tolerance.loss_increase:g})")
+    shown = ", ".join(f"{k} {ref.metrics[k]:.4f} -> {metrics[k]:.4f}" for k, _ in ref.scorer.quality)
+    verdict = "; ".join(problems) if problems else f"passed (max |Δlogit| {delta:.3g}; {shown})"
+    return {"passed": not problems, "verdict": verdict, "eval_rows": ref.rows, "rows_compared_for_logits": compared,
+            "max_abs_logit_diff": delta, "reference": ref.metrics, "exported": metrics,
+            "tolerance": vars(tolerance)}
+
+
+def _chunks(dataset, collator, columns):
+    import numpy as np
+
+    out = []
+    for start in range(0, len(dataset), BATCH):
+        rows = [dataset[i] for i in range(start, min(start + BATCH, len(dataset)))]
+        batch = collator(rows)
+        inputs = {k: batch[k] for k in columns if k in batch}
+        out.append({"inputs": inputs, "labels": batch["labels"].numpy(),
+                    "mask": batch["attention_mask"].numpy().astype(bool) if "attention_mask" in batch else
+                    np.ones(batch["input_ids"].shape, bool)})
+    return out
+
+
+class SequenceScorer:
+    """Sequence classification: logits [B, labels]; accuracy and macro-F1."""
+
+    quality = (("accuracy", True), ("macro_f1", True))
+
+    def batches(self, source, rows):
+        from transformers import DataCollatorWithPadding
+
+        data = source.plan.task.tokenize(source.data.eval.select(range(rows)), source.tokenizer,
+                                         source.plan.task_options.max_length)
+        batches = _chunks(data, DataCollatorWithPadding(source.tokenizer), source.tokenizer.model_input_names)
+        for b in batches:
+            b["mask"] = b["mask"].any(axis=1)  # one logit row per sequence
+        self.labels = source.data.labels
+        return batches
+
+    def summarize(self, logits, batch):
+        return logits.argmax(-1).tolist(), batch["labels"].tolist()
+
+    def metrics(self, summaries, source):
+        from ..metrics import load_metric
+
+        predicted = [p for s in summaries for p in s[0]]
+        gold = [g for s in summaries for g in s[1]]
+        report = load_metric("classification_report").compute(predictions=predicted, references=gold,
+                                                               label_names=self.labels)
+        return {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"]}
+
+
+class TokenScorer:
+    """Token classification (BIO): logits [B, T, tags]; seqeval entity F1 on first sub-words."""
+
+    quality = (("f1", True),)
+
+    def batches(self, source, rows):
+        from transformers import DataCollatorForTokenClassification
+
+        data = source.plan.task.tokenize(source.data.eval.select(range(rows)), source.tokenizer,
+                                         source.plan.task_options.max_length)
+        self.labels = source.data.labels
+        return _chunks(data, DataCollatorForTokenClassification(source.tokenizer), source.tokenizer.model_input_names)
+
+    def summarize(self, logits, batch):
+        predicted, gold = [], []
+        for row, labels in zip(logits.argmax(-1), batch["labels"]):
+            keep = labels != -100
+            predicted.append([self.labels[i] for i in row[keep]])
+            gold.append([self.labels[i] for i in labels[keep]])
+        return predicted, gold
+
+    def metrics(self, summaries, source):
+        from ..metrics import load_metric
+
+        report = load_metric("seqeval_entities").compute(predictions=[p for s in summaries for p in s[0]],
+                                                         references=[g for s in summaries for g in s[1]])
+        return {"f1": report["f1"], "accuracy": report["accuracy"]}
+
+
+class CausalScorer:
+    """Chat: logits [1, T, vocab], one conversation per batch (no padding); eval loss on assistant tokens."""
+
+    quality = (("eval_loss", False),)
+
+    def batches(self, source, rows):
+        import numpy as np
+        import torch
+
+        plan = source.plan
+        data = plan.task.tokenized(source.data.eval.select(range(rows)), source.tokenizer, plan.task_options,
+                                   "eval", plan.where)
+        out = []
+        for row in data:
+            ids = torch.tensor([row["input_ids"]])
+            out.append({"inputs": {"input_ids": ids, "attention_mask": torch.ones_like(ids)},
+                        "labels": np.array(row["assistant_masks"]), "mask": np.ones(ids.shape, bool)})
+        return out
+
+    def summarize(self, logits, batch):
+        import numpy as np
+
+        ids = batch["inputs"]["input_ids"][0].numpy()
+        scored = batch["labels"][1:].astype(bool)
+        row = logits[0, :-1].astype(np.float64)
+        top = row.max(-1, keepdims=True)
+        logp = row - top - np.log(np.exp(row - top).sum(-1, keepdims=True))
+        nll = -logp[np.arange(len(ids) - 1), ids[1:]]
+        return float(nll[scored].sum()), int(scored.sum())
+
+    def metrics(self, summaries, source):
+        total, count = sum(s[0] for s in summaries), sum(s[1] for s in summaries)
+        loss = total / count if count else float("nan")
+        return {"eval_loss": loss, "eval_perplexity": math.exp(min(loss, 50.0)), "scored_tokens": count}
+
+
+SCORERS = {"AutoModelForSequenceClassification": SequenceScorer(),
+           "AutoModelForTokenClassification": TokenScorer(),
+           "AutoModelForCausalLM": CausalScorer()}
