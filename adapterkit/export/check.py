@@ -8,7 +8,8 @@ Reported: max |Δlogit| (over real tokens, padding left out) and the task's qual
     merged fp32, ONNX fp32     max |Δlogit| <= 1e-4, eval loss within +0.01%, same accuracy / F1
     merged fp16                eval loss within +1%, accuracy / F1 at most 2 points lower
     merged bf16                eval loss within +3%, accuracy / F1 at most 3 points lower
-    GGUF f16 / bf16 / q8_0     eval loss within +1% / +3% / +3%
+    GGUF f16 / bf16 / q8_0     eval loss within +1% / +3% / +3%, and max |Δlogit| at most 1% / 4% / 4% of
+                               the largest reference logit (a wrong q/k permutation or tensor moves it far more)
 
 How a model's outputs are scored depends on its head (the task's Auto class), not on the task's name:
 ``SCORERS`` holds one scorer per head.
@@ -28,6 +29,8 @@ BATCH = 16
 @dataclass(frozen=True)
 class Tolerance:
     max_abs_logit: float | None = None  # None: reported, not bounded
+    # max |Δlogit| / max |reference logit| (the same rows): for lossy formats, whose error grows with the logits
+    max_rel_logit: float | None = None
     loss_increase: float = 1e-4  # relative eval-loss increase allowed
     metric_drop: float = 0.0  # absolute drop allowed in accuracy / F1 (0: the same or better)
 
@@ -75,19 +78,24 @@ def compare(ref: Reference, runner: Callable, tolerance: Tolerance) -> dict:
     """The exported model (``runner``) against the reference: figures, verdict and ``passed``."""
     import numpy as np
 
-    delta, compared, summaries = 0.0, 0, []
+    delta, scale, compared, summaries = 0.0, 0.0, 0, []
     for batch, expected in zip(ref.batches, ref.logits):
         logits = runner(batch["inputs"])
-        if expected is not None:
+        if expected is not None and batch["mask"].any():
             mask = batch["mask"]
             diff = np.abs(logits.astype(np.float64) - expected)
-            delta = max(delta, float(diff[mask].max()) if mask.any() else 0.0)
+            delta = max(delta, float(diff[mask].max()))
+            scale = max(scale, float(np.abs(expected[mask]).max()))
             compared += len(batch["inputs"]["input_ids"])
         summaries.append(ref.scorer.summarize(logits, batch))
     metrics = ref.scorer.metrics(summaries, None)
     problems = []
     if not math.isfinite(delta) or (tolerance.max_abs_logit is not None and delta > tolerance.max_abs_logit):
         problems.append(f"max |Δlogit| {delta:.3g} > {tolerance.max_abs_logit:g}")
+    relative = delta / scale if scale else 0.0
+    if tolerance.max_rel_logit is not None and relative > tolerance.max_rel_logit:
+        problems.append(f"max |Δlogit| {delta:.3g} is {relative:.3g} of max |logit| {scale:.3g} "
+                        f"> {tolerance.max_rel_logit:g}")
     for key, higher_is_better in ref.scorer.quality:
         was, now = ref.metrics[key], metrics[key]
         if not math.isfinite(now):
@@ -99,7 +107,7 @@ def compare(ref: Reference, runner: Callable, tolerance: Tolerance) -> dict:
     shown = ", ".join(f"{k} {ref.metrics[k]:.4f} -> {metrics[k]:.4f}" for k, _ in ref.scorer.quality)
     verdict = "; ".join(problems) if problems else f"passed (max |Δlogit| {delta:.3g}; {shown})"
     return {"passed": not problems, "verdict": verdict, "eval_rows": ref.rows, "rows_compared_for_logits": compared,
-            "max_abs_logit_diff": delta, "reference": ref.metrics, "exported": metrics,
+            "max_abs_logit_diff": delta, "max_abs_logit": scale, "relative_logit_diff": relative, "reference": ref.metrics, "exported": metrics,
             "tolerance": vars(tolerance)}
 
 

@@ -22,8 +22,9 @@ from . import Format, Source
 from .check import Tolerance, torch_runner
 
 DTYPES = ("f16", "q8_0", "bf16")
-TOLERANCES = {"f16": Tolerance(loss_increase=0.01), "bf16": Tolerance(loss_increase=0.03),
-              "q8_0": Tolerance(loss_increase=0.03)}
+TOLERANCES = {"f16": Tolerance(loss_increase=0.01, max_rel_logit=0.01),
+              "bf16": Tolerance(loss_increase=0.03, max_rel_logit=0.04),
+              "q8_0": Tolerance(loss_increase=0.03, max_rel_logit=0.04)}
 
 
 def filename(dtype: str) -> str:
