@@ -188,11 +188,27 @@ def test_a_wrongly_scaled_gguf_is_refused(chat_run, tmp_path, monkeypatch):
     assert not (tmp_path / "out").exists()
 
 
+def test_an_export_with_nan_weights_is_refused(cls_run, tmp_path, monkeypatch):
+    from adapterkit.export import merged
+
+    original = merged.merge_run
+
+    def poisoned(source):
+        model = original(source)
+        model.classifier.bias.data[0] = float("nan")
+        return model
+
+    monkeypatch.setattr(merged, "merge_run", poisoned)
+    with pytest.raises(UserError, match="max .Δlogit. is nan"):
+        export(cls_run, "onnx", output=tmp_path / "out")
+
+
 @pytest.mark.parametrize("method", ["prompt", "bottleneck"])
 def test_methods_that_cannot_merge_are_refused_in_one_line(tmp_path_factory, tiny_bert_dir, data_files, method,
                                                            capsys):
     run_dir = _run(tmp_path_factory, method, "classification", method, tiny_bert_dir, data_files,
                    train={"max_steps": 1})
+    capsys.readouterr()  # the run's own output
     for fmt in ("merged", "onnx"):
         assert main(["export", str(run_dir), "--format", fmt]) == 2
         err = capsys.readouterr().err.strip()
@@ -226,6 +242,19 @@ def test_a_folder_of_the_users_files_is_refused_and_left_byte_identical(cls_run,
     assert main(["export", str(cls_run), "--format", "onnx", "--output", str(mine)]) == 2
     assert "did not write" in capsys.readouterr().err
     assert snapshot(mine) == before
+
+
+def test_an_adapterkit_folder_that_is_no_export_is_not_replaced(cls_run, tmp_path, capsys):
+    """The run directory itself, or a comparison folder (stamped, no export.json), is never cleared."""
+    from adapterkit import rundir
+
+    other = rundir.take(tmp_path / "comparison", "compare")
+    (other / "report.md").write_text("results\n")
+    for folder in (cls_run, other):
+        before = snapshot(folder)
+        assert main(["export", str(cls_run), "--format", "onnx", "--output", str(folder)]) == 2
+        assert capsys.readouterr().err.count("\n") == 1
+        assert snapshot(folder) == before
 
 
 @pytest.fixture(scope="module")

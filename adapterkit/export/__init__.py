@@ -101,12 +101,14 @@ def export(run_dir: str | Path, format: str, *, dtype: str | None = None, output
     info = artifacts.read_run(run_dir)
     out = Path(output) if output else default_output(run_dir, fmt.name, dtype)
     rundir.check_output(out, what="--output", probe_lock=False)
+    _refuse_other_contents(out)
     reason = _refusal(make_plan(load_recipe(run_dir / "recipe.toml")), fmt)
     if reason:
         raise UserError(reason, where=str(run_dir))
     plan, tokenizer, model, data = reopen(run_dir)
     source = Source(run_dir, info, plan, tokenizer, model.eval(), data)
-    reference = check.reference(source, rows or check.ROWS)  # before the merge, which may consume the model
+    rows = rows or check.ROWS
+    reference = check.reference(source, rows)  # before the merge, which may consume the model
     made = not out.exists()
     rundir.take(out, "export")
     _clear(out)
@@ -117,7 +119,9 @@ def export(run_dir: str | Path, format: str, *, dtype: str | None = None, output
         _remove(out, made)
         raise
     record = {"format": fmt.name, "dtype": dtype, "run": str(run_dir), "output": str(out), "method": plan.method.name,
-              "task": plan.task.name, "model": plan.recipe.model.name, "files": files, "check": result,
+              "task": plan.task.name, "model": plan.recipe.model.name, "files": files,
+              "check_rows": f"the first {reference.rows} rows of the eval split (capped at {rows}, for speed)",
+              "check": result,
               "vllm_lora": vllm.compatibility(source), "versions": artifacts.versions()}
     artifacts.write_json(out / "export.json", record)
     for line in vllm.lines(record["vllm_lora"]):
@@ -130,6 +134,15 @@ def export(run_dir: str | Path, format: str, *, dtype: str | None = None, output
         log.warning("self-check failed (%s); kept because of --force", result["verdict"])
     log.info("%s export in %s: %s", fmt.name, out, result["verdict"])
     return record
+
+
+def _refuse_other_contents(out: Path) -> None:
+    """An adapterkit folder that holds something else than an export (a comparison, say) is not replaced."""
+    from ..rundir import LOCK, MARKER
+
+    if out.is_dir() and not (out / "export.json").is_file() and any(p.name not in (MARKER, LOCK) for p in out.iterdir()):
+        raise UserError("holds adapterkit files that are not an export (no export.json); choose a new or empty "
+                        "--output", where=str(out))
 
 
 def _clear(out: Path) -> None:

@@ -22,9 +22,11 @@ from . import Format, Source
 from .check import Tolerance, torch_runner
 
 DTYPES = ("f16", "q8_0", "bf16")
-TOLERANCES = {"f16": Tolerance(loss_increase=0.01, max_rel_logit=0.01),
-              "bf16": Tolerance(loss_increase=0.03, max_rel_logit=0.04),
-              "q8_0": Tolerance(loss_increase=0.03, max_rel_logit=0.04)}
+# Measured on SmolLM2-135M chat LoRA (8 eval conversations): f16 +0.07% loss, max |Δlogit| 0.13% of the largest
+# logit; q8_0 +0.12%, 3.9% (the max over 49k logits per token is an extreme value); q/k not permuted: +139%, 95%.
+TOLERANCES = {"f16": Tolerance(loss_increase=0.01, max_rel_logit=0.02),
+              "bf16": Tolerance(loss_increase=0.03, max_rel_logit=0.15),
+              "q8_0": Tolerance(loss_increase=0.03, max_rel_logit=0.15)}
 
 
 def filename(dtype: str) -> str:
