@@ -73,6 +73,23 @@ def test_merged_chat_loads_in_transformers_with_the_chat_eos(chat_run, tmp_path)
     assert record["vllm_lora"]["loadable"], record["vllm_lora"]
 
 
+def test_the_chat_templates_end_of_turn_joins_the_eos_ids(smollm_dir):
+    """A tokenizer whose EOS is not the turn end (<|endoftext|> here): generation still stops at <|im_end|>."""
+    from transformers import AutoTokenizer, GenerationConfig
+
+    from adapterkit.export.merged import generation_config, turn_end_ids
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm_dir)
+    tokenizer.eos_token = "<|endoftext|>"
+    im_end, endoftext = tokenizer.convert_tokens_to_ids(["<|im_end|>", "<|endoftext|>"])
+    assert turn_end_ids(tokenizer) == [im_end]
+
+    class Model:
+        generation_config = GenerationConfig(eos_token_id=endoftext)
+
+    assert generation_config(Model(), tokenizer).eos_token_id == [endoftext, im_end]
+
+
 def test_merged_classification_round_trip(cls_run, tmp_path):
     from transformers import AutoModelForSequenceClassification
 
@@ -86,6 +103,15 @@ def test_merged_classification_round_trip(cls_run, tmp_path):
     # the classifier head trains whole (peft modules_to_save): vLLM's LoRA loader rejects that
     assert not record["vllm_lora"]["loadable"]
     assert any("modules_to_save" in r for r in record["vllm_lora"]["reasons"])
+
+
+@pytest.mark.parametrize("method", ["ia3", "full", "freeze"])
+def test_other_methods_that_merge_export_a_matching_model(tmp_path_factory, tiny_bert_dir, data_files, tmp_path,
+                                                          method):
+    run_dir = _run(tmp_path_factory, method, "classification", method, tiny_bert_dir, data_files,
+                   train={"max_steps": 1, "learning_rate": 1e-2})
+    check = export(run_dir, "merged", output=tmp_path / "merged")["check"]
+    assert check["passed"] and check["max_abs_logit_diff"] <= 1e-4, check["verdict"]
 
 
 def test_qlora_merges_into_the_dequantized_base_it_was_trained_against(tmp_path_factory, tiny_llama_dir, data_files,
@@ -226,6 +252,13 @@ def test_bad_format_or_dtype_is_one_line(cls_run, argv, message, capsys):
     assert main(["export", str(cls_run), *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
+
+
+def test_a_folder_that_is_no_run_is_one_line(tmp_path, capsys):
+    assert main(["export", str(tmp_path), "--format", "merged"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not a finished adapterkit run" in err and "\n" not in err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_onnx_of_a_chat_run_is_refused(chat_run, capsys):

@@ -140,7 +140,8 @@ def _refuse_other_contents(out: Path) -> None:
     """An adapterkit folder that holds something else than an export (a comparison, say) is not replaced."""
     from ..rundir import LOCK, MARKER
 
-    if out.is_dir() and not (out / "export.json").is_file() and any(p.name not in (MARKER, LOCK) for p in out.iterdir()):
+    other = out.is_dir() and any(p.name not in (MARKER, LOCK) for p in out.iterdir())
+    if other and not (out / "export.json").is_file():
         raise UserError("holds adapterkit files that are not an export (no export.json); choose a new or empty "
                         "--output", where=str(out))
 

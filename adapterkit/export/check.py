@@ -116,8 +116,8 @@ def compare(ref: Reference, runner: Callable, tolerance: Tolerance) -> dict:
     shown = ", ".join(f"{k} {ref.metrics[k]:.4f} -> {metrics[k]:.4f}" for k, _ in ref.scorer.quality)
     verdict = "; ".join(problems) if problems else f"passed (max |Δlogit| {delta:.3g}; {shown})"
     return {"passed": not problems, "verdict": verdict, "eval_rows": ref.rows, "rows_compared_for_logits": compared,
-            "max_abs_logit_diff": delta, "max_abs_logit": scale, "relative_logit_diff": relative, "reference": ref.metrics, "exported": metrics,
-            "tolerance": vars(tolerance)}
+            "max_abs_logit_diff": delta, "max_abs_logit": scale, "relative_logit_diff": relative,
+            "reference": ref.metrics, "exported": metrics, "tolerance": vars(tolerance)}
 
 
 def _chunks(dataset, collator, columns):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -9,10 +10,21 @@ def save_peft(model, folder: Path) -> None:
     model.save_pretrained(folder)
 
 
+@contextmanager
+def _quiet_peft():
+    """peft 0.21 asks transformers 5 for ``is_gradient_checkpointing``, deprecated there: not the user's concern."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
+
+
 def load_peft(base_model, folder: Path):
     from peft import PeftModel
 
-    return align_token_outputs(PeftModel.from_pretrained(base_model, folder))
+    with _quiet_peft():
+        return align_token_outputs(PeftModel.from_pretrained(base_model, folder))
 
 
 def merge_peft(model, load_base=None):
@@ -29,7 +41,8 @@ PROMPT_NO_MERGE = ("prompt-learning methods (prompt, prefix, ptuning) prepend le
 def peft_model(model, config):
     from peft import get_peft_model
 
-    return align_token_outputs(get_peft_model(model, config))
+    with _quiet_peft():
+        return align_token_outputs(get_peft_model(model, config))
 
 
 def align_token_outputs(model):

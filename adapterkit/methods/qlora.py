@@ -65,7 +65,7 @@ def merge(model, load_base, dequantized: bool = True):
     import logging
 
     import bitsandbytes as bnb
-    from peft import get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+    from peft import get_peft_model_state_dict, set_peft_model_state_dict
     from peft.utils.integrations import dequantize_bnb_weight
 
     plain = load_base()
@@ -79,7 +79,7 @@ def merge(model, load_base, dequantized: bool = True):
                 weight = dequantize_bnb_weight(module.weight, state=module.weight.quant_state)
                 target.weight.data.copy_(weight.to(target.weight.device, target.weight.dtype))
     config = model.peft_config[model.active_adapter]
-    wrapped = get_peft_model(plain, config)
+    wrapped = peft_model(plain, config)
     set_peft_model_state_dict(wrapped, get_peft_model_state_dict(model))
     return wrapped.merge_and_unload()
 
