@@ -63,10 +63,18 @@ def reference(source, rows: int) -> Reference:
     """The run's own model on the first ``rows`` eval rows."""
     import warnings
 
+    from datasets.utils import logging as ds_logging
+
     scorer = SCORERS[source.plan.task.auto_class]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the task's tokenizer notes (truncation) were shown during the run
-        batches = scorer.batches(source, min(rows, len(source.data.eval)))
+    bars = ds_logging.is_progress_bar_enabled()
+    ds_logging.disable_progress_bar()  # "Map: 100%" over 64 rows
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the task's tokenizer notes (truncation) were shown during the run
+            batches = scorer.batches(source, min(rows, len(source.data.eval)))
+    finally:
+        if bars:
+            ds_logging.enable_progress_bar()
     runner, kept, summaries, floats = torch_runner(source.model), [], [], 0
     for batch in batches:
         logits = runner(batch["inputs"])
