@@ -171,6 +171,18 @@ def _cmd_zero_shot(args) -> int:
     return 0
 
 
+def _cmd_export(args) -> int:
+    from .export import export
+
+    record = export(args.run_dir, args.format, dtype=args.dtype, output=args.output, force=args.force)
+    check = record["check"]
+    print(json.dumps({"format": record["format"], "dtype": record["dtype"], "passed": check["passed"],
+                      "max_abs_logit_diff": check["max_abs_logit_diff"], "reference": check["reference"],
+                      "exported": check["exported"]}, indent=2))
+    print(f"export: {record['output']}")
+    return 0
+
+
 def _filter_flags(p) -> None:
     p.add_argument("--filter", metavar="FILE", help="safety filter settings (TOML or JSON; see adapterkit.serve.safety)")
     p.add_argument("--blocklist", metavar="FILE", help="words (or re:REGEX) to block, one a line")
@@ -265,6 +277,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="run directory (default runs/<recipe>-zero-shot-<timestamp>)")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in --output")
     p.set_defaults(func=_cmd_zero_shot)
+
+    p = sub.add_parser("export", help="export a finished run (merged transformers folder, GGUF, ONNX) and check "
+                                      "it against the run's own model; writes export.json")
+    p.add_argument("run_dir")
+    p.add_argument("--format", required=True, help="merged | gguf | onnx")
+    p.add_argument("--dtype", help="merged: fp32 (default), bf16, fp16; gguf: f16 (default), q8_0, bf16; onnx: fp32")
+    p.add_argument("--output", help="export folder (default RUN_DIR/export-<format>-<dtype>)")
+    p.add_argument("--force", action="store_true", help="keep an export its self-check refuses")
+    p.set_defaults(func=_cmd_export)
     return parser
 
 

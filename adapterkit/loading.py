@@ -145,9 +145,10 @@ def refuse_missing_weights(model, missing, plan) -> None:
                         "they would be drawn at random at every load", where=f"{plan.where}: model.name")
 
 
-def load_model(plan, tokenizer, extra_kwargs: dict[str, Any] | None = None, auto_class: str | None = None):
+def load_model(plan, tokenizer, extra_kwargs: dict[str, Any] | None = None, auto_class: str | None = None,
+               quantize: bool = True):
     """The task's Auto class (or ``auto_class``) in ``weights_dtype`` (not the checkpoint's own dtype),
-    quantized if the method says so."""
+    quantized if the method says so (and ``quantize``; False: the original weights, fp32, for export)."""
     import pickle
 
     import torch
@@ -158,8 +159,9 @@ def load_model(plan, tokenizer, extra_kwargs: dict[str, Any] | None = None, auto
     if plan.recipe.model.dropout is not None:
         kwargs.update(dropout_overrides(load_config(plan.recipe.model, plan.where), plan.recipe.model.dropout))
     kwargs["use_safetensors"] = None if plan.recipe.model.allow_pickle else True
-    kwargs.setdefault("dtype", torch_dtype(weights_dtype(plan.method, plan.hardware), torch.float32))
-    quant = quantization_config(plan, auto_class)
+    kwargs.setdefault("dtype", torch_dtype(weights_dtype(plan.method, plan.hardware), torch.float32)
+                      if quantize else torch.float32)
+    quant = quantization_config(plan, auto_class) if quantize else None
     if quant is not None:
         kwargs["quantization_config"] = quant
         if plan.hardware.device == "cuda":

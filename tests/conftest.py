@@ -97,3 +97,11 @@ def tiny_recipe(task: str, method_name: str, model_dir: str, files: dict[str, Pa
     for section, values in sections.items():
         recipe.setdefault(section, {}).update(values)
     return recipe
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every path under ``folder`` with a hash of its bytes (folders as 'dir'): proves a folder untouched."""
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
+            for p in sorted(folder.rglob("*"))}

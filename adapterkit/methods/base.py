@@ -79,3 +79,8 @@ class Method:
     # assumes every weight trains (an upper bound) and says so.
     trains_base: bool = False
     footprint: FootprintEstimate | None = None
+    # Export (``adapterkit export``): ``merge`` folds the trained weights into a plain transformers model,
+    # (model as ``load`` returned it, load_base: () -> a fresh unquantized fp32 base model) -> model; it may
+    # consume its input. None: the method cannot merge, and ``no_merge`` says why in one line.
+    merge: Callable[[Any, Callable[[], Any]], Any] | None = None
+    no_merge: str = "the method does not say how to merge its trained weights into the model"

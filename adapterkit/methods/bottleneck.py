@@ -236,6 +236,9 @@ METHOD = Method(
     wrap=wrap,
     save=save,
     load=load,
+    no_merge="bottleneck adapters add a nonlinear branch (down-projection, activation, up-projection) after a "
+             "projection, which cannot fold into its linear weights: no merged, GGUF or ONNX model (refused, not "
+             "kept as extra modules, which AutoModel could not load); deploy with adapterkit or train lora",
     artifact="adapter",
     needs=Needs(),
     check_model=check_model,

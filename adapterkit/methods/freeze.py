@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from .base import Footprint, Method, MethodOptions, WrapContext
-from .full import load_model, save_model
+from .full import load_model, merge_model, save_model
 
 
 class FreezeOptions(MethodOptions):
@@ -46,6 +46,7 @@ METHOD = Method(
     wrap=wrap,
     save=save_model,
     load=load_model,
+    merge=merge_model,
     artifact="model",
     trains_base=True,
     footprint=footprint,

@@ -30,6 +30,11 @@ def load_model(base_model, folder: Path):
     return type(base_model).from_pretrained(folder)
 
 
+def merge_model(model, load_base=None):
+    """The saved folder is a complete model already: nothing to fold in."""
+    return model
+
+
 METHOD = Method(
     name="full",
     trains="every weight",
@@ -38,6 +43,7 @@ METHOD = Method(
     wrap=wrap,
     save=save_model,
     load=load_model,
+    merge=merge_model,
     artifact="model",
     trains_base=True,
     footprint=footprint,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -9,10 +10,32 @@ def save_peft(model, folder: Path) -> None:
     model.save_pretrained(folder)
 
 
+@contextmanager
+def _quiet_peft():
+    """peft 0.21 asks transformers 5 for ``is_gradient_checkpointing``, deprecated there: not the user's concern."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        yield
+
+
 def load_peft(base_model, folder: Path):
     from peft import PeftModel
 
-    return align_token_outputs(PeftModel.from_pretrained(base_model, folder))
+    with _quiet_peft():
+        return align_token_outputs(PeftModel.from_pretrained(base_model, folder))
+
+
+def merge_peft(model, load_base=None):
+    """Fold the adapter into the base weights (peft's ``merge_and_unload``): a plain transformers model."""
+    return model.merge_and_unload()
+
+
+# Why prompt-learning tuners cannot merge (prompt, prefix, p-tuning share it).
+PROMPT_NO_MERGE = ("prompt-learning methods (prompt, prefix, ptuning) prepend learned virtual tokens or key/values "
+                   "at run time: there are no weights to merge, so no merged, GGUF or ONNX model; use the run's "
+                   "adapter/ with peft")
 
 
 def peft_model(model, config):
@@ -26,7 +49,8 @@ def peft_model(model, config):
     if heads and hasattr(config, "modules_to_save"):
         config.modules_to_save = [*(config.modules_to_save or []),
                                   *(h for h in heads if h not in (config.modules_to_save or []))]
-    return align_token_outputs(get_peft_model(model, config))
+    with _quiet_peft():
+        return align_token_outputs(get_peft_model(model, config))
 
 
 def align_token_outputs(model):

@@ -76,6 +76,32 @@ def load(base_model, folder):
     return model
 
 
+def merge(model, load_base, dequantized: bool = True):
+    """LoRA folded into the base it was trained against: each NF4 weight dequantized (bitsandbytes), the
+    adapter's delta added, in fp32, into a fresh unquantized model. ``dequantized=False`` merges into the
+    original fp32 weights instead (what the adapter never saw; kept for the comparison test)."""
+    import logging
+
+    import bitsandbytes as bnb
+    from peft import get_peft_model_state_dict, set_peft_model_state_dict
+    from peft.utils.integrations import dequantize_bnb_weight
+
+    plain = load_base()
+    if dequantized:
+        logging.getLogger("adapterkit").info("qlora: merging into the NF4-dequantized base the adapter was trained "
+                                             "against, not into the original fp32 weights")
+        targets = dict(plain.named_modules())
+        for name, module in model.get_base_model().named_modules():
+            if isinstance(module, bnb.nn.Linear4bit):
+                target = targets[name.removesuffix(".base_layer")]
+                weight = dequantize_bnb_weight(module.weight, state=module.weight.quant_state)
+                target.weight.data.copy_(weight.to(target.weight.device, target.weight.dtype))
+    config = model.peft_config[model.active_adapter]
+    wrapped = peft_model(plain, config)
+    set_peft_model_state_dict(wrapped, get_peft_model_state_dict(model))
+    return wrapped.merge_and_unload()
+
+
 METHOD = Method(
     name="qlora",
     trains="LoRA on a 4-bit NF4 (double-quantized) frozen base (+ task head)",
@@ -84,6 +110,7 @@ METHOD = Method(
     wrap=wrap,
     save=save_peft,
     load=load,
+    merge=merge,
     needs=Needs(packages=("bitsandbytes",), quantization=True),
     quantization=quantization,
     footprint=footprint,

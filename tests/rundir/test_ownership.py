@@ -4,7 +4,6 @@ folder of the user's own files, which must come out byte-identical."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -13,18 +12,12 @@ from pathlib import Path
 
 import pytest
 import tomli_w
-from conftest import tiny_recipe
+from conftest import snapshot, tiny_recipe
 
 from adapterkit import rundir
 from adapterkit.callbacks import SaveOnInterrupt
 from adapterkit.cli import main
 from adapterkit.errors import RunInterrupted
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    """Every path under ``folder`` with a hash of its bytes (folders as 'dir')."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
-            for p in sorted(folder.rglob("*"))}
 
 
 @pytest.fixture

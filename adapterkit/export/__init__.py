@@ -1,0 +1,165 @@
+"""``adapterkit export RUN_DIR --format merged|gguf|onnx``: ship a finished run, then check what was shipped.
+
+Each format is a ``Format`` record (its own module: ``merged.py``, ``gguf.py``, ``onnx.py``): which runs it
+takes, its dtypes, how it writes the output folder and how it loads the result back. ``export`` is the
+spine shared by all of them:
+
+    reopen the run (adapter on base: the reference) -> its outputs on the first rows of the eval split
+    -> the format writes the folder -> loads it back -> ``check.compare`` -> ``export.json``
+
+An export whose quality falls outside the format's tolerance (``check.py``) is refused (removed again, exit
+2) unless ``force``. The output folder follows the ownership rule (``rundir``): a new or empty folder, or
+one adapterkit stamped; a folder of the user's own files is refused before anything is loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from ..registry import Registry
+
+log = logging.getLogger("adapterkit")
+
+
+@dataclass(frozen=True)
+class Source:
+    """A finished run, reopened: what every format exports from."""
+
+    run_dir: Path
+    info: dict  # run.json
+    plan: Any
+    tokenizer: Any
+    model: Any  # the trained model as the method loads it (adapter on base): the check's reference
+    data: Any  # tasks.base.TaskData
+
+    @property
+    def artifact(self) -> Path:
+        return self.run_dir / self.info["artifact"]
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    summary: str
+    dtypes: tuple[str, ...]  # the first is the default
+    write: Callable[[Source, Path, str], list[str]]  # (source, output folder, dtype) -> names of the files written
+    load: Callable[[Source, Path, str], Callable]  # -> runner: dict of input tensors -> logits (numpy)
+    tolerance: Callable[[str], Any]  # dtype -> check.Tolerance
+    heads: tuple[str, ...] | None = None  # task Auto classes it takes (None: every task)
+    architectures: tuple[str, ...] | None = None  # config.model_type values it takes (None: any)
+
+
+def _builtin() -> list[Format]:
+    from . import gguf, merged, onnx
+
+    return [merged.FORMAT, gguf.FORMAT, onnx.FORMAT]
+
+
+FORMATS: Registry[Format] = Registry("export format", "adapterkit.export_formats", _builtin)
+
+
+def default_output(run_dir: Path, fmt: str, dtype: str) -> Path:
+    return Path(run_dir) / f"export-{fmt}-{dtype}"
+
+
+def _refusal(plan, fmt: Format) -> str | None:
+    """Why this run cannot be exported in ``fmt`` (before its weights are read), or None."""
+    if plan.method.merge is None:
+        return f"cannot export a {plan.method.name} run: {plan.method.no_merge}"
+    if fmt.heads is not None and plan.task.auto_class not in fmt.heads:
+        return (f"--format {fmt.name} takes {' and '.join(fmt.heads)} runs; this is a {plan.task.name} run "
+                f"({plan.task.auto_class}); use --format merged")
+    if fmt.architectures is not None:
+        from ..loading import load_config
+
+        model_type = getattr(load_config(plan.recipe.model, plan.where), "model_type", None)
+        if model_type not in fmt.architectures:
+            return (f"--format {fmt.name} writes {', '.join(fmt.architectures)} models; this run's model is "
+                    f"{model_type!r}; use --format merged")
+    return None
+
+
+def export(run_dir: str | Path, format: str, *, dtype: str | None = None, output: str | Path | None = None,
+           force: bool = False, rows: int | None = None) -> dict:
+    """Export a finished run and check it against the run's own model; returns what export.json holds."""
+    from .. import rundir
+    from ..api import reopen
+    from ..plan import load_recipe, make_plan
+    from . import check, vllm
+
+    fmt = FORMATS.get(format, where="--format")
+    dtype = (dtype or fmt.dtypes[0]).lower()
+    if dtype not in fmt.dtypes:
+        raise UserError(f"{dtype!r}: --format {fmt.name} writes {', '.join(fmt.dtypes)}", where="--dtype")
+    run_dir = Path(run_dir)
+    info = rundir.read_run(run_dir)
+    out = Path(output) if output else default_output(run_dir, fmt.name, dtype)
+    rundir.check_output(out, what="--output", probe_lock=False)
+    _refuse_other_contents(out)
+    reason = _refusal(make_plan(load_recipe(run_dir / "recipe.toml")), fmt)
+    if reason:
+        raise UserError(reason, where=str(run_dir))
+    plan, tokenizer, model, data = reopen(run_dir)
+    source = Source(run_dir, info, plan, tokenizer, model.eval(), data)
+    rows = rows or check.ROWS
+    reference = check.reference(source, rows)  # before the merge, which may consume the model
+    made = not out.exists()
+    rundir.take(out, "export")
+    _clear(out)
+    try:
+        files = fmt.write(source, out, dtype)
+        result = check.compare(reference, fmt.load(source, out, dtype), fmt.tolerance(dtype))
+    except BaseException:
+        _remove(out, made)
+        raise
+    record = {"format": fmt.name, "dtype": dtype, "run": str(run_dir), "output": str(out), "method": plan.method.name,
+              "task": plan.task.name, "model": plan.recipe.model.name, "files": files,
+              "check_rows": f"the first {reference.rows} rows of the eval split (capped at {rows}, for speed)",
+              "check": result,
+              "vllm_lora": vllm.compatibility(source), "versions": rundir.versions()}
+    rundir.write_json(out / "export.json", record)
+    for line in vllm.lines(record["vllm_lora"]):
+        log.info("%s", line)
+    if not result["passed"]:
+        if not force:
+            _remove(out, made)
+            raise UserError(f"export refused by its self-check: {result['verdict']} (--force keeps it)",
+                            where=str(run_dir))
+        log.warning("self-check failed (%s); kept because of --force", result["verdict"])
+    log.info("%s export in %s: %s", fmt.name, out, result["verdict"])
+    return record
+
+
+def _refuse_other_contents(out: Path) -> None:
+    """An adapterkit folder that holds something else than an export (a comparison, say) is not replaced."""
+    from ..rundir import LOCK, MARKER
+
+    other = out.is_dir() and any(p.name not in (MARKER, LOCK) for p in out.iterdir())
+    if other and not (out / "export.json").is_file():
+        raise UserError("holds adapterkit files that are not an export (no export.json); choose a new or empty "
+                        "--output", where=str(out))
+
+
+def _clear(out: Path) -> None:
+    """A folder adapterkit stamped: the previous export in it is replaced."""
+    from ..rundir import LOCK, MARKER
+
+    for path in out.iterdir():
+        if path.name not in (MARKER, LOCK):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def _remove(out: Path, made: bool) -> None:
+    if made:
+        shutil.rmtree(out, ignore_errors=True)
+    else:
+        _clear(out)
+
+
+__all__ = ["FORMATS", "Format", "Source", "export"]

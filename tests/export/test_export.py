@@ -1,0 +1,321 @@
+"""``adapterkit export``: each format round-trips through the library that reads it (transformers for merged
+and GGUF, onnxruntime for ONNX) and checks itself against the run's own model; a sabotaged export is refused;
+runs that cannot merge and folders of the user's files are refused in one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import snapshot, tiny_recipe
+
+from adapterkit import api
+from adapterkit.cli import main
+from adapterkit.errors import UserError
+from adapterkit.export import export
+from adapterkit.recipe import recipe_from_dict
+
+
+def _run(tmp_path_factory, name, task, method, model_dir, files, **sections):
+    sections.setdefault("train", {}).setdefault("max_steps", 2)
+    recipe = recipe_from_dict(tiny_recipe(task, method, model_dir, files, **sections))
+    return api.run(recipe, output=tmp_path_factory.mktemp(name) / "run").run_dir
+
+
+@pytest.fixture(scope="module")
+def chat_run(tmp_path_factory, tiny_llama_dir, data_files) -> Path:
+    return _run(tmp_path_factory, "chat", "chat", "lora", tiny_llama_dir, data_files, train={"learning_rate": 1e-2})
+
+
+@pytest.fixture(scope="module")
+def cls_run(tmp_path_factory, tiny_bert_dir, data_files) -> Path:
+    return _run(tmp_path_factory, "cls", "classification", "lora", tiny_bert_dir, data_files,
+                train={"learning_rate": 1e-2})
+
+
+@pytest.fixture(scope="module")
+def ner_run(tmp_path_factory, tiny_bert_dir, data_files) -> Path:
+    return _run(tmp_path_factory, "ner", "ner", "lora", tiny_bert_dir, data_files, train={"learning_rate": 1e-2})
+
+
+def _batch(run_dir: Path):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(run_dir / "adapter")
+    return tokenizer(["Hello there, how are you?", "Tell me a joke"], return_tensors="pt", padding=True)
+
+
+def _reference_logits(run_dir: Path, batch):
+    _, _, model, _ = api.reopen(run_dir)
+    with torch.no_grad():
+        return model.eval()(**batch).logits
+
+
+def test_merged_chat_loads_in_transformers_with_the_chat_eos(chat_run, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    record = export(chat_run, "merged", output=tmp_path / "merged")
+    out = tmp_path / "merged"
+    assert record["check"]["passed"] and record["check"]["max_abs_logit_diff"] <= 1e-4
+    assert json.loads((out / "export.json").read_text())["check"]["passed"]
+    assert {"model.safetensors", "config.json", "tokenizer.json", "chat_template.jinja",
+            "generation_config.json"} <= set(record["files"])
+    batch = _batch(chat_run)
+    with torch.no_grad():
+        merged = AutoModelForCausalLM.from_pretrained(out).eval()(**batch).logits
+    torch.testing.assert_close(merged, _reference_logits(chat_run, batch), rtol=0, atol=1e-4)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    eos = GenerationConfig.from_pretrained(out).eos_token_id
+    assert tokenizer.convert_tokens_to_ids("<|im_end|>") in (eos if isinstance(eos, list) else [eos])
+    assert record["vllm_lora"]["loadable"], record["vllm_lora"]
+
+
+def test_the_chat_templates_end_of_turn_joins_the_eos_ids(smollm_dir):
+    """A tokenizer whose EOS is not the turn end (<|endoftext|> here): generation still stops at <|im_end|>."""
+    from transformers import AutoTokenizer, GenerationConfig
+
+    from adapterkit.export.merged import generation_config, turn_end_ids
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm_dir)
+    tokenizer.eos_token = "<|endoftext|>"
+    im_end, endoftext = tokenizer.convert_tokens_to_ids(["<|im_end|>", "<|endoftext|>"])
+    assert turn_end_ids(tokenizer) == [im_end]
+
+    class Model:
+        generation_config = GenerationConfig(eos_token_id=endoftext)
+
+    assert generation_config(Model(), tokenizer).eos_token_id == [endoftext, im_end]
+
+
+def test_merged_classification_round_trip(cls_run, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    record = export(cls_run, "merged", output=tmp_path / "merged")
+    check = record["check"]
+    assert check["passed"] and check["exported"]["accuracy"] == check["reference"]["accuracy"]
+    batch = _batch(cls_run)
+    with torch.no_grad():
+        merged = AutoModelForSequenceClassification.from_pretrained(tmp_path / "merged").eval()(**batch).logits
+    torch.testing.assert_close(merged, _reference_logits(cls_run, batch), rtol=0, atol=1e-4)
+    # the classifier head trains whole (peft modules_to_save): vLLM's LoRA loader rejects that
+    assert not record["vllm_lora"]["loadable"]
+    assert any("modules_to_save" in r for r in record["vllm_lora"]["reasons"])
+
+
+@pytest.mark.parametrize("method", ["ia3", "full", "freeze"])
+def test_other_methods_that_merge_export_a_matching_model(tmp_path_factory, tiny_bert_dir, data_files, tmp_path,
+                                                          method):
+    run_dir = _run(tmp_path_factory, method, "classification", method, tiny_bert_dir, data_files,
+                   train={"max_steps": 1, "learning_rate": 1e-2})
+    check = export(run_dir, "merged", output=tmp_path / "merged")["check"]
+    assert check["passed"] and check["max_abs_logit_diff"] <= 1e-4, check["verdict"]
+
+
+def test_qlora_merges_into_the_dequantized_base_it_was_trained_against(tmp_path_factory, tiny_llama_dir, data_files,
+                                                                      tmp_path):
+    from adapterkit import loading
+    from adapterkit.methods import qlora
+
+    run_dir = _run(tmp_path_factory, "qlora", "chat", "qlora", tiny_llama_dir, data_files,
+                   train={"learning_rate": 1e-2})
+    batch = _batch(run_dir)
+    plan, tokenizer, model, data = api.reopen(run_dir)
+    with torch.no_grad():
+        expected = model.eval()(**batch).logits
+
+    def base():
+        return loading.load_model(plan, tokenizer, quantize=False)
+
+    distance = {}
+    for dequantized in (True, False):
+        _, _, model, _ = api.reopen(run_dir)
+        with torch.no_grad():
+            merged = qlora.merge(model, base, dequantized=dequantized).eval()(**batch).logits
+        distance[dequantized] = float((merged - expected).abs().max())
+    assert distance[True] < distance[False] / 10, distance
+    record = export(run_dir, "merged", output=tmp_path / "merged")
+    assert record["check"]["passed"] and record["check"]["max_abs_logit_diff"] <= 1e-4
+
+
+@pytest.mark.parametrize("dtype", ["f16", "q8_0"])
+def test_gguf_round_trips_through_transformers(chat_run, tmp_path, dtype):
+    import gguf
+
+    record = export(chat_run, "gguf", dtype=dtype, output=tmp_path / "gguf")
+    check = record["check"]
+    assert check["passed"], check["verdict"]
+    assert check["exported"]["eval_loss"] <= check["reference"]["eval_loss"] * 1.03
+    reader = gguf.GGUFReader(tmp_path / "gguf" / f"model-{dtype}.gguf")
+    names = {t.name: t.tensor_type.name for t in reader.tensors}
+    assert names["blk.0.attn_q.weight"] == dtype.upper() and names["token_embd.weight"] == dtype.upper()
+    assert names["blk.0.attn_norm.weight"] == "F32"
+    fields = reader.fields
+    assert bytes(fields["tokenizer.ggml.model"].parts[-1]).decode() == "gpt2"
+    assert "<|im_start|>" in bytes(fields["tokenizer.chat_template"].parts[-1]).decode()
+    modelfile = (tmp_path / "gguf" / "Modelfile").read_text()
+    assert f"FROM ./model-{dtype}.gguf" in modelfile and 'PARAMETER stop "<|im_end|>"' in modelfile
+    assert "{{ .Content }}<|im_end|>" in modelfile
+
+
+def test_onnx_classification_matches_pytorch(cls_run, tmp_path):
+    import onnxruntime as ort
+
+    record = export(cls_run, "onnx", output=tmp_path / "onnx")
+    check = record["check"]
+    assert check["passed"] and check["max_abs_logit_diff"] <= 1e-4
+    assert check["exported"]["accuracy"] == check["reference"]["accuracy"]
+    session = ort.InferenceSession(str(tmp_path / "onnx" / "model.onnx"), providers=["CPUExecutionProvider"])
+    batch = _batch(cls_run)  # another batch and sequence length than the trace's
+    got = session.run(["logits"], {i.name: batch[i.name].numpy() for i in session.get_inputs()})[0]
+    torch.testing.assert_close(torch.from_numpy(got), _reference_logits(cls_run, batch), rtol=0, atol=1e-4)
+
+
+def test_onnx_ner_matches_pytorch(ner_run, tmp_path):
+    check = export(ner_run, "onnx", output=tmp_path / "onnx")["check"]
+    assert check["passed"] and check["max_abs_logit_diff"] <= 1e-4
+    assert check["exported"]["f1"] == check["reference"]["f1"]
+
+
+def _scaled_merge(monkeypatch, factor: float):
+    """A wrongly scaled merge: every LoRA update folded in ``factor`` times."""
+    from adapterkit.export import merged
+
+    original = merged.merge_run
+
+    def sabotaged(source):
+        from peft.tuners.lora import LoraLayer
+
+        for module in source.model.modules():
+            if isinstance(module, LoraLayer):
+                module.scaling = {k: v * factor for k, v in module.scaling.items()}
+        return original(source)
+
+    monkeypatch.setattr(merged, "merge_run", sabotaged)
+
+
+@pytest.mark.parametrize("fmt", ["merged", "onnx"])
+def test_a_wrongly_scaled_merge_is_refused_and_removed(cls_run, tmp_path, monkeypatch, fmt):
+    _scaled_merge(monkeypatch, 3.0)
+    with pytest.raises(UserError, match="refused by its self-check: max .Δlogit"):
+        export(cls_run, fmt, output=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    record = export(cls_run, fmt, output=tmp_path / "out", force=True)  # --force keeps it, marked as failed
+    assert not record["check"]["passed"]
+    assert not json.loads((tmp_path / "out" / "export.json").read_text())["check"]["passed"]
+
+
+def test_a_wrongly_scaled_gguf_is_refused(chat_run, tmp_path, monkeypatch):
+    _scaled_merge(monkeypatch, 3.0)
+    with pytest.raises(UserError, match="refused by its self-check: max .Δlogit"):
+        export(chat_run, "gguf", dtype="q8_0", output=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_export_with_nan_weights_is_refused(cls_run, tmp_path, monkeypatch):
+    from adapterkit.export import merged
+
+    original = merged.merge_run
+
+    def poisoned(source):
+        model = original(source)
+        model.classifier.bias.data[0] = float("nan")
+        return model
+
+    monkeypatch.setattr(merged, "merge_run", poisoned)
+    with pytest.raises(UserError, match="max .Δlogit. is nan"):
+        export(cls_run, "onnx", output=tmp_path / "out")
+
+
+@pytest.mark.parametrize("method", ["prompt", "bottleneck"])
+def test_methods_that_cannot_merge_are_refused_in_one_line(tmp_path_factory, tiny_bert_dir, data_files, method,
+                                                           capsys):
+    run_dir = _run(tmp_path_factory, method, "classification", method, tiny_bert_dir, data_files,
+                   train={"max_steps": 1})
+    capsys.readouterr()  # the run's own output
+    for fmt in ("merged", "onnx"):
+        assert main(["export", str(run_dir), "--format", fmt]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("adapterkit: error: ") and "\n" not in err and f"cannot export a {method} run" in err
+        assert "cannot fold" in err if method == "bottleneck" else "virtual tokens" in err
+    assert not any(p.name.startswith("export-") for p in run_dir.iterdir())
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--format", "gguf"], "--format gguf takes AutoModelForCausalLM runs"),
+    (["--format", "onnx", "--dtype", "int4"], "--dtype: 'int4': --format onnx writes fp32"),
+    (["--format", "safetensors"], "unknown export format 'safetensors'"),
+])
+def test_bad_format_or_dtype_is_one_line(cls_run, argv, message, capsys):
+    assert main(["export", str(cls_run), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+
+
+def test_a_folder_that_is_no_run_is_one_line(tmp_path, capsys):
+    assert main(["export", str(tmp_path), "--format", "merged"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not a finished adapterkit run" in err and "\n" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_onnx_of_a_chat_run_is_refused(chat_run, capsys):
+    assert main(["export", str(chat_run), "--format", "onnx"]) == 2
+    assert "use --format merged" in capsys.readouterr().err
+
+
+def test_a_folder_of_the_users_files_is_refused_and_left_byte_identical(cls_run, tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "model.onnx").write_bytes(b"my own model")
+    (mine / "notes.txt").write_text("keep me\n")
+    before = snapshot(mine)
+    assert main(["export", str(cls_run), "--format", "onnx", "--output", str(mine)]) == 2
+    assert "did not write" in capsys.readouterr().err
+    assert snapshot(mine) == before
+
+
+def test_an_adapterkit_folder_that_is_no_export_is_not_replaced(cls_run, tmp_path, capsys):
+    """The run directory itself, or a comparison folder (stamped, no export.json), is never cleared."""
+    from adapterkit import rundir
+
+    other = rundir.take(tmp_path / "comparison", "compare")
+    (other / "report.md").write_text("results\n")
+    for folder in (cls_run, other):
+        before = snapshot(folder)
+        assert main(["export", str(cls_run), "--format", "onnx", "--output", str(folder)]) == 2
+        assert capsys.readouterr().err.count("\n") == 1
+        assert snapshot(folder) == before
+
+
+@pytest.fixture(scope="module")
+def smollm_chat_run(tmp_path_factory) -> Path:
+    """The shipped chat recipe (SmolLM2-135M-Instruct, LoRA), 2 steps on a slice."""
+    from conftest import REPO
+
+    from adapterkit import load_recipe
+
+    overrides = {"train.max_steps": 2, "train.batch_size": 4, "data.limit_train": 16, "data.limit_eval": 8,
+                 "task.max_length": 96, "task.num_samples": 1, "task.max_new_tokens": 4}
+    recipe = load_recipe(REPO / "recipes" / "chat_lora.toml", overrides)
+    return api.run(recipe, output=tmp_path_factory.mktemp("smollm") / "run").run_dir
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("fmt, dtype", [("merged", "fp32"), ("gguf", "f16"), ("gguf", "q8_0")])
+def test_smollm2_chat_lora_exports_pass_their_checks(smollm_chat_run, tmp_path, fmt, dtype):
+    check = export(smollm_chat_run, fmt, dtype=dtype, output=tmp_path / "out")["check"]
+    print(fmt, dtype, check["verdict"], f"relative {check['relative_logit_diff']:.3g}")
+    assert check["passed"], check["verdict"]
+
+
+@pytest.mark.integration
+def test_smollm2_gguf_without_the_qk_permutation_is_refused(smollm_chat_run, tmp_path, monkeypatch):
+    """llama.cpp's q/k row order is what transformers' GGUF reader undoes: skipping it must fail the check
+    (on a real model; a tiny random one barely uses its attention)."""
+    from adapterkit.export import gguf
+
+    monkeypatch.setattr(gguf, "permute", lambda weights, n_head, n_head_kv: weights)
+    with pytest.raises(UserError, match="refused by its self-check"):
+        export(smollm_chat_run, "gguf", dtype="f16", output=tmp_path / "out")
