@@ -178,6 +178,9 @@ def load_model(plan, tokenizer, extra_kwargs: dict[str, Any] | None = None, auto
             raise _pickle_refused(plan.recipe.model, plan.where) from None
         raise _hub_error(plan.recipe.model, plan.where, err) from None
     refuse_missing_weights(model, info.get("missing_keys", ()), plan)
-    if getattr(model.config, "pad_token_id", None) is None and tokenizer.pad_token_id is not None:
+    if tokenizer.pad_token_id is not None and getattr(model.config, "pad_token_id", None) != tokenizer.pad_token_id:
+        # The tokenizer pads, so the model must know its pad id (sequence classifiers pool at the last non-pad
+        # token). transformers' Trainer aligns this itself when it trains, so without it here a reopened run
+        # (adapterkit eval, serve, export) pooled elsewhere than the run's own evaluation did.
         model.config.pad_token_id = tokenizer.pad_token_id
     return model

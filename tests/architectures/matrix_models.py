@@ -70,8 +70,7 @@ def plain_reload(result, task: str, tokenizer):
 
         base_dir = json.loads((folder / "adapter_config.json").read_text())["base_model_name_or_path"]
         base = auto.from_pretrained(base_dir, **kwargs)
-        if base.config.pad_token_id is None:
-            base.config.pad_token_id = tokenizer.pad_token_id
+        base.config.pad_token_id = tokenizer.pad_token_id  # as the README's interop notes tell users to
         model = PeftModel.from_pretrained(base, folder)
     elif (folder / "config.json").is_file():
         model = auto.from_pretrained(folder)
