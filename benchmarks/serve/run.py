@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tests" / "serve"))
+sys.path[:0] = [str(REPO / "tests" / "serve"), str(REPO / "tests")]  # serve_runs.Server (and its conftest)
 PROMPTS = [f"Tell me one short fact about the number {i}." for i in range(64)]
 
 
