@@ -105,3 +105,14 @@ def snapshot(folder: Path) -> dict[str, str]:
 
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else "dir"
             for p in sorted(folder.rglob("*"))}
+
+
+@pytest.fixture
+def one_step_recipe(tmp_path, tiny_bert_dir, data_files) -> Path:
+    """A classification LoRA recipe file on the tiny BERT that trains one step."""
+    import tomli_w
+
+    path = tmp_path / "tiny.toml"
+    path.write_text(tomli_w.dumps(tiny_recipe("classification", "lora", tiny_bert_dir, data_files,
+                                              train={"max_steps": 1})))
+    return path

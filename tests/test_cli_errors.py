@@ -24,14 +24,6 @@ def one_line_error(capsys, *expected: str) -> str:
     return lines[0]
 
 
-@pytest.fixture
-def recipe(tmp_path, tiny_bert_dir, data_files) -> Path:
-    path = tmp_path / "tiny.toml"
-    path.write_text(tomli_w.dumps(tiny_recipe("classification", "lora", tiny_bert_dir, data_files,
-                                              train={"max_steps": 1})))
-    return path
-
-
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, tiny_bert_dir, data_files) -> Path:
     folder = tmp_path_factory.mktemp("finished")
@@ -55,9 +47,9 @@ def finished_run(tmp_path_factory, tiny_bert_dir, data_files) -> Path:
     (["run", "{recipe}", "--set", "model.name='./missing'"], "model folder './missing' not found"),
 ], ids=["plan-profile", "plan-methods", "plan-no-methods", "seeds-letters", "seeds-empty", "bool-steps",
         "huge-steps", "huge-epochs", "bool-rank", "missing-folder"])
-def test_bad_command_lines_are_one_line_and_exit_2(recipe, tmp_path, args, expected, capsys):
+def test_bad_command_lines_are_one_line_and_exit_2(one_step_recipe, tmp_path, args, expected, capsys):
     out = tmp_path / "out"
-    argv = [a.format(recipe=recipe) for a in args] + (["--output", str(out)] if args[0] in ("run", "compare") else [])
+    argv = [a.format(recipe=one_step_recipe) for a in args] + (["--output", str(out)] if args[0] in ("run", "compare") else [])
     assert main(argv) == 2
     one_line_error(capsys, expected)
     assert not out.exists()
@@ -80,27 +72,27 @@ def test_eval_of_a_damaged_run_is_one_line(finished_run, tmp_path, damage, expec
     one_line_error(capsys, expected)
 
 
-def test_a_git_lfs_pointer_instead_of_weights_is_named(recipe, tiny_bert_dir, tmp_path, capsys):
+def test_a_git_lfs_pointer_instead_of_weights_is_named(one_step_recipe, tiny_bert_dir, tmp_path, capsys):
     """A clone without ``git lfs pull``: today safetensors says 'header too large' after plan said it fits."""
     model = tmp_path / "clone"
     shutil.copytree(tiny_bert_dir, model)
     (model / "model.safetensors").write_text("version https://git-lfs.github.com/spec/v1\n"
                                              "oid sha256:4d7a2146ef0e3bd3e8fd6ff2fb6a4a1d5e3c1f2a\nsize 90868376\n")
-    for command in (["plan", str(recipe)], ["run", str(recipe), "--output", str(tmp_path / "out")]):
+    for command in (["plan", str(one_step_recipe)], ["run", str(one_step_recipe), "--output", str(tmp_path / "out")]):
         assert main([*command, "--set", f"model.name='{model}'"]) == 2
         one_line_error(capsys, "model.safetensors", "Git LFS pointer", "git lfs pull")
 
 
-def test_remote_code_is_refused_naming_the_key(recipe, tmp_path, capsys):
+def test_remote_code_is_refused_naming_the_key(one_step_recipe, tmp_path, capsys):
     model = tmp_path / "remote"
     model.mkdir()
     (model / "config.json").write_text(json.dumps({"model_type": "mything", "auto_map": {
         "AutoConfig": "conf.MyConfig", "AutoModelForSequenceClassification": "mod.MyModel"}}))
-    assert main(["run", str(recipe), "--set", f"model.name='{model}'", "--output", str(tmp_path / "out")]) == 2
+    assert main(["run", str(one_step_recipe), "--set", f"model.name='{model}'", "--output", str(tmp_path / "out")]) == 2
     one_line_error(capsys, "model.trust_remote_code", "set model.trust_remote_code = true")
 
 
-def test_a_malicious_pickle_is_refused_in_one_line(recipe, tiny_bert_dir, tmp_path, capsys):
+def test_a_malicious_pickle_is_refused_in_one_line(one_step_recipe, tiny_bert_dir, tmp_path, capsys):
     import torch
 
     class Payload:
@@ -111,7 +103,7 @@ def test_a_malicious_pickle_is_refused_in_one_line(recipe, tiny_bert_dir, tmp_pa
     shutil.copytree(tiny_bert_dir, model)
     (model / "model.safetensors").unlink()
     torch.save({"bert.embeddings.word_embeddings.weight": Payload()}, model / "pytorch_model.bin")
-    assert main(["run", str(recipe), "--set", f"model.name='{model}'", "--set", "model.allow_pickle=true",
+    assert main(["run", str(one_step_recipe), "--set", f"model.name='{model}'", "--set", "model.allow_pickle=true",
                  "--output", str(tmp_path / "out")]) == 2
     one_line_error(capsys, "model.allow_pickle", "could run code")
     assert not (tmp_path / "PWNED").exists() and not (tmp_path / "out").exists()

@@ -36,46 +36,38 @@ def user_folder(tmp_path) -> Path:
     return folder
 
 
-@pytest.fixture
-def recipe(tmp_path, tiny_bert_dir, data_files) -> Path:
-    path = tmp_path / "tiny.toml"
-    path.write_text(tomli_w.dumps(tiny_recipe("classification", "lora", tiny_bert_dir, data_files,
-                                              train={"max_steps": 1})))
-    return path
-
-
 @pytest.mark.parametrize("command", [
     ["run", "{recipe}", "--output", "{out}"],
     ["run", "{recipe}", "--output", "{out}", "--overwrite"],
     ["zero-shot", "{recipe}", "--output", "{out}", "--overwrite"],
     ["compare", "{recipe}", "--methods", "lora", "--output", "{out}"],
 ], ids=["run", "run-overwrite", "zero-shot-overwrite", "compare"])
-def test_a_folder_of_the_users_files_is_refused_and_left_byte_identical(user_folder, recipe, command, capsys):
+def test_a_folder_of_the_users_files_is_refused_and_left_byte_identical(user_folder, one_step_recipe, command, capsys):
     before = snapshot(user_folder)
-    argv = [a.format(recipe=recipe, out=user_folder) for a in command]
+    argv = [a.format(recipe=one_step_recipe, out=user_folder) for a in command]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "adapterkit did not write" in err and str(user_folder) in err, err
     assert snapshot(user_folder) == before
 
 
-def test_a_nested_user_folder_is_refused_too(tmp_path, recipe, capsys):
+def test_a_nested_user_folder_is_refused_too(tmp_path, one_step_recipe, capsys):
     """Only the stamp counts: a folder holding nothing but a sub-folder of the user's is theirs."""
     folder = tmp_path / "nested"
     (folder / "deep" / "deeper").mkdir(parents=True)
     (folder / "deep" / "deeper" / "notes.txt").write_text("mine")
     before = snapshot(folder)
-    assert main(["run", str(recipe), "--output", str(folder), "--overwrite"]) == 2
+    assert main(["run", str(one_step_recipe), "--output", str(folder), "--overwrite"]) == 2
     assert snapshot(folder) == before
 
 
-def test_an_empty_folder_is_used_and_stamped_and_overwrite_replaces_only_its_own_run(tmp_path, recipe):
+def test_an_empty_folder_is_used_and_stamped_and_overwrite_replaces_only_its_own_run(tmp_path, one_step_recipe):
     folder = tmp_path / "empty"
     folder.mkdir()
-    assert main(["run", str(recipe), "--output", str(folder)]) == 0
+    assert main(["run", str(one_step_recipe), "--output", str(folder)]) == 0
     assert rundir.owned(folder) and (folder / "run.json").is_file()
     stamp = (folder / rundir.MARKER).read_text()
-    assert main(["run", str(recipe), "--output", str(folder), "--overwrite"]) == 0
+    assert main(["run", str(one_step_recipe), "--output", str(folder), "--overwrite"]) == 0
     assert (folder / rundir.MARKER).read_text() == stamp  # the same owner, the same run folder
 
 
@@ -107,11 +99,11 @@ def test_a_run_that_fails_on_its_data_writes_nothing(tmp_path, tiny_bert_dir, da
 
 
 @pytest.mark.parametrize("kind", ["file", "under-a-file"])
-def test_an_output_that_cannot_be_a_folder_is_one_line(tmp_path, recipe, kind, capsys):
+def test_an_output_that_cannot_be_a_folder_is_one_line(tmp_path, one_step_recipe, kind, capsys):
     afile = tmp_path / "afile"
     afile.write_text("keep")
     out = afile if kind == "file" else afile / "sub"
-    assert main(["run", str(recipe), "--output", str(out)]) == 2
+    assert main(["run", str(one_step_recipe), "--output", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(out) in err and "Traceback" not in err, err
     assert afile.read_text() == "keep"
