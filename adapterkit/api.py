@@ -36,12 +36,12 @@ def _recipe(recipe: Recipe | str | Path, overrides) -> Recipe:
     return recipe if isinstance(recipe, Recipe) else load_recipe(recipe, overrides)
 
 
-def prepare_model(plan: Plan, tokenizer, data):
-    """Load the base model for the plan's task and let the method wrap it."""
+def prepare_model(plan: Plan, tokenizer, data, config=None):
+    """Load the base model for the plan's task and let the method wrap it (``config``: the preflight's)."""
     from transformers import set_seed
 
     set_seed(plan.recipe.train.seed)
-    model = loading.load_model(plan, tokenizer, plan.task.model_kwargs(data))
+    model = loading.load_model(plan, tokenizer, plan.task.model_kwargs(data), config=config)
     ctx = WrapContext(peft_task_type=plan.task.peft_task_type, model_path=loading.model_path(plan.recipe.model),
                       gradient_checkpointing=plan.hardware.gradient_checkpointing)
     return plan.method.wrap(model, plan.method_options, ctx)
@@ -54,8 +54,8 @@ def run(recipe: Recipe | str | Path, *, overrides: dict | list | None = None, ou
     Everything that can fail on the user's input (recipe, model config, memory plan, data, weights) fails
     before the run directory is written: it appears when training starts."""
     # plan, model config, compatibility, memory verdict: refuses a recipe that will not fit, unless force
-    plan = preflight(_recipe(recipe, overrides), force=force).plan
-    recipe = plan.recipe
+    checked = preflight(_recipe(recipe, overrides), force=force)
+    plan, recipe = checked.plan, checked.plan.recipe
     run_dir = Path(output) if output else rundir.default_run_dir(recipe.name)
     rundir.check_output(run_dir, overwrite=overwrite)
     if plan.hardware.device == "cpu":
@@ -65,26 +65,18 @@ def run(recipe: Recipe | str | Path, *, overrides: dict | list | None = None, ou
     with clock.phase("load"):
         tokenizer = loading.load_tokenizer(recipe.model, plan.where)
         data = plan.task.load_data(plan)
-        model = prepare_model(plan, tokenizer, data)
+        model = prepare_model(plan, tokenizer, data, checked.model_config)
     resolved = {"method": plan.method_options.model_dump(), "task": plan.task_options.model_dump()}
     with rundir.claim(run_dir, recipe_to_toml(plan.recipe, resolved), overwrite=overwrite) as resume:
-        return _train_and_evaluate(plan, Loaded(tokenizer, data, model), run_dir, resume, clock, started)
+        return _train_and_evaluate(plan, tokenizer, data, model, run_dir, resume, clock, started)
 
 
-@dataclass(frozen=True)
-class Loaded:
-    tokenizer: Any
-    data: Any  # tasks.base.TaskData
-    model: Any  # wrapped by the method
-
-
-def _train_and_evaluate(plan: Plan, loaded: Loaded, run_dir: Path, resume: Path | None, clock: measure.Stopwatch,
-                        started: float) -> RunResult:
+def _train_and_evaluate(plan: Plan, tokenizer, data, model, run_dir: Path, resume: Path | None,
+                        clock: measure.Stopwatch, started: float) -> RunResult:
     """Train (from ``resume``, a checkpoint, if given), evaluate and save into ``run_dir``."""
     from . import callbacks
 
     recipe = plan.recipe
-    tokenizer, data, model = loaded.tokenizer, loaded.data, loaded.model
     counts = measure.parameter_counts(model)
     log.info("%s: %s trains %.2f%% of %.1fM parameters on %s (%s)", recipe.name, plan.method.name,
              100 * counts["trainable_share"], counts["total_params"] / 1e6, plan.hardware.name, plan.hardware.precision)

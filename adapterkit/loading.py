@@ -94,7 +94,7 @@ def torch_dtype(precision: str, default=None):
     return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, default)
 
 
-def quantization_config(plan, auto_class: str | None = None) -> Any:
+def quantization_config(plan, auto_class: str | None = None, config=None) -> Any:
     """The method's BitsAndBytesConfig; the task head and the output embeddings (read from the model's own
     structure on the meta device) stay out of 4-bit: they train whole or hold the vocabulary projection."""
     if plan.method.quantization is None:
@@ -107,7 +107,7 @@ def quantization_config(plan, auto_class: str | None = None) -> Any:
     kwargs = plan.method.quantization(plan.method_options)
     compute = torch_dtype(plan.hardware.precision, torch.float32)
     kwargs.setdefault("bnb_4bit_compute_dtype", compute)
-    config = load_config(plan.recipe.model, plan.where)
+    config = config if config is not None else load_config(plan.recipe.model, plan.where)
     structure = meta_model(config, auto_class or plan.task.auto_class, plan.recipe.model.trust_remote_code)
     kwargs.setdefault("llm_int8_skip_modules", full_precision_module_names(structure))
     return BitsAndBytesConfig(**kwargs)
@@ -146,9 +146,10 @@ def refuse_missing_weights(model, missing, plan) -> None:
 
 
 def load_model(plan, tokenizer, extra_kwargs: dict[str, Any] | None = None, auto_class: str | None = None,
-               quantize: bool = True):
+               quantize: bool = True, config=None):
     """The task's Auto class (or ``auto_class``) in ``weights_dtype`` (not the checkpoint's own dtype),
-    quantized if the method says so (and ``quantize``; False: the original weights, fp32, for export)."""
+    quantized if the method says so (and ``quantize``; False: the original weights, fp32, for export).
+    ``config``: the model's config when the caller has it (the preflight read it); else read here if needed."""
     import pickle
 
     import torch
@@ -156,12 +157,15 @@ def load_model(plan, tokenizer, extra_kwargs: dict[str, Any] | None = None, auto
 
     auto = getattr(transformers, auto_class or plan.task.auto_class)
     kwargs = {**_common_kwargs(plan.recipe.model), **(extra_kwargs or {})}
+    needs_config = plan.recipe.model.dropout is not None or (quantize and plan.method.quantization is not None)
+    if config is None and needs_config:
+        config = load_config(plan.recipe.model, plan.where)
     if plan.recipe.model.dropout is not None:
-        kwargs.update(dropout_overrides(load_config(plan.recipe.model, plan.where), plan.recipe.model.dropout))
+        kwargs.update(dropout_overrides(config, plan.recipe.model.dropout))
     kwargs["use_safetensors"] = None if plan.recipe.model.allow_pickle else True
     kwargs.setdefault("dtype", torch_dtype(weights_dtype(plan.method, plan.hardware), torch.float32)
                       if quantize else torch.float32)
-    quant = quantization_config(plan, auto_class) if quantize else None
+    quant = quantization_config(plan, auto_class, config) if quantize else None
     if quant is not None:
         kwargs["quantization_config"] = quant
         if plan.hardware.device == "cuda":
