@@ -10,7 +10,7 @@ from pathlib import Path
 
 
 def load_metric(name: str):
-    """``classification_report`` or ``seqeval_entities``, via ``evaluate.load`` on the module's folder."""
+    """``classification_report``, ``seqeval_entities`` or ``generation_scores``, via ``evaluate.load`` on the module's folder."""
     import evaluate
 
     folder = Path(__file__).parent / name

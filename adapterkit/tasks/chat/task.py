@@ -2,7 +2,8 @@
 
 Conversations are tokenized here with the tokenizer's chat template and an assistant mask, so the
 loss covers assistant turns only whatever the template. Eval: loss and perplexity on held-out
-conversations, plus a few greedy sample answers written to ``samples.jsonl``.
+conversations, plus a few greedy sample answers written to ``samples.jsonl``; with ``task.generate_eval``,
+ROUGE/BLEU/chrF/exact-match scores of greedy answers to every eval conversation (``answers.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from pydantic import Field
 from ...data.sources import load_train_eval
 from ...training import trainable_in_fp32, training_kwargs
 from ..base import TaskData, TaskOptions
+from ..generation import Score, generate_eval_field
 from ..rows import checked_rows, clip_pieces
+from .answers import generation_metrics
 from .template import assistant_spans, encode, with_system
 
 ROLES = {"system", "user", "assistant"}
@@ -40,7 +43,8 @@ class ChatOptions(TaskOptions):
                                                  "shares (the template's system prompt) once per pass, not once "
                                                  "per conversation (same loss and gradients)")
     num_samples: int = Field(3, ge=0, description="sample answers generated after training")
-    max_new_tokens: int = Field(48, gt=0)
+    max_new_tokens: int = Field(48, gt=0, description="the most tokens a sample or generate_eval answer has")
+    generate_eval: list[Score] = generate_eval_field()
 
 
 def check_conversation(messages) -> str | None:
@@ -177,6 +181,8 @@ class ChatTask:
     def evaluate(self, plan, trainer, data: TaskData, run_dir: Path) -> dict[str, Any]:
         metrics = {k: float(v) for k, v in trainer.evaluate().items() if isinstance(v, (int, float))}
         metrics["eval_perplexity"] = math.exp(min(metrics["eval_loss"], 50.0))
+        metrics.update(generation_metrics(plan, trainer.model, trainer.processing_class, data.eval["messages"],
+                                          run_dir))
         opts = plan.task_options
         samples = generate_samples(trainer.model, trainer.processing_class, data.eval.select(
             range(min(opts.num_samples, len(data.eval)))), opts.max_new_tokens)
