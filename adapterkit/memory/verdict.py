@@ -68,7 +68,7 @@ def workload(plan) -> Workload:
 def shape_of(plan, model_config) -> ModelShape:
     from ..loading import model_path
 
-    return model_shape(model_config, plan.task.auto_class, lm_task=plan.task.peft_task_type in ("CAUSAL_LM",),
+    return model_shape(model_config, plan.task.auto_class, lm_task=plan.task.peft_task_type in ("CAUSAL_LM", "SEQ_2_SEQ_LM"),
                        model_dir=model_path(plan.recipe.model), trust_remote_code=plan.recipe.model.trust_remote_code)
 
 

@@ -21,7 +21,7 @@ class PrefixOptions(MethodOptions):
 def check_model(options: PrefixOptions, config, task: str) -> str | None:
     from .prompt_learning import check_prefix
 
-    return check_prefix(config)
+    return check_prefix(config, task)
 
 
 def footprint(options: PrefixOptions, shape) -> Footprint:

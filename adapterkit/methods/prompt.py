@@ -34,7 +34,7 @@ class PromptOptions(MethodOptions):
 def check_model(options, config, task: str) -> str | None:
     from .prompt_learning import check
 
-    return check(config, "prompt tuning")
+    return check(config, "prompt tuning", task)
 
 
 def wrap(model, options: PromptOptions, ctx: WrapContext):

@@ -42,27 +42,33 @@ def fill_sizes(peft_config, model_config):
     return peft_config
 
 
-def check(config, method_name: str) -> str | None:
-    """Rules every prompt-learning method shares: readable sizes; no encoder-decoder (peft prepends virtual
-    tokens through ``inputs_embeds``, which T5's and BART's classifiers refuse, and they locate the sentence by
-    the eos token in ``input_ids``)."""
+# Tasks that train an encoder-decoder as a sequence-to-sequence LM (peft task type SEQ_2_SEQ_LM), which peft's
+# prompt learning serves: its PeftModelForSeq2SeqLM prepends the virtual tokens to the encoder input.
+ENCODER_DECODER_TASKS = ("seq2seq",)
+
+
+def check(config, method_name: str, task_name: str = "") -> str | None:
+    """Rules every prompt-learning method shares: readable sizes; an encoder-decoder only as a seq2seq LM
+    (peft's ``PeftModelForSeq2SeqLM`` prepends the virtual tokens to the encoder input; for classification
+    peft prepends them through ``inputs_embeds``, which T5's and BART's classifiers refuse, and they locate
+    the sentence by the eos token in ``input_ids``)."""
     missing = [field for field in SIZE_NAMES if field not in sizes(config)]
     if missing:
         return (f"{method_name} cannot size virtual tokens for model type {config.model_type!r} (its config "
                 f"lacks {', '.join(missing)}); try 'lora'")
-    if getattr(config, "is_encoder_decoder", False):
-        return (f"{method_name} does not support encoder-decoder models ({config.model_type!r}): peft prepends "
-                "virtual tokens through inputs_embeds, which their task heads do not take; try 'lora'")
+    if getattr(config, "is_encoder_decoder", False) and task_name not in ENCODER_DECODER_TASKS:
+        return (f"{method_name} supports encoder-decoder models ({config.model_type!r}) only in task 'seq2seq': "
+                "peft prepends virtual tokens through inputs_embeds, which their task heads do not take; try 'lora'")
     return None
 
 
-def check_prefix(config) -> str | None:
+def check_prefix(config, task_name: str = "") -> str | None:
     """Prefix tuning also needs a backbone that takes ``past_key_values`` and key/value heads peft can count."""
     import inspect
 
     import transformers
 
-    reason = check(config, "prefix tuning")
+    reason = check(config, "prefix tuning", task_name)
     if reason:
         return reason
     backbone = transformers.AutoModel._model_mapping.get(type(config), None) if not getattr(config, "auto_map", None) else None

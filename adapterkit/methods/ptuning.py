@@ -19,7 +19,7 @@ class PTuningOptions(MethodOptions):
 def check_model(options, config, task: str) -> str | None:
     from .prompt_learning import check
 
-    return check(config, "p-tuning")
+    return check(config, "p-tuning", task)
 
 
 def wrap(model, options: PTuningOptions, ctx: WrapContext):

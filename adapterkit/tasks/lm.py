@@ -1,0 +1,146 @@
+"""Continued pre-training of a causal LM on plain text: every token is a target.
+
+Data: a ``text`` column (name configurable), or ``.txt`` files read as plain text, one document per
+paragraph (blank lines between paragraphs). Documents are tokenized, each closed with the end-of-sequence
+token, concatenated and cut into blocks of ``task.max_length`` tokens (packing, as transformers' run_clm
+example does: no padding, the last partial block of each 1,000 documents dropped). Eval: loss and perplexity
+on the eval text, packed the same way.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from itertools import chain
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from ..data.files import read_text
+from ..data.sources import load_rows, locate, split_rows
+from ..errors import UserError
+from ..training import training_kwargs
+from .base import TaskData, TaskOptions
+from .rows import checked_rows, non_empty_string
+
+
+class LmOptions(TaskOptions):
+    text_column: str = "text"
+    max_length: int = Field(256, gt=0, description="tokens per packed block")
+
+
+def text_file_rows(path: Path) -> list[dict]:
+    """A plain-text file's paragraphs (separated by blank lines), each a row with its first line's number."""
+    rows, lines, first = [], [], 0
+    for number, line in enumerate([*read_text(path).splitlines(), ""], start=1):
+        if line.strip():
+            first = first or number
+            lines.append(line)
+        elif lines:
+            rows.append({"text": "\n".join(lines), "_where": f"{path}:{first}"})
+            lines, first = [], 0
+    return rows
+
+
+def _rows(spec: str, source: str, key: str, split: str, on_error: str) -> list[dict]:
+    found = locate(spec, recipe_source=source, key=key)
+    if isinstance(found, Path) and found.suffix.lower() == ".txt":
+        return text_file_rows(found)
+    return load_rows(spec, recipe_source=source, key=key, split=split, on_error=on_error)
+
+
+def load_text(data, source: str) -> tuple[list[dict], list[dict]]:
+    """Train and eval rows as ``data.sources.load_train_eval`` gives them, with ``.txt`` files as plain text."""
+    train = _rows(data.train, source, "data.train", "train", data.on_error)
+    if isinstance(data.eval, (int, float)) and not isinstance(data.eval, bool):
+        train, evaluation = split_rows(train, float(data.eval), data.split_seed)
+    else:
+        evaluation = _rows(data.eval, source, "data.eval", "validation", data.on_error)
+    if data.limit_train and len(train) > data.limit_train:
+        train = random.Random(data.split_seed).sample(train, data.limit_train)
+    if data.limit_eval and len(evaluation) > data.limit_eval:
+        evaluation = random.Random(data.split_seed + 1).sample(evaluation, data.limit_eval)
+    for rows, key in ((train, "data.train"), (evaluation, "data.eval")):
+        if not rows:
+            raise UserError("no text", where=f"{source}: {key}")
+    return train, evaluation
+
+
+def packed(dataset, tokenizer, block: int):
+    """``input_ids`` = ``labels`` blocks of ``block`` tokens from the documents back to back, each closed by
+    the end-of-sequence token; a split shorter than one block is one shorter block."""
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+
+    def tokenize(batch):
+        return {"input_ids": [ids + eos for ids in tokenizer(batch["text"])["input_ids"]]}
+
+    def group(batch):
+        flat = list(chain.from_iterable(batch["input_ids"]))
+        blocks = [flat[i:i + block] for i in range(0, len(flat) // block * block, block)] or [flat]
+        return {"input_ids": blocks, "labels": [list(b) for b in blocks]}
+
+    tokens = dataset.map(tokenize, batched=True, remove_columns=dataset.column_names)
+    return tokens.map(group, batched=True, batch_size=1000)
+
+
+class LmTask:
+    name = "lm"
+    summary = "continued pre-training of a causal LM on plain text, packed blocks; data column text (or .txt)"
+    options = LmOptions
+    auto_class = "AutoModelForCausalLM"
+    peft_task_type = "CAUSAL_LM"
+    primary_metric = "eval_loss"
+    greater_is_better = False
+
+    def load_data(self, plan) -> TaskData:
+        from datasets import Dataset
+
+        opts, on_error = plan.task_options, plan.recipe.data.on_error
+        train_rows, eval_rows = load_text(plan.recipe.data, plan.where)
+
+        def check(row):
+            return None if non_empty_string(row.get(opts.text_column)) else \
+                f"column {opts.text_column!r} is missing or empty"
+
+        train_rows, skipped = checked_rows(train_rows, check, on_error, "train")
+        eval_rows, skipped_eval = checked_rows(eval_rows, check, on_error, "eval")
+
+        def table(rows):
+            return Dataset.from_dict({"text": [r[opts.text_column] for r in rows]})
+
+        return TaskData(table(train_rows), table(eval_rows), None, skipped + skipped_eval)
+
+    def model_kwargs(self, data: TaskData) -> dict[str, Any]:
+        return {}
+
+    def check_model(self, options: LmOptions, config) -> str | None:
+        if getattr(config, "is_encoder_decoder", False):
+            return (f"task 'lm' needs a decoder-only causal LM; model type {config.model_type!r} is an "
+                    "encoder-decoder (use task 'seq2seq')")
+        return None
+
+    def build_trainer(self, plan, model, tokenizer, data: TaskData, run_dir: Path):
+        from transformers import Trainer, TrainingArguments, default_data_collator
+
+        block = plan.task_options.max_length
+        kwargs = training_kwargs(plan, run_dir)
+        kwargs["train_sampling_strategy"] = "random"  # every block is max_length long: nothing to group
+        # no padding in a packed block; "non_padding" would drop every end-of-sequence token that is also the pad
+        kwargs["include_num_input_tokens_seen"] = "all"
+        return Trainer(
+            model=model,
+            args=TrainingArguments(**kwargs),
+            train_dataset=None if data.train is None else packed(data.train, tokenizer, block),
+            eval_dataset=packed(data.eval, tokenizer, block),
+            processing_class=tokenizer,
+            data_collator=default_data_collator,
+        )
+
+    def evaluate(self, plan, trainer, data: TaskData, run_dir: Path) -> dict[str, Any]:
+        metrics = {k: float(v) for k, v in trainer.evaluate().items() if isinstance(v, (int, float))}
+        metrics["eval_perplexity"] = math.exp(min(metrics["eval_loss"], 50.0))
+        return metrics
+
+
+TASK = LmTask()
