@@ -26,7 +26,9 @@ class Tiny:
     save_as: str = "AutoModel"  # the Auto class the checkpoint is saved from (its keys are what loaders see)
 
 
-ENC_TASKS, DEC_TASKS, SEQ2SEQ_TASKS = ("classification", "ner"), ("chat", "classification"), ("classification", "chat")
+# The lm task uses the causal-LM class and the methods' rules exactly as chat does: it is no extra row.
+ENC_TASKS, DEC_TASKS = ("classification", "ner"), ("chat", "classification")
+SEQ2SEQ_TASKS = ("classification", "chat", "seq2seq")
 _ENC = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
             max_position_embeddings=128, pad_token_id=0)
 _DEC = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, intermediate_size=64,
@@ -61,7 +63,7 @@ TINY: dict[str, Tiny] = {
                                         word_embed_proj_dim=32, max_position_embeddings=256), "AutoModelForCausalLM"),
     "falcon": Tiny(DECODER_TOKENIZER, DEC_TASKS, dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4),
                    "AutoModelForCausalLM"),
-    # encoder-decoders: classification (chat is refused)
+    # encoder-decoders: seq2seq and classification (chat is refused)
     "t5": Tiny(ENCODER_TOKENIZER, SEQ2SEQ_TASKS, dict(d_model=32, d_ff=64, d_kv=16, num_layers=2, num_heads=2, **_SEQ2SEQ_IDS),
                "AutoModelForSeq2SeqLM"),
     "bart": Tiny(ENCODER_TOKENIZER, SEQ2SEQ_TASKS, dict(d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2,

@@ -10,9 +10,10 @@ import pytest
 
 from adapterkit.support import TINY, tiny_config
 
-CELL_DATA = {"classification": ("rotten-tomatoes", 8, 4), "ner": ("wnut16", 8, 4), "chat": ("chatterbot", 4, 2)}
+CELL_DATA = {"classification": ("rotten-tomatoes", 8, 4), "ner": ("wnut16", 8, 4), "chat": ("chatterbot", 4, 2),
+             "seq2seq": ("chatterbot", 4, 2)}
 AUTO_CLASSES = {"classification": "AutoModelForSequenceClassification", "ner": "AutoModelForTokenClassification",
-                "chat": "AutoModelForCausalLM"}
+                "chat": "AutoModelForCausalLM", "seq2seq": "AutoModelForSeq2SeqLM"}
 _BUILT: dict[str, str] = {}
 
 
@@ -46,6 +47,8 @@ def matrix_files(tmp_path_factory) -> dict[str, Path]:
         every = BUILTIN_DATASETS[name].rows()
         step = len(every) // (n_train + n_eval)  # spread over the file: sorted datasets give every label
         rows = [{k: v for k, v in r.items() if k != "_where"} for r in every[::step]]
+        if task == "seq2seq":  # a dialogue's first question and answer as source and target
+            rows = [{"source": r["messages"][0]["content"], "target": r["messages"][1]["content"]} for r in rows]
         for split, part in (("train", rows[:n_train]), ("eval", rows[n_train:n_train + n_eval])):
             path = folder / f"{task}_{split}.jsonl"
             path.write_text("".join(json.dumps(r) + "\n" for r in part))
@@ -78,4 +81,7 @@ def plain_reload(result, task: str, tokenizer):
         model = None
     batch = tokenizer(["a quiet, moving film", "Paris is lovely in spring and the food is great"],
                       padding=True, return_tensors="pt")
-    return model, {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask")}
+    batch = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask")}
+    if task == "seq2seq":  # the decoder reads the targets so far: here the inputs themselves
+        batch["decoder_input_ids"] = batch["input_ids"]
+    return model, batch

@@ -37,6 +37,8 @@ def recipe_for(arch, task, method, model_dir, files):
     }
     if task == "chat":
         recipe["task"].update({"num_samples": 1, "max_new_tokens": 2, "max_length": 64})
+    if task == "seq2seq":
+        recipe["task"].update({"num_samples": 1, "max_new_tokens": 2})
     return recipe_from_dict(recipe)
 
 
