@@ -20,7 +20,7 @@ QUICK_CHAT = {**QUICK, "task.max_length": 96, "task.num_samples": 1, "task.max_n
 def test_recipes_are_shipped():
     names = {p.stem for p in RECIPES}
     assert {"chat_lora", "chat_qlora", "sentiment_lora", "sentiment_full", "ner_lora", "ner_bottleneck",
-            "sentiment_prompt"} <= names
+            "sentiment_prompt", "lm_lora"} <= names
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
@@ -44,6 +44,6 @@ def test_recipe_runs_a_few_steps(path, tmp_path):
     artifact = Path(run_dir / info["artifact"])
     assert any(artifact.glob("*.safetensors")), f"no weights in {artifact}"
     assert not list(artifact.rglob("*.bin")), "pickle weights written"
-    primary = {"chat": "eval_loss", "classification": "eval_macro_f1", "ner": "eval_f1"}[recipe.task.name]
+    primary = {"chat": "eval_loss", "classification": "eval_macro_f1", "ner": "eval_f1", "lm": "eval_loss"}[recipe.task.name]
     assert primary in metrics and metrics[primary] == metrics[primary]  # present and not NaN
     assert info["peak_rss_mib"] > 0 and info["train_tokens"] > 0

@@ -88,8 +88,11 @@ class Seq2SeqTask:
         from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments
 
         opts = plan.task_options
-        args = Seq2SeqTrainingArguments(**training_kwargs(plan, run_dir), predict_with_generate=True,
-                                        generation_num_beams=1)
+        kwargs = training_kwargs(plan, run_dir)
+        # Under "group_by_length" the Trainer also reorders eval batches by length; the answers must come back in
+        # data.eval's order, beside their references (a test caught answers swapped between examples)
+        kwargs["train_sampling_strategy"] = "random"
+        args = Seq2SeqTrainingArguments(**kwargs, predict_with_generate=True, generation_num_beams=1)
         return Seq2SeqTrainer(
             model=model,
             args=args,
