@@ -39,9 +39,11 @@ class GenerationScores(evaluate.Metric):
             raise ValueError(f"unknown scores {sorted(unknown)} (known: {', '.join(SCORES)})")
         result = {}
         if "rouge" in scores:
-            from rouge_score import rouge_scorer
+            from rouge_score import rouge_scorer, tokenizers
 
-            scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
+            # the tokenizer rouge-score picks by default, passed in: it would log "Using default tokenizer." each time
+            scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"],
+                                              tokenizer=tokenizers.DefaultTokenizer(use_stemmer=True))
             each = [scorer.score(ref, pred) for pred, ref in zip(predictions, references)]
             for key in ("rouge1", "rouge2", "rougeL"):
                 result[key] = sum(s[key].fmeasure for s in each) / max(len(each), 1)
