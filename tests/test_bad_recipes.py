@@ -123,7 +123,7 @@ def cases(draw, base: dict) -> tuple[str, str, list[str]]:
         key = draw(st.sampled_from(["method.name", "task.name"]))
         value = draw(st.text(LETTERS + "-_0123456789", min_size=1, max_size=12).filter(
             lambda v: v not in {"lora", "qlora", "prefix", "prompt", "ptuning", "ia3", "bottleneck", "full",
-                                "freeze", "auto", "chat", "classification", "ner"}))
+                                "freeze", "auto", "chat", "classification", "ner", "seq2seq", "lm"}))
         return tomli_w.dumps(put(recipe, key, value)), key, args
     if kind == "combination":
         which = draw(st.sampled_from(["prefix_checkpointing", "precision", "task_option", "method_option"]))

@@ -60,6 +60,10 @@ def test_chat_generate_eval_scores_the_eval_split(tmp_path, tiny_llama_dir, data
     metrics = json.loads((result.run_dir / "metrics.json").read_text())
     assert metrics["eval_rougeL"] == pytest.approx(expected)
     assert 0 <= metrics["eval_bleu"] <= 100 and "eval_chrf" not in metrics
+    from adapterkit.results import from_run  # what `adapterkit compare` tabulates
+
+    quality = from_run(result.run_dir, method="lora", seed=0)["quality"]
+    assert quality["eval_rougeL"] == metrics["eval_rougeL"] and "eval_bleu" in quality
 
 
 def _seq2seq_model(arch: str, tmp_path, minilm_dir) -> str:
