@@ -142,5 +142,17 @@ class LmTask:
         metrics["eval_perplexity"] = math.exp(min(metrics["eval_loss"], 50.0))
         return metrics
 
+    def generate(self, model, tokenizer, messages: list[dict], max_new_tokens: int) -> str:
+        """Greedy continuation of the last user message's text, no chat template (``adapterkit generate``)."""
+        import torch
+
+        text = next(m["content"] for m in reversed(messages) if m["role"] == "user")
+        batch = tokenizer(text, return_tensors="pt").to(model.device)
+        model.eval()
+        with torch.no_grad():
+            out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
+                                 pad_token_id=tokenizer.pad_token_id)
+        return tokenizer.decode(out[0, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+
 
 TASK = LmTask()

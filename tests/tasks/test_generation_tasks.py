@@ -147,3 +147,4 @@ def test_lm_packs_plain_text_into_blocks_and_trains(tmp_path, tiny_llama_dir):
     result = api.run(recipe, output=tmp_path / "run")
     assert result.info["steps"] == 2 and result.info["train_tokens"] == 2 * 2 * 16
     assert result.metrics["eval_perplexity"] == pytest.approx(math.exp(result.metrics["eval_loss"]))
+    assert isinstance(api.generate(result.run_dir, "the quick brown", max_new_tokens=3), str)  # plain continuation
