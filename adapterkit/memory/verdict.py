@@ -54,7 +54,9 @@ def workload(plan) -> Workload:
     from ..loading import weights_dtype
 
     train, hw, opts = plan.recipe.train, plan.hardware, plan.task_options
-    batch, seq = train.batch_size, getattr(opts, "max_length", None) or 512
+    # an encoder-decoder's targets may be longer than its sources (seq2seq's task.max_target_length)
+    seq = max(getattr(opts, "max_length", None) or 512, getattr(opts, "max_target_length", None) or 0)
+    batch = train.batch_size
     eval_batch = train.eval_batch
     if padding_free(plan):
         per_pass = min(batch * seq, max(opts.tokens_per_pass or batch * seq, seq))
