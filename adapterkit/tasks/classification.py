@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from ..data.columns import require_columns
 from ..data.sources import load_train_eval
 from ..training import training_kwargs
 from .base import TaskData, TaskOptions
@@ -52,6 +53,9 @@ class ClassificationTask:
 
         opts, on_error = plan.task_options, plan.recipe.data.on_error
         train_rows, eval_rows = load_train_eval(plan.recipe.data, plan.where)
+        for rows, key in ((train_rows, "data.train"), (eval_rows, "data.eval")):
+            require_columns(rows, [opts.text_column, opts.label_column], self.name, f"{plan.where}: {key}",
+                            "task.text_column / task.label_column")
 
         def check(row):
             if not non_empty_string(row.get(opts.text_column)):

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import Field
 
+from ..data.columns import require_columns
 from ..data.sources import load_train_eval
 from ..errors import UserError
 from ..training import training_kwargs
@@ -45,6 +46,9 @@ class NerTask:
 
         opts, on_error = plan.task_options, plan.recipe.data.on_error
         train_rows, eval_rows = load_train_eval(plan.recipe.data, plan.where)
+        for rows, key in ((train_rows, "data.train"), (eval_rows, "data.eval")):
+            require_columns(rows, [opts.tokens_column, opts.tags_column], self.name, f"{plan.where}: {key}",
+                            "task.tokens_column / task.tags_column")
 
         def check(row):
             tokens, tags = row.get(opts.tokens_column), row.get(opts.tags_column)

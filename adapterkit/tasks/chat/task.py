@@ -1,4 +1,5 @@
-"""Chat SFT of a causal LM on conversations (``messages`` lists) with trl's SFTTrainer.
+"""Chat SFT of a causal LM on conversations with trl's SFTTrainer. Rows come in any conversation format of
+``data/formats.py`` (OpenAI messages, sharegpt, alpaca, prompt/completion) and are read as ``messages``.
 
 Conversations are tokenized here with the tokenizer's chat template and an assistant mask, so the
 loss covers assistant turns only whatever the template. Eval: loss and perplexity on held-out
@@ -14,11 +15,12 @@ from typing import Any
 
 from pydantic import Field
 
+from ...data.formats import conversations
 from ...data.sources import load_train_eval
 from ...training import trainable_in_fp32, training_kwargs
 from ..base import TaskData, TaskOptions
 from ..rows import checked_rows, clip_pieces
-from .template import assistant_spans, encode, with_system
+from .template import assistant_spans, encode, ensure_chat_template, with_system
 
 ROLES = {"system", "user", "assistant"}
 
@@ -87,8 +89,12 @@ class ChatTask:
         from datasets import Dataset
 
         opts, on_error = plan.task_options, plan.recipe.data.on_error
-        train_rows, eval_rows = load_train_eval(plan.recipe.data, plan.where)
-        col = opts.messages_column
+        data = plan.recipe.data
+        train_rows, eval_rows = load_train_eval(data, plan.where)
+        train_rows, eval_rows = (conversations(rows, data.format, data.roles, task=self.name, where=f"{plan.where}: "
+                                               f"{key}", messages_column=opts.messages_column)
+                                 for rows, key in ((train_rows, "data.train"), (eval_rows, "data.eval")))
+        col = "messages"
         train_rows, skipped = checked_rows(train_rows, lambda r: check_conversation(r.get(col)), on_error, "train")
         eval_rows, skipped_eval = checked_rows(eval_rows, lambda r: check_conversation(r.get(col)), on_error, "eval")
 
@@ -146,6 +152,7 @@ class ChatTask:
         from .loss import SelectiveLossSFTTrainer
 
         opts, on_error = plan.task_options, plan.recipe.data.on_error
+        ensure_chat_template(tokenizer)
         skipped = 0
         if data.train is not None:
             data.train, skipped = renderable(data.train, tokenizer, on_error, "train")
