@@ -135,19 +135,12 @@ def to_messages(row: dict, fmt: str, roles: dict[str, str], messages_column: str
     raise BadRow(f"format {fmt!r} holds no conversations")
 
 
-def conversations(rows: list[dict], fmt: str, roles: dict[str, str], *, task: str, where: str,
-                  messages_column: str = "messages") -> list[dict]:
-    """Rows as ``{"messages", "_where"}`` (or ``{"_where", "_problem"}`` for a row that cannot be read, which
-    the task's row check reports or skips). ``fmt`` "auto" is detected from the columns; a file whose columns
-    match no conversation format is refused in one line."""
-    from .columns import columns_of
-
-    if not rows:
-        return rows
-    found = columns_of(rows)
-    all_roles = {**ROLES, **roles}
+def chat_format(found: list[str], first: dict | None, fmt: str, *, task: str, where: str,
+                messages_column: str = "messages") -> str:
+    """The conversation format of rows with columns ``found`` (``fmt`` "auto": detected); rows of another
+    task's format, or of none, are refused in one line that says what was found and what to do."""
     if fmt == "auto":
-        fmt = "messages" if messages_column in found else detect(found, rows[0])
+        fmt = "messages" if messages_column in found else detect(found, first)
     if fmt == "preference":
         raise UserError(f"these rows are preference pairs ({', '.join(found)}); train them with task 'preference' "
                         f"(task '{task}' reads conversations)", where=where)
@@ -159,13 +152,26 @@ def conversations(rows: list[dict], fmt: str, roles: dict[str, str], *, task: st
         raise UserError(f"task {task!r} reads conversations, but the data has columns {', '.join(found) or 'none'}; "
                         f"expected one of: {expected}. Map yours with data.columns (e.g. "
                         f"{{messages = \"{found[0] if found else '...'}\"}}) and data.format", where=where)
-    out = []
-    for row in rows:
-        if row.get("_problem"):
-            out.append(row)
-            continue
-        try:
-            out.append({"messages": to_messages(row, fmt, all_roles, messages_column), "_where": row.get("_where")})
-        except BadRow as err:
-            out.append({"_where": row.get("_where"), "_problem": str(err)})
-    return out
+    return fmt
+
+
+def read_row(row: dict, fmt: str, roles: dict[str, str], messages_column: str = "messages") -> dict:
+    """``{"messages", "_where"}``, or ``{"_where", "_problem"}`` for a row that cannot be read, which the task's
+    row check reports (with its file:line) or skips."""
+    if row.get("_problem"):
+        return row
+    try:
+        return {"messages": to_messages(row, fmt, {**ROLES, **roles}, messages_column), "_where": row.get("_where")}
+    except BadRow as err:
+        return {"_where": row.get("_where"), "_problem": str(err)}
+
+
+def conversations(rows: list[dict], fmt: str, roles: dict[str, str], *, task: str, where: str,
+                  messages_column: str = "messages") -> list[dict]:
+    """Rows read as conversations (``read_row``), their format detected from the columns unless ``fmt`` says."""
+    from .columns import columns_of
+
+    if not rows:
+        return rows
+    fmt = chat_format(columns_of(rows), rows[0], fmt, task=task, where=where, messages_column=messages_column)
+    return [read_row(row, fmt, roles, messages_column) for row in rows]

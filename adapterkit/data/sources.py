@@ -95,6 +95,9 @@ def split_rows(rows: list[dict], fraction: float, seed: int) -> tuple[list[dict]
 
 def load_train_eval(data, recipe_source: str) -> tuple[list[dict], list[dict]]:
     """Train and eval rows for a DataSection, limited to ``limit_train`` / ``limit_eval`` (seeded sample)."""
+    if data.streaming:  # tasks that stream call data/streaming.py instead
+        raise UserError("data.streaming = true is read by task 'chat'; this task reads its data whole (drop the "
+                        "option, or use data.limit_train for a sample)", where=f"{recipe_source}: data.streaming")
     train = load_rows(data.train, recipe_source=recipe_source, key="data.train", split="train", on_error=data.on_error)
     train = renamed(train, data.columns, f"{recipe_source}: data.train")
     if isinstance(data.eval, (int, float)) and not isinstance(data.eval, bool):

@@ -9,10 +9,10 @@ import logging
 import shutil
 
 import pytest
+from conftest import tiny_recipe
 
 from adapterkit import api
 from adapterkit.recipe import recipe_from_dict
-from conftest import tiny_recipe
 
 
 @pytest.mark.integration
