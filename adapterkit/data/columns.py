@@ -6,9 +6,17 @@ columns match nothing a task reads is refused in one line that names what it fou
 
 from __future__ import annotations
 
+import re
+
 from ..errors import UserError
 
 SAMPLE = 200  # rows whose keys are read to tell a file's columns (a column missing from all of them is missing)
+
+
+def source_of(rows: list[dict]) -> str:
+    """The file or dataset the rows come from, from the first row's ``_where`` (``file:line``, ``name#row``)."""
+    where = str(rows[0].get("_where") or "") if rows else ""
+    return re.sub(r"(:\d+|#[^#]*)$", "", where)
 
 
 def columns_of(rows: list[dict]) -> list[str]:
@@ -48,6 +56,6 @@ def require_columns(rows: list[dict], needed: list[str], task: str, where: str, 
     if not missing:
         return  # each column appears in some row: row checks report the rows that lack one
     extra = f" (or {option_hint})" if option_hint else ""
-    raise UserError(f"task {task!r} reads columns {' + '.join(needed)}, but the data has "
+    raise UserError(f"task {task!r} reads columns {' + '.join(needed)}, but {source_of(rows) or 'the data'} has "
                     f"{', '.join(found) or 'no columns'}; map yours with {mapping_hint(missing, found)}{extra}",
                     where=where)

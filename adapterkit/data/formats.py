@@ -169,9 +169,10 @@ def read_row(row: dict, fmt: str, roles: dict[str, str], messages_column: str = 
 def conversations(rows: list[dict], fmt: str, roles: dict[str, str], *, task: str, where: str,
                   messages_column: str = "messages") -> list[dict]:
     """Rows read as conversations (``read_row``), their format detected from the columns unless ``fmt`` says."""
-    from .columns import columns_of
+    from .columns import columns_of, source_of
 
     if not rows:
         return rows
-    fmt = chat_format(columns_of(rows), rows[0], fmt, task=task, where=where, messages_column=messages_column)
+    fmt = chat_format(columns_of(rows), rows[0], fmt, task=task, where=f"{where} ({source_of(rows)})",
+                      messages_column=messages_column)
     return [read_row(row, fmt, roles, messages_column) for row in rows]

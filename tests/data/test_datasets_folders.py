@@ -66,3 +66,15 @@ def test_a_classification_run_reads_a_saved_folder(folders, tmp_path):
                                       source=str(tmp_path / "r.toml")))
     data = plan.task.load_data(plan)
     assert len(data.train) == 6 and len(data.eval) == 2 and data.labels == ["neg", "pos"]
+
+
+def test_a_saved_folder_streams_by_split(folders):
+    from datasets import IterableDataset
+
+    from adapterkit.data.streaming import open_stream
+
+    stream = open_stream(f"{folders / 'project/data/splits'}:test", recipe_source="r.toml", key="data.train",
+                         split="train")
+    rows = list(stream)
+    assert isinstance(stream, IterableDataset) and [r["text"] for r in rows] == ["good", "bad"]
+    assert rows[1]["_where"].endswith("splits[test]#row2")

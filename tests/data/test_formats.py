@@ -129,7 +129,7 @@ def test_columns_matching_no_format_say_what_was_found_and_how_to_map(tmp_path):
     with pytest.raises(UserError) as info:
         load(tmp_path, rows)
     text = str(info.value)
-    assert text.startswith(f"{tmp_path / 'r.toml'}: data.train: ") and "\n" not in text
+    assert text.startswith(f"{tmp_path / 'r.toml'}: data.train ({tmp_path / 'train.jsonl'}): ") and "\n" not in text
     assert "columns question, answer" in text and "(sharegpt)" in text and "(alpaca)" in text
     assert "data.columns" in text
     data = load(tmp_path, rows, columns={"prompt": "question", "completion": "answer"})
@@ -151,7 +151,7 @@ def test_an_imdb_style_csv_for_classification_is_told_how_to_map_its_columns(tmp
     with pytest.raises(UserError) as info:
         plan().task.load_data(plan())
     text = str(info.value)
-    assert "\n" not in text and "reads columns text + label, but the data has review, sentiment" in text
+    assert "\n" not in text and f"reads columns text + label, but {tmp_path / 'train.csv'} has review, sentiment" in text
     assert 'data.columns = {text = "review", label = "sentiment"}' in text
     mapped = plan(columns={"text": "review", "label": "sentiment"})
     data = mapped.task.load_data(mapped)
