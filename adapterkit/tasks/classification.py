@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from ..data.cache import cached_map
 from ..data.columns import require_columns
 from ..data.sources import load_train_eval
 from ..training import training_kwargs
@@ -102,8 +103,11 @@ class ClassificationTask:
                 "label2id": {n: i for i, n in enumerate(data.labels)}}
 
     def tokenize(self, dataset, tokenizer, max_length: int):
-        return warn_truncated(dataset.map(lambda b: tokenizer(b["text"], truncation=True, max_length=max_length),
-                                          batched=True, remove_columns=["text"]), max_length)
+        import transformers
+
+        key = [tokenizer, max_length, Path(__file__).read_bytes(), transformers.__version__]  # cached by fingerprint
+        return warn_truncated(cached_map(dataset, lambda b: tokenizer(b["text"], truncation=True, max_length=max_length),
+                                         key, batched=True, remove_columns=["text"]), max_length)
 
     def build_trainer(self, plan, model, tokenizer, data: TaskData, run_dir: Path):
         from transformers import DataCollatorWithPadding, Trainer, TrainingArguments

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import Field
 
+from ..data.cache import cached_map
 from ..data.columns import require_columns
 from ..data.sources import load_train_eval
 from ..errors import UserError
@@ -115,7 +116,11 @@ class NerTask:
                 enc["labels"].append(labels)
             return enc
 
-        return warn_truncated(dataset.map(align, batched=True, remove_columns=["tokens", "tags"]), max_length)
+        import transformers
+
+        key = [tokenizer, max_length, Path(__file__).read_bytes(), transformers.__version__]  # cached by fingerprint
+        return warn_truncated(cached_map(dataset, align, key, batched=True, remove_columns=["tokens", "tags"]),
+                              max_length)
 
     def build_trainer(self, plan, model, tokenizer, data: TaskData, run_dir: Path):
         from transformers import DataCollatorForTokenClassification, Trainer, TrainingArguments
