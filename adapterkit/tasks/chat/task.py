@@ -125,7 +125,7 @@ class ChatTask:
         import transformers
 
         key = [tokenizer, tokenizer.chat_template, opts.max_length, opts.assistant_only_loss,
-               Path(template.__file__).read_bytes(), transformers.__version__]
+               Path(template.__file__).read_bytes(), Path(__file__).read_bytes(), transformers.__version__]
         tokens = cached_map(dataset, one, key, remove_columns=dataset.column_names)
         tokens = tokens.filter(lambda row: 1 in row["assistant_masks"])
         if len(dataset) and not len(tokens):
