@@ -100,7 +100,7 @@ def _train_and_evaluate(plan: Plan, tokenizer, data, model, run_dir: Path, resum
         checkpoint_bytes=measure.directory_size_bytes(folder),
         steps=trainer.state.global_step,
         resumed_from=resume.name if resume else None,
-        train_examples=len(data.train),
+        train_examples=len(data.train) if hasattr(data.train, "__len__") else None,  # None: streamed
         train_loss=float(train_output.training_loss),
         train_tokens=tokens,
         train_tokens_per_second=tokens / train_seconds if train_seconds else None,

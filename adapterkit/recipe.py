@@ -70,7 +70,10 @@ class NamedSection(BaseModel):
 
 class DataSection(Section):
     """Where examples come from. ``train``/``eval`` take a file (.jsonl/.json/.csv/.parquet/.conll/.txt),
-    ``builtin:<name>``, or a hub dataset id; ``eval`` may instead be a fraction of train to hold out."""
+    ``builtin:<name>``, a ``datasets`` folder written by ``save_to_disk``, or a hub dataset id, each optionally
+    followed by ``:<split>``; ``eval`` may instead be a fraction of train to hold out. The rows' format
+    (messages, sharegpt, alpaca, prompt/completion, preference, text) is detected from their columns
+    (``adapterkit.data.formats``)."""
 
     train: str
     eval: str | float = 0.1
@@ -78,6 +81,23 @@ class DataSection(Section):
     limit_eval: int | None = Field(None, gt=0)
     split_seed: int = 0
     on_error: Literal["fail", "skip"] = "fail"
+    format: Literal["auto", "messages", "sharegpt", "alpaca", "prompt_completion", "preference", "text"] = Field(
+        "auto", description="how rows are read; auto: detected from the columns")
+    columns: dict[str, str] = Field(default_factory=dict, description="standard column name -> the file's column, "
+                                                                      "e.g. {text = \"review\", label = \"sentiment\"}")
+    roles: dict[str, str] = Field(default_factory=dict, description="sharegpt role names -> system, user or "
+                                                                    "assistant, added to the usual ones (human, gpt...)")
+    streaming: bool = Field(False, description="read a hub dataset or datasets folder as it trains, never whole "
+                                               "(an IterableDataset shuffled with a buffer; needs train.max_steps)")
+    shuffle_buffer: int = Field(10_000, gt=0, description="streaming: rows held for shuffling")
+
+    @field_validator("roles")
+    @classmethod
+    def _known_roles(cls, value: dict[str, str]) -> dict[str, str]:
+        bad = {k: v for k, v in value.items() if v not in ("system", "user", "assistant")}
+        if bad:
+            raise ValueError(f"roles map to system, user or assistant; got {bad}")
+        return value
 
     @field_validator("eval")
     @classmethod

@@ -1,4 +1,5 @@
-"""Turn ``data.train`` / ``data.eval`` into rows: a file, ``builtin:<name>``, or a hub dataset id.
+"""Turn ``data.train`` / ``data.eval`` into rows: a file, ``builtin:<name>``, a ``datasets`` folder written by
+``save_to_disk`` or a hub dataset id (both through ``datasets`` itself, ``data/hub.py``), ``:<split>`` picking a split.
 
 ``data.eval`` may be a fraction: that share of train is held out with a split seeded by
 ``data.split_seed``, so every method and training seed of a comparison sees the same split.
@@ -11,16 +12,19 @@ from pathlib import Path
 
 from ..assets import BUILTIN_PREFIX
 from ..errors import UserError
+from .columns import renamed
 from .files import FILE_SUFFIXES, read_file
 
 
 def resolve_file(spec: str, recipe_source: str) -> Path | None:
-    """A path relative to the working directory, else to the recipe's folder; None if not a file spec."""
+    """A file or ``datasets`` folder relative to the working directory, else to the recipe's folder; None if
+    ``spec`` does not look like a path (then it is a hub id). A path that exists nowhere is returned as is,
+    for ``locate`` to report missing."""
     candidates = [Path(spec).expanduser()]
     if recipe_source and not Path(spec).is_absolute():
         candidates.append(Path(recipe_source).parent / spec)
     for c in candidates:
-        if c.is_file():
+        if c.is_file() or c.is_dir():
             return c
     looks_like_path = spec.startswith((".", "/", "~")) or Path(spec).suffix.lower() in FILE_SUFFIXES
     if looks_like_path:
@@ -28,9 +32,20 @@ def resolve_file(spec: str, recipe_source: str) -> Path | None:
     return None
 
 
+def with_split(spec: str, recipe_source: str) -> tuple[str, str | None]:
+    """``org/name:train`` or ``./folder:test`` -> (name, split); a spec that exists as a path keeps its colons."""
+    base, colon, split = spec.rpartition(":")
+    if not colon or not base or not split or "/" in split or "\\" in split:
+        return spec, None
+    found = resolve_file(spec, recipe_source)
+    if found is not None and found.exists():
+        return spec, None
+    return base, split
+
+
 def locate(spec: str, *, recipe_source: str, key: str) -> Path | str | None:
-    """Where a split's rows come from: a file's path, a built-in dataset's name, or None for a hub id.
-    Raises for a missing file or an unknown built-in, so a run can check this before writing anything."""
+    """Where a split's rows come from: a file's or ``datasets`` folder's path, a built-in dataset's name, or
+    None for a hub id. Raises for a missing file or an unknown built-in, before anything is written."""
     where = f"{recipe_source}: {key}"
     if spec.startswith(BUILTIN_PREFIX):
         from .builtin import BUILTIN_DATASETS
@@ -40,9 +55,9 @@ def locate(spec: str, *, recipe_source: str, key: str) -> Path | str | None:
             known = ", ".join(BUILTIN_PREFIX + k for k in BUILTIN_DATASETS)
             raise UserError(f"unknown built-in dataset {spec!r} (known: {known})", where=where)
         return name
-    path = resolve_file(spec, recipe_source)
-    if path is not None and not path.is_file():
-        raise UserError(f"data file {spec!r} not found", where=where)
+    path = resolve_file(with_split(spec, recipe_source)[0], recipe_source)
+    if path is not None and not path.exists():
+        raise UserError(f"data file or folder {spec!r} not found", where=where)
     return path
 
 
@@ -56,26 +71,17 @@ def check_sources(data, recipe_source: str) -> None:
 def load_rows(spec: str, *, recipe_source: str, key: str, split: str, on_error: str = "fail") -> list[dict]:
     """Rows for one split. ``key`` names the recipe field for messages (``data.train``)."""
     source = locate(spec, recipe_source=recipe_source, key=key)
-    if isinstance(source, Path):
+    where = f"{recipe_source}: {key}"
+    if isinstance(source, Path) and source.is_file():
         return read_file(source, on_error)
-    if source is not None:
+    if isinstance(source, str):
         from .builtin import BUILTIN_DATASETS
 
         return BUILTIN_DATASETS[source].rows()
-    return _hub_rows(spec, split, f"{recipe_source}: {key}")
+    from .hub import dataset_rows, open_split
 
-
-def _hub_rows(spec: str, split: str, where: str) -> list[dict]:
-    """``name`` or ``name:split`` from the datasets hub (needs network unless cached)."""
-    import datasets
-
-    name, _, explicit = spec.partition(":")
-    try:
-        ds = datasets.load_dataset(name, split=explicit or split)
-    except Exception as err:  # the hub client raises many types; the user needs the reason in one line
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"cannot load dataset {spec!r}: {first}", where=where) from None
-    return [{**rec, "_where": f"{name}[{explicit or split}]#{i}"} for i, rec in enumerate(ds)]
+    name, explicit = with_split(spec, recipe_source)
+    return dataset_rows(open_split(source or name, explicit, split, where), source or name, explicit or split)
 
 
 def split_rows(rows: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
@@ -89,12 +95,17 @@ def split_rows(rows: list[dict], fraction: float, seed: int) -> tuple[list[dict]
 
 def load_train_eval(data, recipe_source: str) -> tuple[list[dict], list[dict]]:
     """Train and eval rows for a DataSection, limited to ``limit_train`` / ``limit_eval`` (seeded sample)."""
+    if data.streaming:  # tasks that stream call data/streaming.py instead
+        raise UserError("data.streaming = true is read by task 'chat'; this task reads its data whole (drop the "
+                        "option, or use data.limit_train for a sample)", where=f"{recipe_source}: data.streaming")
     train = load_rows(data.train, recipe_source=recipe_source, key="data.train", split="train", on_error=data.on_error)
+    train = renamed(train, data.columns, f"{recipe_source}: data.train")
     if isinstance(data.eval, (int, float)) and not isinstance(data.eval, bool):
         train, evaluation = split_rows(train, float(data.eval), data.split_seed)
     else:
         evaluation = load_rows(data.eval, recipe_source=recipe_source, key="data.eval", split="validation",
                                on_error=data.on_error)
+        evaluation = renamed(evaluation, data.columns, f"{recipe_source}: data.eval")
     if data.limit_train and len(train) > data.limit_train:
         train = random.Random(data.split_seed).sample(train, data.limit_train)
     if data.limit_eval and len(evaluation) > data.limit_eval:

@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from ..data.cache import cached_map
+from ..data.columns import require_columns
 from ..data.sources import load_train_eval
 from ..training import training_kwargs
 from .base import TaskData, TaskOptions
@@ -52,6 +54,9 @@ class ClassificationTask:
 
         opts, on_error = plan.task_options, plan.recipe.data.on_error
         train_rows, eval_rows = load_train_eval(plan.recipe.data, plan.where)
+        for rows, key in ((train_rows, "data.train"), (eval_rows, "data.eval")):
+            require_columns(rows, [opts.text_column, opts.label_column], self.name, f"{plan.where}: {key}",
+                            "task.text_column / task.label_column")
 
         def check(row):
             if not non_empty_string(row.get(opts.text_column)):
@@ -98,8 +103,11 @@ class ClassificationTask:
                 "label2id": {n: i for i, n in enumerate(data.labels)}}
 
     def tokenize(self, dataset, tokenizer, max_length: int):
-        return warn_truncated(dataset.map(lambda b: tokenizer(b["text"], truncation=True, max_length=max_length),
-                                          batched=True, remove_columns=["text"]), max_length)
+        import transformers
+
+        key = [tokenizer, max_length, Path(__file__).read_bytes(), transformers.__version__]  # cached by fingerprint
+        return warn_truncated(cached_map(dataset, lambda b: tokenizer(b["text"], truncation=True, max_length=max_length),
+                                         key, batched=True, remove_columns=["text"]), max_length)
 
     def build_trainer(self, plan, model, tokenizer, data: TaskData, run_dir: Path):
         from transformers import DataCollatorWithPadding, Trainer, TrainingArguments

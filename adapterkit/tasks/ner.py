@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import Field
 
+from ..data.cache import cached_map
+from ..data.columns import require_columns
 from ..data.sources import load_train_eval
 from ..errors import UserError
 from ..training import training_kwargs
@@ -45,6 +47,9 @@ class NerTask:
 
         opts, on_error = plan.task_options, plan.recipe.data.on_error
         train_rows, eval_rows = load_train_eval(plan.recipe.data, plan.where)
+        for rows, key in ((train_rows, "data.train"), (eval_rows, "data.eval")):
+            require_columns(rows, [opts.tokens_column, opts.tags_column], self.name, f"{plan.where}: {key}",
+                            "task.tokens_column / task.tags_column")
 
         def check(row):
             tokens, tags = row.get(opts.tokens_column), row.get(opts.tags_column)
@@ -111,7 +116,11 @@ class NerTask:
                 enc["labels"].append(labels)
             return enc
 
-        return warn_truncated(dataset.map(align, batched=True, remove_columns=["tokens", "tags"]), max_length)
+        import transformers
+
+        key = [tokenizer, max_length, Path(__file__).read_bytes(), transformers.__version__]  # cached by fingerprint
+        return warn_truncated(cached_map(dataset, align, key, batched=True, remove_columns=["tokens", "tags"]),
+                              max_length)
 
     def build_trainer(self, plan, model, tokenizer, data: TaskData, run_dir: Path):
         from transformers import DataCollatorForTokenClassification, Trainer, TrainingArguments

@@ -1,4 +1,5 @@
-"""Chat SFT of a causal LM on conversations (``messages`` lists) with trl's SFTTrainer.
+"""Chat SFT of a causal LM on conversations with trl's SFTTrainer. Rows come in any conversation format of
+``data/formats.py`` (OpenAI messages, sharegpt, alpaca, prompt/completion) and are read as ``messages``.
 
 Conversations are tokenized here with the tokenizer's chat template and an assistant mask, so the
 loss covers assistant turns only whatever the template. Eval: loss and perplexity on held-out
@@ -15,15 +16,16 @@ from typing import Any
 
 from pydantic import Field
 
+from ...data.formats import conversations
 from ...data.sources import load_train_eval
 from ...training import trainable_in_fp32, training_kwargs
 from ..base import TaskData, TaskOptions
 from ..generation import Score, generate_eval_field
-from ..rows import checked_rows, clip_pieces
+from ..rows import checked_rows
 from .answers import generation_metrics
-from .template import assistant_spans, encode, with_system
-
-ROLES = {"system", "user", "assistant"}
+from .rows import check_conversation, table
+from .stream import stream_data, tokenized_stream
+from .template import assistant_spans, encode, ensure_chat_template
 
 
 class ChatOptions(TaskOptions):
@@ -45,20 +47,6 @@ class ChatOptions(TaskOptions):
     num_samples: int = Field(3, ge=0, description="sample answers generated after training")
     max_new_tokens: int = Field(48, gt=0, description="the most tokens a sample or generate_eval answer has")
     generate_eval: list[Score] = generate_eval_field()
-
-
-def check_conversation(messages) -> str | None:
-    if not isinstance(messages, list) or not messages:
-        return "'messages' must be a non-empty list of {role, content}"
-    for k, m in enumerate(messages):
-        if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
-            return f"message {k + 1} needs role (system|user|assistant) and string content"
-    if not any(m["role"] == "assistant" for m in messages):
-        return "conversation has no assistant turn"
-    first_user = next((k for k, m in enumerate(messages) if m["role"] == "user"), len(messages))
-    if not any(m["role"] == "assistant" for m in messages[first_user:]):
-        return "conversation has no assistant turn after a user turn (an opening one is context, not an answer)"
-    return None
 
 
 def renderable(dataset, tokenizer, on_error: str, split: str):
@@ -88,23 +76,19 @@ class ChatTask:
     greater_is_better = False
 
     def load_data(self, plan) -> TaskData:
-        from datasets import Dataset
-
         opts, on_error = plan.task_options, plan.recipe.data.on_error
-        train_rows, eval_rows = load_train_eval(plan.recipe.data, plan.where)
-        col = opts.messages_column
+        data = plan.recipe.data
+        if data.streaming:
+            return stream_data(plan, self.name)
+        train_rows, eval_rows = load_train_eval(data, plan.where)
+        train_rows, eval_rows = (conversations(rows, data.format, data.roles, task=self.name, where=f"{plan.where}: "
+                                               f"{key}", messages_column=opts.messages_column)
+                                 for rows, key in ((train_rows, "data.train"), (eval_rows, "data.eval")))
+        col = "messages"
         train_rows, skipped = checked_rows(train_rows, lambda r: check_conversation(r.get(col)), on_error, "train")
         eval_rows, skipped_eval = checked_rows(eval_rows, lambda r: check_conversation(r.get(col)), on_error, "eval")
 
-        def clipped(messages):  # role and content only, cut at max_length * CHARS_PER_TOKEN characters
-            contents = clip_pieces([m["content"] for m in messages], opts.max_length)
-            return [{"role": m["role"], "content": c} for m, c in zip(messages, contents)]
-
-        def table(rows):
-            return Dataset.from_dict({"messages": [clipped(with_system(r[col], opts.system_prompt)) for r in rows],
-                                      "_where": [r.get("_where") or "" for r in rows]})
-
-        return TaskData(table(train_rows), table(eval_rows), None, skipped + skipped_eval)
+        return TaskData(table(train_rows, opts), table(eval_rows, opts), None, skipped + skipped_eval)
 
     def padding_free(self, plan) -> bool:
         """Chat batches as one row of conversations back to back: the rule this task trains by and the planner
@@ -126,17 +110,28 @@ class ChatTask:
     def generate(self, model, tokenizer, messages: list[dict], max_new_tokens: int) -> str:
         return generate(model, tokenizer, messages, max_new_tokens)
 
-    def tokenized(self, dataset, tokenizer, opts, split: str, where: str):
+    def tokenized(self, dataset, tokenizer, opts, split: str, where: str, plan=None):
         """Token ids + assistant mask, truncated to ``task.max_length``. Conversations left without an
         assistant token carry no loss and are dropped; a split left empty is refused here (trl would fail
         later with a bare StopIteration)."""
+        from datasets import Dataset
+
+        from ...data.cache import cached_map
         from ...errors import UserError
+        from . import template
 
         def one(row):
             enc = encode(tokenizer, row["messages"], opts.assistant_only_loss)
             return {k: v[:opts.max_length] for k, v in enc.items()}
 
-        tokens = dataset.map(one, remove_columns=dataset.column_names).filter(lambda row: 1 in row["assistant_masks"])
+        if not isinstance(dataset, Dataset):  # a stream (data.streaming): tokenized as it is read
+            return tokenized_stream(dataset, one, plan)
+        import transformers
+
+        key = [tokenizer, tokenizer.chat_template, opts.max_length, opts.assistant_only_loss,
+               Path(template.__file__).read_bytes(), Path(__file__).read_bytes(), transformers.__version__]
+        tokens = cached_map(dataset, one, key, remove_columns=dataset.column_names)
+        tokens = tokens.filter(lambda row: 1 in row["assistant_masks"])
         if len(dataset) and not len(tokens):
             raise UserError(f"task.max_length = {opts.max_length} cuts every {split} conversation before its first "
                             "assistant token; raise task.max_length", where=where)
@@ -150,8 +145,9 @@ class ChatTask:
         from .loss import SelectiveLossSFTTrainer
 
         opts, on_error = plan.task_options, plan.recipe.data.on_error
+        ensure_chat_template(tokenizer)
         skipped = 0
-        if data.train is not None:
+        if data.train is not None and not plan.recipe.data.streaming:  # a stream's rows are checked as read
             data.train, skipped = renderable(data.train, tokenizer, on_error, "train")
         data.eval, skipped_eval = renderable(data.eval, tokenizer, on_error, "eval")
         data.skipped_rows += skipped + skipped_eval
@@ -169,7 +165,7 @@ class ChatTask:
             args=config,
             # trl's SFTTrainer requires a train_dataset: an evaluate-only trainer gets the eval set, never trained on
             train_dataset=evaluation if data.train is None else self.tokenized(data.train, tokenizer, opts, "train",
-                                                                                plan.where),
+                                                                                plan.where, plan),
             eval_dataset=evaluation,
             processing_class=tokenizer,
         )

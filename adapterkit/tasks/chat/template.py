@@ -2,12 +2,37 @@
 
 Works for any template whose rendering of a conversation prefix is a prefix of the whole rendering
 (true of the common templates): the characters each assistant turn adds are found by rendering the
-conversation up to that turn, and tokens are marked through the fast tokenizer's offsets.
+conversation up to that turn, and tokens are marked through the fast tokenizer's offsets. The turn's closing
+token is marked too, so the model learns to stop (tests/tasks/test_end_of_turn.py, six template families).
 """
 
 from __future__ import annotations
 
+import logging
+import os
+
 from ...errors import UserError
+
+log = logging.getLogger("adapterkit")
+
+# Zephyr's template: role headers as plain text, each turn closed by the tokenizer's eos token, so a model
+# trained with it stops where a turn ends. Given to a tokenizer that has no chat template (README: Data formats).
+DEFAULT_CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ '<|' + message['role'] + '|>\n' + message['content'] + eos_token + '\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
+)
+
+
+def ensure_chat_template(tokenizer) -> None:
+    """Give a tokenizer without a chat template the default one (with a warning): base models have none."""
+    if getattr(tokenizer, "chat_template", None):
+        return
+    if tokenizer.eos_token is None:
+        raise UserError("the model's tokenizer has neither a chat template nor an eos token to end turns with; "
+                        "use a model with a chat template (an instruct checkpoint)")
+    log.warning("the model has no chat template; using adapterkit's default (Zephyr-style <|user|>/<|assistant|> "
+                "headers, turns ended by eos %r), saved with the adapter", tokenizer.eos_token)
+    tokenizer.chat_template = DEFAULT_CHAT_TEMPLATE
 
 
 def with_system(messages: list[dict], system_prompt: str | None) -> list[dict]:
@@ -27,10 +52,14 @@ def assistant_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[in
             continue
         prompt = tokenizer.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True)
         upto = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False)
-        if not text.startswith(upto) or not upto.startswith(prompt):
+        # The turn ends where its rendering and the whole conversation's part: its closing token (<|im_end|>,
+        # <|eot_id|>, </s>, <end_of_turn>, <|end|>) is in both, a closing-only suffix (Phi-3 ends a conversation
+        # with eos) only in the last turn's.
+        end = len(os.path.commonprefix([text, upto]))
+        if not text.startswith(prompt) or not upto.startswith(prompt) or end <= len(prompt):
             raise UserError("this tokenizer's chat template does not render conversations prefix by prefix, "
                             "so assistant turns cannot be located; set task.assistant_only_loss = false")
-        spans.append((len(prompt), len(upto)))
+        spans.append((len(prompt), end))
     return text, spans
 
 
@@ -40,5 +69,7 @@ def encode(tokenizer, messages: list[dict], assistant_only: bool = True) -> dict
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     if not assistant_only:
         return {"input_ids": enc["input_ids"], "assistant_masks": [1] * len(enc["input_ids"])}
-    mask = [int(any(s <= start < e for s, e in spans)) for start, _ in enc["offset_mapping"]]
+    # a token counts when it lies wholly in a turn: where a turn's rendering parts from the whole text inside a
+    # token (Phi-3's closing eos "<|endoftext|>" against the next "<|user|>"), that token is the next turn's
+    mask = [int(any(s <= start and stop <= e for s, e in spans)) for start, stop in enc["offset_mapping"]]
     return {"input_ids": enc["input_ids"], "assistant_masks": mask}

@@ -1,0 +1,37 @@
+"""A chat split's rows: the conversation check, and conversations as the ``datasets`` table the task trains on
+(role and content only, the system prompt added, cut cheaply before the tokenizer sees a giant one)."""
+
+from __future__ import annotations
+
+from ..rows import clip_pieces
+from .template import with_system
+
+ROLES = {"system", "user", "assistant"}
+
+
+def check_conversation(messages) -> str | None:
+    if not isinstance(messages, list) or not messages:
+        return "'messages' must be a non-empty list of {role, content}"
+    for k, m in enumerate(messages):
+        if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
+            return f"message {k + 1} needs role (system|user|assistant) and string content"
+    if not any(m["role"] == "assistant" for m in messages):
+        return "conversation has no assistant turn"
+    first_user = next((k for k, m in enumerate(messages) if m["role"] == "user"), len(messages))
+    if not any(m["role"] == "assistant" for m in messages[first_user:]):
+        return "conversation has no assistant turn after a user turn (an opening one is context, not an answer)"
+    return None
+
+
+def prepared(messages: list[dict], opts) -> list[dict]:
+    """Role and content only, ``task.system_prompt`` added, cut at max_length * CHARS_PER_TOKEN characters."""
+    messages = with_system(messages, opts.system_prompt)
+    contents = clip_pieces([m["content"] for m in messages], opts.max_length)
+    return [{"role": m["role"], "content": c} for m, c in zip(messages, contents)]
+
+
+def table(rows: list[dict], opts):
+    from datasets import Dataset
+
+    return Dataset.from_dict({"messages": [prepared(r["messages"], opts) for r in rows],
+                              "_where": [r.get("_where") or "" for r in rows]})

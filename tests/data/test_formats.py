@@ -1,0 +1,160 @@
+"""Data formats a user's files come in, each read from a small file written in that format: OpenAI messages
+(content as a string or a list of parts), sharegpt, alpaca, prompt/completion (JSON lists and JSONL); rows
+of another task's format, or of no format, refused in one line that says what to do; ``data.columns``
+mapping a file's own column names; ``save_to_disk`` folders by every path form."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from adapterkit.errors import UserError
+from adapterkit.plan import make_plan
+from adapterkit.recipe import recipe_from_dict
+
+SHAREGPT = [  # LLaMA-Factory's data/glaive_toolcall / sharegpt demo shape, a JSON list
+    {"conversations": [{"from": "human", "value": "Hi, who are you?"}, {"from": "gpt", "value": "An assistant."},
+                       {"from": "human", "value": "What is 2 + 2?"}, {"from": "gpt", "value": "4."}],
+     "system": "Be brief."},
+    {"conversations": [{"from": "human", "value": "Name a colour."}, {"from": "gpt", "value": "Blue."}]},
+]
+ALPACA = [  # LLaMA-Factory's alpaca_en_demo.json shape, with the optional system and history
+    {"instruction": "Translate to French.", "input": "Good morning", "output": "Bonjour"},
+    {"instruction": "Name a prime.", "input": "", "output": "7", "system": "Answer with a number.",
+     "history": [["Name an even number.", "2"]]},
+]
+PROMPT_COMPLETION = [
+    {"prompt": "The capital of France is", "completion": "Paris."},
+    {"prompt": [{"role": "user", "content": "Capital of Italy?"}], "completion": [{"role": "assistant",
+                                                                                   "content": "Rome."}]},
+]
+PARTS = [  # OpenAI's multimodal shape with text parts only, and LLaMA-Factory v1's "value" parts
+    {"messages": [{"role": "user", "content": [{"type": "text", "text": "Hello"}, {"type": "text", "text": "there"}]},
+                  {"role": "assistant", "content": [{"type": "text", "value": "Hi!"}]}]},
+    {"messages": [{"role": "user", "content": "Plain string"}, {"role": "assistant", "content": "Fine."}]},
+]
+
+
+def write(path, rows, as_list: bool):
+    path.write_text(json.dumps(rows) if as_list else "".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def load(tmp_path, rows, suffix=".jsonl", task="chat", eval_rows=None, **data):
+    train = write(tmp_path / f"train{suffix}", rows, suffix == ".json")
+    evaluation = write(tmp_path / f"eval{suffix}", eval_rows or rows, suffix == ".json")
+    recipe = recipe_from_dict({"model": {"name": "unused"}, "method": {"name": "lora"}, "task": {"name": task},
+                               "data": {"train": str(train), "eval": str(evaluation), **data}},
+                              source=str(tmp_path / "r.toml"))
+    plan = make_plan(recipe)
+    return plan.task.load_data(plan)
+
+
+@pytest.mark.parametrize("suffix", [".json", ".jsonl"])
+def test_sharegpt_reads_as_messages_with_its_system_prompt(tmp_path, suffix):
+    data = load(tmp_path, SHAREGPT, suffix)
+    first = data.train[0]["messages"]
+    assert [m["role"] for m in first] == ["system", "user", "assistant", "user", "assistant"]
+    assert first[0]["content"] == "Be brief." and first[4]["content"] == "4."
+    assert data.train[1]["messages"][1] == {"role": "assistant", "content": "Blue."}
+
+
+@pytest.mark.parametrize("suffix", [".json", ".jsonl"])
+def test_alpaca_reads_instruction_input_history_and_system(tmp_path, suffix):
+    data = load(tmp_path, ALPACA, suffix)
+    assert data.train[0]["messages"] == [{"role": "user", "content": "Translate to French.\nGood morning"},
+                                         {"role": "assistant", "content": "Bonjour"}]
+    assert [(m["role"], m["content"]) for m in data.train[1]["messages"]] == [
+        ("system", "Answer with a number."), ("user", "Name an even number."), ("assistant", "2"),
+        ("user", "Name a prime."), ("assistant", "7")]
+
+
+def test_prompt_completion_as_strings_and_as_message_lists(tmp_path):
+    data = load(tmp_path, PROMPT_COMPLETION)
+    assert data.train[0]["messages"] == [{"role": "user", "content": "The capital of France is"},
+                                         {"role": "assistant", "content": "Paris."}]
+    assert data.train[1]["messages"][1] == {"role": "assistant", "content": "Rome."}
+
+
+def test_content_given_as_text_parts_reads_as_text(tmp_path):
+    data = load(tmp_path, PARTS)
+    assert data.train[0]["messages"] == [{"role": "user", "content": "Hello\nthere"},
+                                         {"role": "assistant", "content": "Hi!"}]
+
+
+def test_a_non_text_part_or_a_tool_turn_is_a_bad_row_named_in_one_line(tmp_path):
+    image = {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x.png"}}]},
+                          {"role": "assistant", "content": "A cat."}]}
+    with pytest.raises(UserError, match=r"train\.jsonl:3: message 1's content holds a 'image_url' part"):
+        load(tmp_path, [*PARTS, image])
+    tool = {"conversations": [{"from": "human", "value": "Weather?"},
+                              {"from": "function_call", "value": '{"name": "weather"}'},
+                              {"from": "observation", "value": "sunny"}, {"from": "gpt", "value": "Sunny."}]}
+    with pytest.raises(UserError) as info:
+        load(tmp_path, [*SHAREGPT, tool])
+    assert "train.jsonl:3: message 2 is a tool turn ('function_call')" in str(info.value)
+    assert "\n" not in str(info.value) and "data.roles" in str(info.value)
+    data = load(tmp_path, [*SHAREGPT, tool], on_error="skip")  # or dropped and counted
+    assert data.skipped_rows == 2 and len(data.train) == 2
+
+
+def test_role_names_are_configurable(tmp_path):
+    rows = [{"conversations": [{"from": "person", "value": "Hi"}, {"from": "bot", "value": "Hello"}]}] * 2
+    with pytest.raises(UserError, match="got 'person'"):
+        load(tmp_path, rows)
+    data = load(tmp_path, rows, roles={"person": "user", "bot": "assistant"})
+    assert data.train[0]["messages"] == [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]
+
+
+def test_data_format_overrides_detection(tmp_path):
+    rows = [{"prompt": "Say yes.", "completion": "Yes.", "label": True}] * 2  # detected as KTO preference rows
+    with pytest.raises(UserError, match="task 'preference'"):
+        load(tmp_path, rows)
+    data = load(tmp_path, rows, format="prompt_completion")
+    assert data.train[0]["messages"][1]["content"] == "Yes."
+
+
+def test_preference_rows_name_the_preference_task_and_text_rows_the_lm_task(tmp_path):
+    pairs = [{"prompt": "Hi", "chosen": "Hello!", "rejected": "Go away."}] * 2
+    with pytest.raises(UserError) as info:
+        load(tmp_path, pairs)
+    assert "preference pairs (prompt, chosen, rejected); train them with task 'preference'" in str(info.value)
+    with pytest.raises(UserError, match="train them with task 'lm'"):
+        load(tmp_path, [{"text": "Once upon a time."}] * 2)
+
+
+def test_columns_matching_no_format_say_what_was_found_and_how_to_map(tmp_path):
+    rows = [{"question": "Hi?", "answer": "Hello."}] * 2
+    with pytest.raises(UserError) as info:
+        load(tmp_path, rows)
+    text = str(info.value)
+    assert text.startswith(f"{tmp_path / 'r.toml'}: data.train ({tmp_path / 'train.jsonl'}): ") and "\n" not in text
+    assert "columns question, answer" in text and "(sharegpt)" in text and "(alpaca)" in text
+    assert "data.columns" in text
+    data = load(tmp_path, rows, columns={"prompt": "question", "completion": "answer"})
+    assert data.train[0]["messages"][1] == {"role": "assistant", "content": "Hello."}
+
+
+def test_an_imdb_style_csv_for_classification_is_told_how_to_map_its_columns(tmp_path):
+    csv = "review,sentiment\n" + "A wonderful film.,positive\nDull and long.,negative\n" * 3
+    for name in ("train.csv", "eval.csv"):
+        (tmp_path / name).write_text(csv)
+
+    def plan(**data):
+        return make_plan(recipe_from_dict({"model": {"name": "unused"}, "method": {"name": "lora"},
+                                           "task": {"name": "classification"},
+                                           "data": {"train": str(tmp_path / "train.csv"),
+                                                    "eval": str(tmp_path / "eval.csv"), **data}},
+                                          source=str(tmp_path / "r.toml")))
+
+    with pytest.raises(UserError) as info:
+        plan().task.load_data(plan())
+    text = str(info.value)
+    assert "\n" not in text and f"reads columns text + label, but {tmp_path / 'train.csv'} has review, sentiment" in text
+    assert 'data.columns = {text = "review", label = "sentiment"}' in text
+    mapped = plan(columns={"text": "review", "label": "sentiment"})
+    data = mapped.task.load_data(mapped)
+    assert data.labels == ["negative", "positive"] and data.train[0]["text"] == "A wonderful film."
+    with pytest.raises(UserError, match="data.columns names 'body', which the data does not have"):
+        plan(columns={"text": "body"}).task.load_data(plan(columns={"text": "body"}))
