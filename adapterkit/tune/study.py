@@ -90,6 +90,7 @@ def open_study(folder: Path, *, resume: bool, direction: str, identity: dict, tr
     study = optuna.create_study(study_name=STUDY_NAME, storage=storage(folder), direction=direction,
                                 sampler=sampler(trials, parallel, seed), pruner=pruner(eval_every, max_steps),
                                 load_if_exists=True)
+    study.sampler = sampler(trials, parallel, seed + len(study.trials))  # a resumed search draws new points
     stored = study.user_attrs.get("identity")
     if stored is None:
         study.set_user_attr("identity", identity)
