@@ -4,6 +4,7 @@ written in ``adapterkit.results``' schema."""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from datetime import datetime
@@ -104,7 +105,7 @@ class Objective:
         logs.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "adapterkit.tune.trial", str(self.recipe_path), "--folder", str(self.out_dir),
                "--trial", str(trial.number), "--metric", self.metric, *(a for s in sets for a in ("--set", s)),
-               "--output", str(run_dir)]
+               "--output", str(run_dir), "--parent", str(os.getpid())]
         err_log = logs / f"{name}.err"
         code, rss = spawn(cmd, logs / f"{name}.out", err_log)
         seed = recipe.train.seed

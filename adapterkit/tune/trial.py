@@ -3,8 +3,8 @@
 It is ``adapterkit run`` (same run directory, same checks) with one more Trainer callback: each eval during
 training (``train.eval_every``) is reported to the trial in the study's SQLite database, and when the pruner
 says the trial is behind, training stops there (the run then evaluates and saves as usual and the search
-records the trial as pruned). If the search's process dies (kill -9), the trial stops as on SIGTERM: a
-checkpoint, exit 143.
+records the trial as pruned). If the search's process dies (kill -9), the trial stops as on SIGTERM (a
+checkpoint, exit 143), or is killed 10 s later.
 """
 
 from __future__ import annotations
@@ -52,14 +52,18 @@ def open_trial(folder: Path, number: int):
     return optuna.trial.Trial(study, frozen._trial_id)
 
 
-def stop_with_parent() -> None:
-    """SIGTERM this process when the search that started it is gone (its parent pid changes)."""
-    parent = os.getppid()
+def stop_with_parent(parent: int, grace: float = 10.0) -> None:
+    """Stop this process when the search that started it (pid ``parent``, passed on the command line: it may
+    be gone before this process is done importing) is no longer its parent: SIGTERM (a run in training
+    checkpoints and exits), then SIGKILL after ``grace`` seconds if it is still there (no one is left to
+    record its result)."""
 
     def watch():
         while os.getppid() == parent:
             time.sleep(1)
         os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(grace)
+        os.kill(os.getpid(), signal.SIGKILL)
 
     threading.Thread(target=watch, daemon=True, name="adapterkit-parent-watch").start()
 
@@ -75,9 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metric", required=True)
     parser.add_argument("--set", action="append", default=[])
     parser.add_argument("--output", required=True)
+    parser.add_argument("--parent", type=int, default=os.getppid(), help="the search's pid")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="adapterkit: %(message)s")
-    stop_with_parent()
+    stop_with_parent(args.parent)
     try:
         trial = open_trial(Path(args.folder), args.trial)
         run(args.recipe, overrides=args.set, output=args.output, callbacks=(ReportToTrial(trial, args.metric),))
