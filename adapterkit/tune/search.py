@@ -15,8 +15,7 @@ from .. import results, rundir
 from ..compare import last_line, spawn
 from ..errors import UserError
 from .space import Dimension, _message, check_space, read_space, suggest
-from .study import open_study, parse_budget
-from .trial import PRUNED_AT
+from .study import PRUNED_AT, open_study, parse_budget
 
 COUNTED = ("COMPLETE", "PRUNED")  # trials that count towards --trials (failed ones are retried or re-drawn)
 

@@ -20,6 +20,7 @@ from ..errors import UserError
 STUDY_NAME = "adapterkit-tune"
 DB = "study.db"
 HEARTBEAT_SECONDS = 10
+PRUNED_AT = "pruned_at_step"  # a trial's user attribute: the step at which the pruner stopped it
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 

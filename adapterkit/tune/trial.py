@@ -20,7 +20,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-PRUNED_AT = "pruned_at_step"  # the trial's user attribute: the step at which the pruner stopped it
+from .study import PRUNED_AT
 
 
 class ReportToTrial(TrainerCallback):
