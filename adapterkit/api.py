@@ -48,8 +48,9 @@ def prepare_model(plan: Plan, tokenizer, data, config=None):
 
 
 def run(recipe: Recipe | str | Path, *, overrides: dict | list | None = None, output: str | Path | None = None,
-        overwrite: bool = False, force: bool = False) -> RunResult:
-    """Train and evaluate one recipe; returns its metrics and the run directory.
+        overwrite: bool = False, force: bool = False, callbacks: tuple = ()) -> RunResult:
+    """Train and evaluate one recipe; returns its metrics and the run directory. ``callbacks``: extra
+    ``transformers.TrainerCallback``s (``adapterkit tune`` reports each eval to its trial with one).
 
     Everything that can fail on the user's input (recipe, model config, memory plan, data, weights) fails
     before the run directory is written: it appears when training starts."""
@@ -68,11 +69,11 @@ def run(recipe: Recipe | str | Path, *, overrides: dict | list | None = None, ou
         model = prepare_model(plan, tokenizer, data, checked.model_config)
     resolved = {"method": plan.method_options.model_dump(), "task": plan.task_options.model_dump()}
     with rundir.claim(run_dir, recipe_to_toml(plan.recipe, resolved), overwrite=overwrite) as resume:
-        return _train_and_evaluate(plan, tokenizer, data, model, run_dir, resume, clock, started)
+        return _train_and_evaluate(plan, tokenizer, data, model, run_dir, resume, clock, started, callbacks)
 
 
 def _train_and_evaluate(plan: Plan, tokenizer, data, model, run_dir: Path, resume: Path | None,
-                        clock: measure.Stopwatch, started: float) -> RunResult:
+                        clock: measure.Stopwatch, started: float, extra_callbacks: tuple = ()) -> RunResult:
     """Train (from ``resume``, a checkpoint, if given), evaluate and save into ``run_dir``."""
     from . import callbacks
 
@@ -83,6 +84,8 @@ def _train_and_evaluate(plan: Plan, tokenizer, data, model, run_dir: Path, resum
     trainer = plan.task.build_trainer(plan, model, tokenizer, data, run_dir)
     # atomic checkpoints (also every train.save_minutes), stop on NaN/inf, Ctrl-C/SIGTERM -> checkpoint
     interrupt = callbacks.attach(trainer, run_dir, recipe.train.save_minutes)
+    for callback in extra_callbacks:
+        trainer.add_callback(callback)
     with clock.phase("train"), interrupt.catching_signals():
         train_output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     with interrupt.finishing():  # a first Ctrl-C/SIGTERM now waits for the results, a second one stops

@@ -154,6 +154,14 @@ def _cmd_compare(args) -> int:
     return 1 if any(r["status"] == "failed" for r in done) else 0
 
 
+def _cmd_tune(args) -> int:
+    from .tune import tune
+
+    tune(args.recipe, space=args.space, trials=args.trials, metric=args.metric, direction=args.direction,
+         parallel=args.parallel, output=args.output, resume=args.resume, budget=args.budget, overrides=args.set)
+    return 0
+
+
 def _cmd_report(args) -> int:
     from .report import rebuild
 
@@ -265,6 +273,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a recipe key for every run; method.* keys apply to the recipe's own method only")
     p.add_argument("--no-zero-shot", action="store_true", help="leave out the untuned base model's row")
     p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("tune", help="search hyper-parameters (Optuna: TPE + Hyperband pruning); trials the planner "
+                                    "says will not fit are never started; writes report.md/html and best_recipe.toml")
+    p.add_argument("recipe", help="recipe TOML file; its [tune] table is the search space")
+    p.add_argument("--space", action="append", default=[], metavar="KEY=VALUE",
+                   help='a search dimension, e.g. --space \'method.r=[4,8,16]\' --space train.learning_rate=1e-5..1e-2:log '
+                        "(repeatable; replaces the recipe's [tune] entry for that key)")
+    p.add_argument("--trials", type=int, default=8, help="trials in the whole search, resumed ones included (default 8)")
+    p.add_argument("--metric", help="eval metric to optimise (default: the task's, e.g. eval_macro_f1)")
+    p.add_argument("--direction", choices=["maximize", "minimize"], help="default: the metric's")
+    p.add_argument("--parallel", type=int, default=1, help="trials run at once by this process (default 1)")
+    p.add_argument("--output", help="search folder (default runs/tune-<recipe>-<timestamp>)")
+    p.add_argument("--resume", action="store_true", help="continue the search in --output (or join it as a worker)")
+    p.add_argument("--budget", help="stop starting trials after this long, e.g. 30m, 2h, 90s")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recipe key for every trial; method.* keys apply to the recipe's own method only")
+    p.set_defaults(func=_cmd_tune)
 
     p = sub.add_parser("report", help="rebuild report.md/html from comparison folders' results/*.json")
     p.add_argument("dirs", nargs="+", metavar="DIR", help="comparison folders to merge")

@@ -1,6 +1,7 @@
 """Recipe files: TOML -> typed, frozen sections, validated before anything heavy is imported.
 
-A recipe has six sections. ``[method]`` and ``[task]`` carry a ``name`` plus that method's or task's
+A recipe has six sections, and optionally ``[tune]``, the search space of ``adapterkit tune``. ``[method]``
+and ``[task]`` carry a ``name`` plus that method's or task's
 own options, which are validated by the options model the method or task declares (``plan.load_recipe``).
 The bottom layer: this module imports nothing of adapterkit but ``errors``.
 """
@@ -123,6 +124,7 @@ class TrainSection(Section):
     max_grad_norm: float = Field(1.0, gt=0)
     logging_steps: int = Field(10, gt=0, le=MAX_STEPS)
     save_every: int | None = Field(None, gt=0, le=MAX_STEPS, description="checkpoint every N optimizer steps")
+    eval_every: int | None = Field(None, gt=0, le=MAX_STEPS, description="evaluate every N optimizer steps during training")
     save_minutes: float | None = Field(10.0, gt=0, description="checkpoint when this many minutes of training "
                                                                "passed since the last one (None: off)")
 
@@ -148,6 +150,9 @@ class Recipe(Section):
     data: DataSection
     train: TrainSection = TrainSection()
     hardware: HardwareSection = HardwareSection()
+    tune: dict[str, Any] = Field(default_factory=dict, description="the search space of ``adapterkit tune`` (dotted "
+                                 "recipe keys -> choices or ranges), checked by ``adapterkit.tune.space``; a run "
+                                 "ignores it")
     source: str = Field("<memory>", exclude=True, description="file the recipe came from, for messages")
 
 
@@ -231,7 +236,7 @@ def recipe_to_toml(recipe: Recipe, resolved: dict[str, dict[str, Any]] | None = 
     """The recipe as TOML, with resolved method/task options (defaults filled in) when given."""
     import tomli_w
 
-    data = recipe.model_dump(exclude_none=True)
+    data = recipe.model_dump(exclude_none=True, exclude={"tune"})  # a run's recipe: the search space is not part of it
     for section, options in (resolved or {}).items():
         filled = {k: v for k, v in options.items() if v is not None}
         data[section] = {"name": data[section]["name"], **filled}

@@ -5,7 +5,8 @@ Schema (``schema = "adapterkit.result/1"``); every key is always present, ``null
 (a skipped run has only the identifying keys, ``status`` and ``error`` filled)::
 
     schema                   "adapterkit.result/1"
-    status                   "ok" | "failed" | "skipped"
+    status                   "ok" | "failed" | "skipped" | "pruned" (``adapterkit tune``: stopped early,
+                             its metrics are those at the step it stopped)
     error                    why it was skipped (the planning check's message) or how it failed
                              (the last line the run printed to stderr); null when ok
     method                   method name; "zero-shot" is the base model evaluated without tuning
@@ -50,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA = "adapterkit.result/1"
-STATUSES = ("ok", "failed", "skipped")
+STATUSES = ("ok", "failed", "skipped", "pruned")  # pruned: a tune trial stopped early by the search
 ZERO_SHOT = "zero-shot"
 
 KEYS = ("schema", "status", "error", "method", "seed", "options", "recipe", "task", "model", "primary_metric",

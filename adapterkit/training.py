@@ -28,7 +28,8 @@ def training_kwargs(plan, run_dir: Path) -> dict[str, Any]:
         max_grad_norm=train.max_grad_norm,
         logging_steps=train.logging_steps,
         logging_nan_inf_filter=False,  # a NaN/inf loss must reach callbacks.StopOnNonFinite
-        eval_strategy="no",
+        eval_strategy="steps" if train.eval_every else "no",
+        eval_steps=train.eval_every,
         save_strategy="steps" if save_every else "no",
         save_steps=save_every or 500,
         save_total_limit=2,

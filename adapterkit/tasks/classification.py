@@ -5,6 +5,7 @@ Eval: accuracy, macro-F1 and a per-label precision/recall/F1 report.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,8 @@ class ClassificationTask:
             eval_dataset=by_length(self.tokenize(data.eval, tokenizer, max_length)),
             processing_class=tokenizer,
             data_collator=DataCollatorWithPadding(tokenizer),
+            compute_metrics=partial(step_metrics, ids=list(range(len(data.labels)))) if plan.recipe.train.eval_every
+            else None,  # evals during training
         )
 
     def evaluate(self, plan, trainer, data: TaskData, run_dir: Path) -> dict[str, Any]:
@@ -160,3 +163,13 @@ class ClassificationTask:
 
 
 TASK = ClassificationTask()
+
+
+def step_metrics(prediction, ids: list[int]) -> dict[str, float]:
+    """Accuracy and macro-F1 of an eval during training (``train.eval_every``); the Trainer prefixes ``eval_``."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+    predicted, labels = logits.argmax(-1), prediction.label_ids
+    return {"accuracy": float(accuracy_score(labels, predicted)),
+            "macro_f1": float(f1_score(labels, predicted, labels=ids, average="macro", zero_division=0))}
