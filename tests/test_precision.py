@@ -79,3 +79,24 @@ def test_methods_that_train_base_weights_keep_them_fp32(method, request, data_fi
     loss, grads = _step(trainer)
     assert loss == pytest.approx(loss) and grads  # finite; gradients reach the fp32 master weights
     assert {g.dtype for g in grads.values()} == {torch.float32}
+
+
+def test_auto_precision_follows_the_measured_rule_per_device_kind(monkeypatch):
+    """``hardware.profile = "auto"`` takes its precision from the kind of device (hardware/precision.py), not
+    from a CPU flag alone: AVX512-BF16 without AMX trains fp32 (measured slower in bf16), AMX is unmeasured
+    since the bf16 fix and stays fp32, CUDA with bf16 uses bf16."""
+    import importlib
+
+    from adapterkit.hardware import precision
+
+    detect = importlib.import_module("adapterkit.hardware.detect")  # the module (the package exports the function)
+
+    assert precision.cpu_kind({"avx2", "avx512_bf16", "amx_bf16", "amx_tile"}) == "cpu-amx"
+    assert precision.cpu_kind({"avx2", "avx512f", "avx512_bf16"}) == "cpu-avx512-bf16"
+    assert precision.cpu_kind({"avx2"}) == "cpu"
+    assert {k: precision.auto_precision(k) for k in precision.RULES} == {
+        "cpu-amx": "fp32", "cpu-avx512-bf16": "fp32", "cpu": "fp32", "cuda-bf16": "bf16", "cuda": "fp16"}
+    for flags, expected in (({"avx512_bf16"}, "fp32"), ({"avx2"}, "fp32")):
+        monkeypatch.setattr(detect, "cpu_flags", lambda flags=flags: flags)
+        hw = detect.detect()
+        assert hw.device == "cpu" and hw.precision == expected and precision.cpu_kind(flags) in hw.name
