@@ -82,9 +82,9 @@ def test_methods_that_train_base_weights_keep_them_fp32(method, request, data_fi
 
 
 def test_auto_precision_follows_the_measured_rule_per_device_kind(monkeypatch):
-    """``hardware.profile = "auto"`` takes its precision from the kind of device (hardware/precision.py), not
-    from a CPU flag alone: AVX512-BF16 without AMX trains fp32 (measured slower in bf16), AMX is unmeasured
-    since the bf16 fix and stays fp32, CUDA with bf16 uses bf16."""
+    """``hardware.profile = "auto"`` takes its precision from the kind of device and the task
+    (hardware/precision.py), not from a CPU flag alone: on AVX512-BF16 without AMX encoder tasks train in bf16
+    and chat in fp32 (as measured), AMX is unmeasured since the bf16 fix and stays fp32, CUDA uses bf16."""
     import importlib
 
     from adapterkit.hardware import precision
@@ -96,7 +96,10 @@ def test_auto_precision_follows_the_measured_rule_per_device_kind(monkeypatch):
     assert precision.cpu_kind({"avx2"}) == "cpu"
     assert {k: precision.auto_precision(k) for k in precision.RULES} == {
         "cpu-amx": "fp32", "cpu-avx512-bf16": "fp32", "cpu": "fp32", "cuda-bf16": "bf16", "cuda": "fp16"}
-    for flags, expected in (({"avx512_bf16"}, "fp32"), ({"avx2"}, "fp32")):
+    cases = [({"avx512_bf16"}, "chat", "fp32"), ({"avx512_bf16"}, "classification", "bf16"),
+             ({"avx512_bf16"}, "ner", "bf16"), ({"avx2"}, "classification", "fp32"),
+             ({"amx_bf16", "avx512_bf16"}, "classification", "fp32")]
+    for flags, task, expected in cases:
         monkeypatch.setattr(detect, "cpu_flags", lambda flags=flags: flags)
-        hw = detect.detect()
+        hw = detect.detect(task)
         assert hw.device == "cpu" and hw.precision == expected and precision.cpu_kind(flags) in hw.name

@@ -36,8 +36,8 @@ def cpu_has_fast_bf16() -> bool:
     return cpu_kind(cpu_flags()) != "cpu"
 
 
-def detect() -> Hardware:
-    """This machine; its precision is ``precision.RULES``' choice for its kind of device."""
+def detect(task: str | None = None) -> Hardware:
+    """This machine; its precision is ``precision.RULES``' choice for its kind of device (and ``task``)."""
     import psutil
     import torch
 
@@ -46,9 +46,9 @@ def detect() -> Hardware:
         bf16 = torch.cuda.is_bf16_supported()
         kind = "cuda-bf16" if bf16 else "cuda"
         return Hardware(name=f"auto ({props.name}, {kind})", device="cuda", memory_gb=props.total_memory / 2**30,
-                        precision=auto_precision(kind), bnb_4bit=True, devices=torch.cuda.device_count(),
+                        precision=auto_precision(kind, task), bnb_4bit=True, devices=torch.cuda.device_count(),
                         dtypes=("bf16", "fp16", "fp32") if bf16 else ("fp16", "fp32"))
     kind = cpu_kind(cpu_flags())
     return Hardware(name=f"auto ({kind}, {os.cpu_count()} cores)", device="cpu",
                     memory_gb=psutil.virtual_memory().total / 2**30,
-                    precision=auto_precision(kind), bnb_4bit=True, dtypes=("fp32", "bf16"))
+                    precision=auto_precision(kind, task), bnb_4bit=True, dtypes=("fp32", "bf16"))

@@ -9,16 +9,19 @@ cannot surprise a user, and says so in ``EVIDENCE``. A recipe's ``hardware.preci
 
 from __future__ import annotations
 
-# kind -> (precision "auto" picks, why)
-RULES: dict[str, tuple[str, str]] = {
-    "cpu-amx": ("fp32", "not measured after the bf16 fix; before it, bf16 chat LoRA was 12% slower and 58% larger "
-                        "than fp32 on a 2-core Xeon (issue #17). Set hardware.precision = \"bf16\" to try it"),
-    "cpu-avx512-bf16": ("fp32", "measured on a 2-core AMD EPYC (Zen 4): bf16 is slower than fp32 for chat and "
-                                "sentiment LoRA (docs/defaults.md, Precision)"),
-    "cpu": ("fp32", "no bf16 matrix instructions: a bf16 matmul runs at ~1 GFLOP/s"),
-    "cuda-bf16": ("bf16", "bf16 autocast with a bf16-stored frozen base is the usual CUDA practice; not measured "
-                          "by adapterkit's benchmarks yet"),
-    "cuda": ("fp16", "no bf16 on this GPU (pre-Ampere): fp16 autocast, as peft and transformers recommend"),
+# kind -> (precision "auto" picks, {task: precision where the task's own measurement differs}, why)
+RULES: dict[str, tuple[str, dict[str, str], str]] = {
+    "cpu-amx": ("fp32", {}, "not measured after the bf16 fix; before it, bf16 chat LoRA was 12% slower and 58% "
+                            "larger than fp32 on a 2-core Xeon (issue #17). Set hardware.precision = \"bf16\" to "
+                            "try it"),
+    "cpu-avx512-bf16": ("fp32", {"classification": "bf16", "ner": "bf16"},
+                        "measured side by side on a 2-core AMD EPYC (Zen 4): encoder LoRA (sentiment) trains "
+                        "~2x faster in bf16 at the same quality; chat LoRA on SmolLM2 gains no speed and loses "
+                        "~2% eval loss (docs/defaults.md, Precision)"),
+    "cpu": ("fp32", {}, "no bf16 matrix instructions: a bf16 matmul runs at ~1 GFLOP/s"),
+    "cuda-bf16": ("bf16", {}, "bf16 autocast with a bf16-stored frozen base is the usual CUDA practice; not measured "
+                              "by adapterkit's benchmarks yet"),
+    "cuda": ("fp16", {}, "no bf16 on this GPU (pre-Ampere): fp16 autocast, as peft and transformers recommend"),
 }
 
 
@@ -31,9 +34,10 @@ def cpu_kind(flags: set[str]) -> str:
     return "cpu"
 
 
-def auto_precision(kind: str) -> str:
-    return RULES[kind][0]
+def auto_precision(kind: str, task: str | None = None) -> str:
+    default, per_task, _ = RULES[kind]
+    return per_task.get(task, default) if task else default
 
 
 def evidence(kind: str) -> str:
-    return RULES[kind][1]
+    return RULES[kind][2]
