@@ -17,6 +17,7 @@ from .methods.base import WrapContext
 from .plan import Plan, load_recipe, make_plan
 from .preflight import preflight
 from .recipe import Recipe, recipe_to_toml
+from .training import trainable_in_fp32
 
 log = logging.getLogger("adapterkit")
 
@@ -44,7 +45,9 @@ def prepare_model(plan: Plan, tokenizer, data, config=None):
     model = loading.load_model(plan, tokenizer, plan.task.model_kwargs(data), config=config)
     ctx = WrapContext(peft_task_type=plan.task.peft_task_type, model_path=loading.model_path(plan.recipe.model),
                       gradient_checkpointing=plan.hardware.gradient_checkpointing)
-    return plan.method.wrap(model, plan.method_options, ctx)
+    model = plan.method.wrap(model, plan.method_options, ctx)
+    trainable_in_fp32(model)  # a task head copied from a bf16-stored base (peft's modules_to_save) trains in fp32
+    return model
 
 
 def run(recipe: Recipe | str | Path, *, overrides: dict | list | None = None, output: str | Path | None = None,
@@ -127,7 +130,7 @@ def reopen(run_dir: str | Path, overrides: dict | None = None) -> tuple[Plan, An
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
     data = plan.task.load_data(plan)
-    base = loading.load_model(plan, tokenizer, plan.task.model_kwargs(data))
+    base = loading.load_model(plan, tokenizer, plan.task.model_kwargs(data), training=False)
     return plan, tokenizer, plan.method.load(base, folder), data
 
 

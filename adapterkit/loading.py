@@ -123,11 +123,15 @@ def dropout_overrides(config, probability: float) -> dict[str, float]:
 def weights_dtype(method, hardware) -> str:
     """The dtype base weights are loaded in (the memory planner reads this too).
 
-    fp32 when the method trains base weights (master weights; autocast does the bf16/fp16 math), when it
-    quantizes (``prepare_model_for_kbit_training`` keeps the non-quantized rest in fp32) and on CPU;
-    a frozen base on CUDA is stored in the compute dtype (bf16/fp16), as peft recommends.
+    fp32 when the method trains base weights (full, freeze: fp32 master weights, autocast does the bf16/fp16
+    math) and when it quantizes (``prepare_model_for_kbit_training`` keeps the non-quantized rest in fp32);
+    a frozen base is stored in the compute dtype (bf16/fp16), on CPU as on CUDA. Under autocast an fp32 frozen
+    weight is re-cast on every forward pass and its bf16 copy is kept for backward (autocast caches only leaf
+    weights that require grad), so fp32 storage cost a cast per pass and a bf16 copy of the model on top of
+    the fp32 one; stored in bf16 the cast is a no-op. Trainable weights (adapters, task heads) stay fp32
+    (``training.trainable_in_fp32``), and so does AdamW's state.
     """
-    if method.trains_base or method.quantization is not None or hardware.device != "cuda":
+    if method.trains_base or method.quantization is not None:
         return "fp32"
     return hardware.precision
 
@@ -146,10 +150,12 @@ def refuse_missing_weights(model, missing, plan) -> None:
 
 
 def load_model(plan, tokenizer, extra_kwargs: dict[str, Any] | None = None, auto_class: str | None = None,
-               quantize: bool = True, config=None):
+               quantize: bool = True, config=None, training: bool = True):
     """The task's Auto class (or ``auto_class``) in ``weights_dtype`` (not the checkpoint's own dtype),
     quantized if the method says so (and ``quantize``; False: the original weights, fp32, for export).
-    ``config``: the model's config when the caller has it (the preflight read it); else read here if needed."""
+    ``config``: the model's config when the caller has it (the preflight read it); else read here if needed.
+    ``training=False`` (a finished run reopened to evaluate, serve or generate) keeps a CPU's base in fp32:
+    outside the Trainer nothing autocasts, and the run's fp32 task head and adapters then meet fp32 inputs."""
     import pickle
 
     import torch
@@ -163,8 +169,8 @@ def load_model(plan, tokenizer, extra_kwargs: dict[str, Any] | None = None, auto
     if plan.recipe.model.dropout is not None:
         kwargs.update(dropout_overrides(config, plan.recipe.model.dropout))
     kwargs["use_safetensors"] = None if plan.recipe.model.allow_pickle else True
-    kwargs.setdefault("dtype", torch_dtype(weights_dtype(plan.method, plan.hardware), torch.float32)
-                      if quantize else torch.float32)
+    stored = weights_dtype(plan.method, plan.hardware) if training or plan.hardware.device == "cuda" else "fp32"
+    kwargs.setdefault("dtype", torch_dtype(stored, torch.float32) if quantize else torch.float32)
     quant = quantization_config(plan, auto_class, config) if quantize else None
     if quant is not None:
         kwargs["quantization_config"] = quant

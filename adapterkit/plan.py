@@ -101,7 +101,7 @@ def make_plan(recipe: Recipe) -> Plan:
     method, method_options, task, task_options = validate_named_options(recipe)
     check_packages(method, recipe.source)
     check_sources(recipe.data, recipe.source)  # data files exist, before anything is loaded or written
-    hardware = resolve(recipe.hardware, recipe.source)
+    hardware = resolve(recipe.hardware, recipe.source, task=recipe.task.name)
     recipe = with_profile_defaults(recipe, hardware)
     if hardware.precision not in hardware.dtypes:
         raise UserError(f"precision {hardware.precision} is not supported by profile {hardware.name!r} "

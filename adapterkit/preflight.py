@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .loading import load_config
-from .memory.verdict import Fit, assess, choose_method, enforce, shape_of
+from .memory.verdict import Fit, assess, choose_method, enforce, eval_lengths, shape_of
 from .plan import AUTO, Plan, check_model, make_plan
 from .recipe import Recipe
 
@@ -47,5 +47,5 @@ def preflight(recipe: Recipe, *, force: bool = False, memory: str = "enforce", m
     if memory == "enforce":
         fit = enforce(plan, config, force=force)
     elif memory == "assess":
-        fit = assess(plan, shape_of(plan, config))
+        fit = assess(plan, shape_of(plan, config), eval_lengths(plan))
     return Preflight(plan, config, fit)

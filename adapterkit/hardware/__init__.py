@@ -9,10 +9,11 @@ from .detect import cpu_flags, cpu_has_fast_bf16, cpu_model, detect
 from .profiles import Hardware, known_profiles, load_profile, profile_path
 
 
-def resolve(section, recipe_source: str) -> Hardware:
-    """The profile named by ``[hardware]``, with the section's explicit overrides applied."""
+def resolve(section, recipe_source: str, task: str | None = None) -> Hardware:
+    """The profile named by ``[hardware]``, with the section's explicit overrides applied; ``auto`` detects this
+    machine, and its precision may depend on the ``task`` (``precision.RULES``)."""
     if section.profile == "auto":
-        hw = detect()
+        hw = detect(task)
     else:
         hw = load_profile(section.profile, recipe_source)
     if section.precision != "auto":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .precision import auto_precision, cpu_kind
 from .profiles import Hardware
 
 
@@ -30,20 +31,24 @@ def cpu_model() -> str:
 
 
 def cpu_has_fast_bf16() -> bool:
-    """AMX or AVX512-BF16 multiply bf16 matrices several times faster than fp32; plain AVX2 does not."""
-    return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
+    """AMX or AVX512-BF16 multiply bf16 matrices several times faster than fp32; plain AVX2 does not.
+    (Whether training gets faster is another matter: ``precision.py`` holds the measured rule.)"""
+    return cpu_kind(cpu_flags()) != "cpu"
 
 
-def detect() -> Hardware:
+def detect(task: str | None = None) -> Hardware:
+    """This machine; its precision is ``precision.RULES``' choice for its kind of device (and ``task``)."""
     import psutil
     import torch
 
     if torch.cuda.is_available():
         props = torch.cuda.get_device_properties(0)
         bf16 = torch.cuda.is_bf16_supported()
-        return Hardware(name=f"auto ({props.name})", device="cuda", memory_gb=props.total_memory / 2**30,
-                        precision="bf16" if bf16 else "fp16", bnb_4bit=True, devices=torch.cuda.device_count(),
+        kind = "cuda-bf16" if bf16 else "cuda"
+        return Hardware(name=f"auto ({props.name}, {kind})", device="cuda", memory_gb=props.total_memory / 2**30,
+                        precision=auto_precision(kind, task), bnb_4bit=True, devices=torch.cuda.device_count(),
                         dtypes=("bf16", "fp16", "fp32") if bf16 else ("fp16", "fp32"))
-    return Hardware(name=f"auto (cpu, {os.cpu_count()} cores)", device="cpu",
+    kind = cpu_kind(cpu_flags())
+    return Hardware(name=f"auto ({kind}, {os.cpu_count()} cores)", device="cpu",
                     memory_gb=psutil.virtual_memory().total / 2**30,
-                    precision="bf16" if cpu_has_fast_bf16() else "fp32", bnb_4bit=True, dtypes=("fp32", "bf16"))
+                    precision=auto_precision(kind, task), bnb_4bit=True, dtypes=("fp32", "bf16"))

@@ -35,10 +35,19 @@ breakdown in bytes. Every term and its formula (P = parameters, T = trainable pa
               (32 MiB; one LM logits tensor is tokens x vocab x 4 bytes) are always unmapped when freed.
               Eval: CPU_HEAP_SLACK x its activations. Both constants fitted, see below.
 * eval        after training, the eval loop (batch = 2 x train batch unless set, no gradients) holds the
-              weights, the optimizer state, one block's activations and logits + log-softmax.
+              weights, the optimizer state, one block's activations and logits + log-softmax. Where the task
+              read its eval split before loading weights (chat: ``eval_batch_lengths``), the largest real eval
+              batch's tokens and scored positions replace the worst case (every row max_length, every
+              position scored).
+* autocast    under bf16/fp16 autocast, every weight stored in fp32 that a matmul reads is cast on each
+              forward pass and the copy kept for backward: the base's linears and LM head when they are
+              stored in fp32 (full, freeze), the fp32 adapters and task heads (small). A frozen base stored
+              in the compute dtype (``loading.weights_dtype``) needs no copy. Activations: linear outputs
+              and inputs at the compute width, the residual stream and norms at the stored weights' width.
 * load        (CPU only) the checkpoint file is memory-mapped while loading: when the loader converts or
               quantizes it, file pages (its size on disk) and the converted weights are resident at once,
-              and (measured) stay so through training: the "mapped checkpoint" term of train and eval.
+              and (measured) a quantized one stays so through training: the "mapped checkpoint" term of train
+              and eval (a file only converted to bf16 is unmapped after loading).
 * overhead    CPU: the Python process with torch/transformers/peft/trl/datasets imported, the tokenizer
               and the dataset (PROCESS_BASELINE_MIB, measured); CUDA: context + allocator slack.
 
@@ -122,6 +131,10 @@ class Workload:
     device: str  # cpu | cuda
     gradient_checkpointing: bool
     weights_dtype: str  # dtype the loader stores the (non-quantized) base in
+    # The eval split's largest batch, when the task read it before loading weights (chat: tokens of the largest
+    # padding-free eval row, and its labelled positions, the only ones its LM head scores); None: worst case.
+    eval_tokens: int | None = None
+    eval_scored: int | None = None
 
 
 @dataclass
@@ -221,6 +234,20 @@ def model_shape(config, auto_class: str, *, lm_task: bool, model_dir: str | None
     )
 
 
+def autocast_copies(shape: ModelShape, method: Any, foot: Any, work: Workload) -> float:
+    """Parameters autocast casts to the compute dtype on each forward pass (their copies live until backward):
+    none in fp32; else the fp32 trainable adapters/heads, plus the backbone's linears and the LM head when the
+    base is stored in fp32 (full, freeze; a quantized base: only its fp32 LM head)."""
+    if work.precision == "fp32":
+        return 0.0
+    head = shape.vocab * shape.hidden if shape.lm_logits else 0
+    if method.quantization is not None:
+        return foot.trainable_params + head
+    if work.weights_dtype == "fp32":
+        return shape.linear_params + head + (0 if method.trains_base else foot.trainable_params)
+    return foot.trainable_params
+
+
 def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Estimate:
     """The breakdown for ``method`` (a ``methods.base.Method``) with ``options`` on this workload."""
     from ..methods.base import Footprint
@@ -251,33 +278,43 @@ def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Es
     est.terms["optimizer"] = trainable * 8
     est.notes["optimizer"] = "AdamW: 2 fp32 states per trainable parameter"
 
-    # Activations (see module docstring): tokens x layers x per-token elements x width.
+    # Activations (see module docstring): tokens x layers x per-token bytes. Linear outputs and inputs are kept
+    # at the compute width; the residual stream and norms at the stored weights' width (fp32 weights under
+    # autocast keep an fp32 residual stream; a bf16-stored base a bf16 one).
     width = BYTES[work.precision]
+    hidden_width = 4 if method.quantization is not None else max(width, BYTES[work.weights_dtype])
     seq = work.seq_len + foot.extra_tokens
-    per_token = ACT_PER_OUT * shape.block_out_features + ACT_PER_HIDDEN * shape.hidden
+    per_token = ACT_PER_OUT * shape.block_out_features * width + ACT_PER_HIDDEN * shape.hidden * hidden_width
     if foot.keeps_linear_inputs:
-        per_token += ACT_PER_IN * shape.block_in_features
+        per_token += ACT_PER_IN * shape.block_in_features * width
     if shape.attention_dropout:
-        per_token += ATTN_DROPOUT_PER_SCORE * shape.heads * seq
+        per_token += ATTN_DROPOUT_PER_SCORE * shape.heads * seq * width
     if shape.hidden_dropout:
-        per_token += HIDDEN_DROPOUT_PER_HIDDEN * shape.hidden
+        per_token += HIDDEN_DROPOUT_PER_HIDDEN * shape.hidden * width
     tokens = work.batch_size * seq
-    est.activations_full = tokens * shape.layers * per_token * width
-    est.activations_checkpointed = tokens * (shape.layers * shape.hidden + per_token) * width
+    est.activations_full = tokens * shape.layers * per_token
+    est.activations_checkpointed = tokens * (shape.layers * shape.hidden * hidden_width + per_token)
     act = est.activations_checkpointed if work.gradient_checkpointing else est.activations_full
     est.terms["activations"] = act
     est.notes["activations"] = (f"batch {work.batch_size} x {seq} tokens x {shape.layers} layers, "
                                 f"checkpointing {'on' if work.gradient_checkpointing else 'off'} "
                                 f"(on: {est.activations_checkpointed / MIB:.0f} MiB, off: {est.activations_full / MIB:.0f} MiB)")
+    # Autocast (bf16/fp16 compute): a weight stored wider than the compute dtype is cast on every forward and
+    # its copy kept for backward; a bf16-stored frozen base needs none, fp32 adapters and heads (small) do.
+    est.terms["autocast copies"] = autocast_copies(shape, method, foot, work) * width
+    if est.terms["autocast copies"]:
+        est.notes["autocast copies"] = f"{work.precision} copies of the fp32 weights the matmuls read"
     logit_bytes = width + LOGIT_COPIES * 4
     est.terms["logits"] = tokens * shape.vocab * logit_bytes if shape.lm_logits else 0.0
     overhead = (PROCESS_BASELINE_MIB if work.device == "cpu" else CUDA_OVERHEAD_MIB) * MIB
     est.terms["overhead"] = overhead
-    # CPU: a checkpoint the loader converts (4-bit, other dtype) stays memory-mapped beside the converted
-    # weights (measured: QLoRA's RSS = LoRA's - smaller weights + the file); an unconverted one *is* the weights.
+    # CPU: a checkpoint the loader quantizes stays memory-mapped beside the 4-bit weights (measured: QLoRA's RSS
+    # = LoRA's - smaller weights + the file); one it only converts to another dtype (an fp32 file stored in bf16)
+    # is unmapped after loading (measured, SmolLM2 fp32 -> bf16: 1 MiB of the file left resident); an
+    # unconverted one *is* the weights.
     on_disk = shape.checkpoint_bytes or shape.total_params * BYTES[shape.checkpoint_dtype]
     converted = method.quantization is not None or work.weights_dtype != shape.checkpoint_dtype
-    est.terms["mapped checkpoint"] = on_disk if work.device == "cpu" and converted else 0.0
+    est.terms["mapped checkpoint"] = on_disk if work.device == "cpu" and method.quantization is not None else 0.0
     est.notes["overhead"] = "python + libraries + data (RSS baseline)" if work.device == "cpu" else "CUDA context + allocator"
     # CPU: glibc keeps freed temporaries resident (module docstring: heap slack); CUDA's allocator is in overhead.
     slack = CPU_HEAP_SLACK if work.device == "cpu" else 0.0
@@ -290,12 +327,13 @@ def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Es
     # activations: the step peaks at the larger of (activations + logits) and gradients, not their sum.
     t = est.terms
     est.train = (t["weights"] + t["trainable"] + t["optimizer"] + max(t["activations"] + t["logits"], t["gradients"])
-                 + t["heap slack"] + t["overhead"] + t["mapped checkpoint"])
+                 + t["autocast copies"] + t["heap slack"] + t["overhead"] + t["mapped checkpoint"])
 
-    eval_tokens = work.eval_batch_size * seq
-    eval_logits = eval_tokens * shape.vocab * (width + EVAL_LOGIT_COPIES * 4) if shape.lm_logits else 0.0
+    eval_tokens = work.eval_tokens if work.eval_tokens is not None else work.eval_batch_size * seq
+    scored = work.eval_scored if work.eval_scored is not None else eval_tokens
+    eval_logits = scored * shape.vocab * (width + EVAL_LOGIT_COPIES * 4) if shape.lm_logits else 0.0
     est.eval = (weights + est.terms["trainable"] + est.terms["optimizer"]
-                + eval_tokens * per_token * width * (1 + slack) + eval_logits + overhead + est.terms["mapped checkpoint"])
+                + eval_tokens * per_token * (1 + slack) + eval_logits + overhead + est.terms["mapped checkpoint"])
     if work.device == "cpu":
         est.load = (on_disk + (weights if converted else 0.0)) + overhead
     return est

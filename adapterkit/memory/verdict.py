@@ -43,13 +43,15 @@ def padding_free(plan) -> bool:
     return bool(rule and rule(plan))
 
 
-def workload(plan) -> Workload:
+def workload(plan, eval_lengths: tuple[int, int] | None = None) -> Workload:
     """Rows x tokens of the largest forward pass, worst case (every row ``max_length`` long).
 
     Padding-free chat (``task.padding_free``, not packing, no ``needs.padded_rows``) runs one row per
     pass of at most ``task.tokens_per_pass`` tokens (a conversation longer than that, at most ``max_length``,
     is a pass of its own), so it is planned as 1 row of that many tokens; its eval batches hold
-    ``eval batch x max_length`` tokens at most, planned as the same row length.
+    ``eval batch x max_length`` tokens at most, planned as the same row length. ``eval_lengths``: (tokens,
+    scored positions) of the eval split's largest batch, read by the task before any weight is loaded
+    (``eval_batch_lengths``), which replace that bound.
     """
     from ..loading import weights_dtype
 
@@ -64,7 +66,9 @@ def workload(plan) -> Workload:
         batch, seq = 1, per_pass
     return Workload(batch_size=batch, seq_len=seq, eval_batch_size=eval_batch, precision=hw.precision,
                     device=hw.device, gradient_checkpointing=hw.gradient_checkpointing,
-                    weights_dtype=weights_dtype(plan.method, hw))
+                    weights_dtype=weights_dtype(plan.method, hw),
+                    eval_tokens=eval_lengths[0] if eval_lengths else None,
+                    eval_scored=eval_lengths[1] if eval_lengths else None)
 
 
 def shape_of(plan, model_config) -> ModelShape:
@@ -74,9 +78,16 @@ def shape_of(plan, model_config) -> ModelShape:
                        model_dir=model_path(plan.recipe.model), trust_remote_code=plan.recipe.model.trust_remote_code)
 
 
-def assess(plan, shape: ModelShape) -> Fit:
-    return Fit(plan, estimate(shape, plan.method, plan.method_options, workload(plan)), plan.hardware.memory_gb * GIB,
-               shape)
+def eval_lengths(plan) -> tuple[int, int] | None:
+    """(tokens, scored positions) of the eval split's largest batch, through the task's optional
+    ``eval_batch_lengths(plan)`` (reads the data and the tokenizer, never a weight); None: the worst case."""
+    rule = getattr(plan.task, "eval_batch_lengths", None)
+    return rule(plan) if rule else None
+
+
+def assess(plan, shape: ModelShape, lengths: tuple[int, int] | None = None) -> Fit:
+    work = workload(plan, lengths)
+    return Fit(plan, estimate(shape, plan.method, plan.method_options, work), plan.hardware.memory_gb * GIB, shape)
 
 
 def _with(plan, *, batch: int | None = None, checkpointing: bool | None = None, method=None, options=None):
@@ -171,7 +182,7 @@ def verdict(fit: Fit, shape: ModelShape) -> str:
 def enforce(plan, model_config, *, force: bool = False) -> Fit:
     """Refuse (UserError, one line) a plan that will not fit its profile, unless ``force``."""
     shape = shape_of(plan, model_config)
-    fit = assess(plan, shape)
+    fit = assess(plan, shape, eval_lengths(plan))
     line = verdict(fit, shape)
     if fit.fits or force:
         log.info("memory plan: %s%s", line, "" if fit.fits else " (--force: running anyway)")

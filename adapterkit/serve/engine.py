@@ -101,7 +101,7 @@ def open_runs(run_dirs: list[str | Path], limits=None) -> dict[str, Served]:
         else:
             from .. import loading
 
-            base = loading.load_model(plan, tokenizer, kwargs)
+            base = loading.load_model(plan, tokenizer, kwargs, training=False)
             if key is not None:
                 from peft import PeftModel
 

@@ -16,9 +16,9 @@ adapterkit's recipe has no ``limit_eval``, so both evaluate all of them.
   ``train.max_steps`` and ``train.batch_size`` set; its own defaults otherwise (padding-free batches with
   their shared opening computed once, loss head on labelled positions only, random batches,
   lr 5e-4 = the LoRA method's default, dropout 0,
-  eval batch 16, precision from the hardware profile: fp32 on a CPU without fast bf16, but bf16 on one
-  with AMX or AVX512-BF16, such as the issue's Xeon, while the plain script stays fp32 as the issue's did;
-  the precision adapterkit used is printed and recorded).
+  eval batch 16), once per precision of ``--precisions`` (default: fp32, and bf16 too on CPUs with
+  AVX512-BF16 or AMX), each in its own process with its own peak RSS; the plain script stays fp32 as the
+  issue's did).
 
 Each runs in its own process, one after the other. Prints seconds per step, non-padding tokens per
 second (tokens the trainer saw: ``include_num_input_tokens_seen="non_padding"`` in both), conversations
@@ -114,11 +114,16 @@ def timed(cmd: list[str], log: Path) -> float:
 
 
 def main() -> None:
+    from adapterkit.hardware import cpu_has_fast_bf16
+
     parser = argparse.ArgumentParser(description="hand-written trl chat SFT vs adapterkit's chat LoRA")
     parser.add_argument("--max-steps", type=int, default=100, help="training steps for both (default 100)")
     parser.add_argument("--eval-rows", type=int, default=None,
                         help=f"evaluate on only the first N of the {EVAL_CONVERSATIONS} held-out conversations "
                              "(quick checks)")
+    parser.add_argument("--precisions", default="fp32,bf16" if cpu_has_fast_bf16() else "fp32",
+                        help="adapterkit runs, one per precision, each in its own process (default: fp32,bf16 on "
+                             "CPUs with AVX512-BF16 or AMX, else fp32)")
     parser.add_argument("--out", default=str(HERE / "results.json"))
     parser.add_argument("--work", default=str(HERE / "work"), help="folder for data, runs and logs")
     args = parser.parse_args()
@@ -136,39 +141,47 @@ def main() -> None:
                         "--train", str(train), "--eval", str(evaluation), "--max-steps", str(args.max_steps),
                         "--batch-size", str(BATCH), "--output", str(work / "plain")], work / "plain.log")
     plain = json.loads((work / "plain" / "result.json").read_text())
-    kit_wall = timed([sys.executable, "-m", "adapterkit", "run", str(work / "recipe.toml"),
-                      "--output", str(work / "adapterkit"), "--overwrite"], work / "adapterkit.log")
-    info = json.loads((work / "adapterkit" / "run.json").read_text())
-    metrics = json.loads((work / "adapterkit" / "metrics.json").read_text())
-    seconds, steps, tokens = info["phase_seconds"]["train"], info["steps"], info["train_tokens"]
-    kit = {"train_seconds": seconds, "steps": steps, "seconds_per_step": seconds / steps if steps else None,
-           "eval_loss": metrics["eval_loss"], "eval_conversations": info["eval_examples"], "train_tokens": tokens,
-           "non_pad_tokens_per_second": tokens / seconds, "conversations": steps * BATCH,
-           "conversations_per_second": steps * BATCH / seconds, "peak_rss_mib": info["peak_rss_mib"],
-           "train_conversations": info["train_examples"], "learning_rate": info["learning_rate"],
-           "precision": info["hardware"].get("precision")}
+    kits = {}
+    for precision in args.precisions.split(","):
+        out = work / f"adapterkit-{precision}"
+        kit_wall = timed([sys.executable, "-m", "adapterkit", "run", str(work / "recipe.toml"), "--set",
+                          f"hardware.precision={precision}", "--output", str(out), "--overwrite"],
+                         work / f"adapterkit-{precision}.log")
+        info = json.loads((out / "run.json").read_text())
+        metrics = json.loads((out / "metrics.json").read_text())
+        seconds, steps, tokens = info["phase_seconds"]["train"], info["steps"], info["train_tokens"]
+        kits[precision] = {
+            "train_seconds": seconds, "steps": steps, "seconds_per_step": seconds / steps if steps else None,
+            "eval_loss": metrics["eval_loss"], "eval_conversations": info["eval_examples"], "train_tokens": tokens,
+            "non_pad_tokens_per_second": tokens / seconds, "conversations": steps * BATCH,
+            "conversations_per_second": steps * BATCH / seconds, "peak_rss_mib": info["peak_rss_mib"],
+            "train_conversations": info["train_examples"], "learning_rate": info["learning_rate"],
+            "precision": info["hardware"].get("precision"), "process_seconds": kit_wall}
     result = {
         "max_steps": args.max_steps,
         "batch_size": BATCH,
         "machine": describe_device({"device": "cpu"}),
         "split": {"train": n_train, "eval": n_eval},
         "plain": {**plain, "process_seconds": plain_wall},
-        "adapterkit": {**kit, "process_seconds": kit_wall},
-        "tokens_per_second_ratio": kit["non_pad_tokens_per_second"] / plain["non_pad_tokens_per_second"],
-        "conversations_per_second_ratio": kit["conversations_per_second"] / plain["conversations_per_second"],
+        "adapterkit": kits,
+        "tokens_per_second_ratio": {p: k["non_pad_tokens_per_second"] / plain["non_pad_tokens_per_second"]
+                                    for p, k in kits.items()},
+        "conversations_per_second_ratio": {p: k["conversations_per_second"] / plain["conversations_per_second"]
+                                           for p, k in kits.items()},
     }
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"steps: {args.max_steps} (batch {BATCH}, max length 256), train {n_train}, eval {n_eval} conversations; "
-          f"plain fp32, adapterkit {kit['precision']}")
-    print(f"{'':12} {'s/step':>8} {'tokens':>8} {'tok/s':>8} {'conv/s':>8} {'peak RSS':>10} {'eval loss':>10}")
-    for name in ("plain", "adapterkit"):
-        r = result[name]
-        print(f"{name:12} {r['seconds_per_step']:8.2f} {r['train_tokens']:8d} {r['non_pad_tokens_per_second']:8.1f} "
-              f"{r['conversations_per_second']:8.2f} {r['peak_rss_mib']:7.0f} MiB {r['eval_loss']:10.4f}")
-    print(f"adapterkit/plain: tokens/s {result['tokens_per_second_ratio']:.2f}, "
-          f"conversations/s {result['conversations_per_second_ratio']:.2f}")
-    print(f"targets: tokens/s ratio >= 2.5 ({result['tokens_per_second_ratio']:.2f}), adapterkit peak RSS < 2,048 MiB "
-          f"({kit['peak_rss_mib']:.0f}), eval loss no worse ({kit['eval_loss']:.4f} vs {plain['eval_loss']:.4f})")
+          "plain fp32")
+    print(f"{'':17} {'s/step':>8} {'tokens':>8} {'tok/s':>8} {'conv/s':>8} {'peak RSS':>10} {'eval loss':>10} "
+          f"{'tok/s vs plain':>15}")
+    rows = [("plain fp32", plain, None)] + [(f"adapterkit {p}", k, result["tokens_per_second_ratio"][p])
+                                            for p, k in kits.items()]
+    for name, r, ratio in rows:
+        print(f"{name:17} {r['seconds_per_step']:8.2f} {r['train_tokens']:8d} {r['non_pad_tokens_per_second']:8.1f} "
+              f"{r['conversations_per_second']:8.2f} {r['peak_rss_mib']:7.0f} MiB {r['eval_loss']:10.4f} "
+              f"{'' if ratio is None else f'{ratio:.2f}x':>15}")
+    print(f"targets: tokens/s ratio >= 2.5, adapterkit peak RSS < 2,048 MiB, eval loss no worse than plain "
+          f"({plain['eval_loss']:.4f})")
     print(f"written: {args.out}")
 
 

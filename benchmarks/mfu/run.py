@@ -16,14 +16,15 @@ and the positions whose logits it asks for (labelled ones only). With the base f
 The embedding lookup is not a matmul and is left out; attention score/value products (about
 12·layers·width·context FLOPs per token) are not counted, so the figure is a lower bound. Tokens the run
 skips (pads, the repeated opening, the LM head on unlabelled positions) are not counted: they are savings
-of the method, not work of the hardware. MFU = achieved / peak of the dtype the run trains in (the recipe's
-precision: fp32 on CPUs without fast bf16). ``train_tokens`` (the conversations' tokens the Trainer saw)
-is reported beside ``computed_tokens``.
+of the method, not work of the hardware. MFU = achieved / peak of the dtype the run trains in. Each precision
+(``--precisions``; default fp32 and bf16 where the CPU has bf16 instructions) trains in its own process, one
+after the other, so the table compares them side by side with each one's peak RSS. ``train_tokens`` (the
+conversations' tokens the Trainer saw) is reported beside ``computed_tokens``.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/mfu/run.py               # 10 steps, a few minutes on 2 cores
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/mfu/run.py --steps 3 --matmul-seconds 3
 
-Writes ``benchmarks/mfu/results.json`` (or ``--out``). Target on a CPU: MFU >= 40%.
+Writes ``benchmarks/mfu/results.json`` (or ``--out``). Target on a CPU: MFU >= 40% (fp32); bf16 >= 20% on AMX.
 """
 
 from __future__ import annotations
@@ -117,19 +118,56 @@ class ComputedTokens:
         self._cls.compute_loss = self._original
 
 
+def train_one(recipe: str, precision: str, steps: int, work: Path) -> dict:
+    """One precision's training run, in this process (``--child``): the counts the FLOPs need."""
+    import adapterkit
+
+    with ComputedTokens() as computed:
+        result = adapterkit.run(recipe, overrides={"train.max_steps": steps, "hardware.precision": precision},
+                                output=work / f"chat_lora-{precision}", overwrite=True)
+    info = result.info
+    return {"precision": info["hardware"]["precision"], "model": info["model"], "steps": info["steps"],
+            "trainable_params": info["trainable_params"], "train_tokens": info["train_tokens"],
+            "train_seconds": info["phase_seconds"]["train"], "peak_rss_mib": info["peak_rss_mib"],
+            "eval_loss": result.metrics.get("eval_loss"), "computed_tokens": computed.computed,
+            "scored_positions": computed.scored}
+
+
+def in_child(recipe: str, precision: str, steps: int, work: Path) -> dict:
+    """``train_one`` in a fresh process, so that each precision's peak RSS is its own."""
+    import subprocess
+    import sys
+
+    out = work / f"child-{precision}.json"
+    subprocess.run([sys.executable, __file__, "--recipe", recipe, "--steps", str(steps), "--work", str(work),
+                    "--child", precision], check=True)
+    return json.loads(out.read_text())
+
+
 def main() -> None:
+    from adapterkit.hardware import cpu_has_fast_bf16
+
     parser = argparse.ArgumentParser(description="matmul peak vs achieved LoRA training FLOP/s")
     parser.add_argument("--recipe", default=str(REPO / "recipes" / "chat_lora.toml"))
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--precisions", default="fp32,bf16" if cpu_has_fast_bf16() else "fp32",
+                        help="trained one after the other, each in its own process (default: fp32,bf16 on CPUs "
+                             "with AVX512-BF16 or AMX, else fp32)")
     parser.add_argument("--matmul-size", type=int, default=2048, help="largest n tried")
     parser.add_argument("--matmul-seconds", type=float, default=10.0, help="time spent per dtype on the peak")
     parser.add_argument("--out", default=str(HERE / "results.json"))
     parser.add_argument("--work", default=str(HERE / "work"))
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    work = Path(args.work).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    if args.child:
+        (work / f"child-{args.child}.json").write_text(json.dumps(train_one(args.recipe, args.child, args.steps,
+                                                                            work)))
+        return
 
     import torch
 
-    import adapterkit
     from adapterkit.results import describe_device
 
     peaks, sizes = {}, {}
@@ -138,42 +176,34 @@ def main() -> None:
         print(f"matmul peak {name}: {peaks[name] / 1e9:.1f} GFLOP/s ({sizes[name]}x{sizes[name]}, "
               f"{torch.get_num_threads()} threads)")
 
-    with ComputedTokens() as computed:
-        result = adapterkit.run(args.recipe, overrides={"train.max_steps": args.steps},
-                                output=Path(args.work) / "chat_lora", overwrite=True)
-    info = result.info
-    precision = info["hardware"]["precision"]
-    n_body, n_head = linear_weights(info["model"])
-    n_lora = info["trainable_params"]
-    tokens, seconds = info["train_tokens"], info["phase_seconds"]["train"]
-    flops = computed.computed * (4 * n_body + 6 * n_lora) + computed.scored * 4 * n_head
-    achieved = flops / seconds
-    peak = peaks.get(precision, peaks["fp32"])
+    runs = {}
+    for precision in args.precisions.split(","):
+        info = in_child(args.recipe, precision, args.steps, work)
+        n_body, n_head = linear_weights(info["model"])
+        n_lora = info["trainable_params"]
+        flops = info["computed_tokens"] * (4 * n_body + 6 * n_lora) + info["scored_positions"] * 4 * n_head
+        achieved = flops / info["train_seconds"]
+        runs[precision] = {**info, "n_body_linear": n_body, "n_head": n_head, "n_lora": n_lora, "flops": flops,
+                           "achieved_flops": achieved, "tokens_per_second": info["train_tokens"] / info["train_seconds"],
+                           "mfu": achieved / peaks[precision]}
     report = {
         "machine": f"{describe_device({'device': 'cpu'})}, {torch.get_num_threads()} torch threads",
         "torch": torch.__version__,
         "matmul_sizes": sizes,
         "peak_flops": peaks,
         "recipe": Path(args.recipe).name,
-        "precision": precision,
-        "steps": info["steps"],
-        "train_tokens": tokens,
-        "computed_tokens": computed.computed,
-        "scored_positions": computed.scored,
-        "train_seconds": seconds,
-        "n_body_linear": n_body,
-        "n_head": n_head,
-        "n_lora": n_lora,
-        "flops": flops,
-        "achieved_flops": achieved,
-        "mfu": achieved / peak,
+        "steps": args.steps,
+        "runs": runs,
     }
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    print(f"LoRA training ({precision}): {tokens:,} conversation tokens in {seconds:.1f} s = "
-          f"{tokens / seconds:,.0f} tokens/s; computed {computed.computed:,} tokens, scored {computed.scored:,}")
-    print(f"FLOPs = computed x (4 x {n_body / 1e6:.1f}M frozen + 6 x {n_lora / 1e6:.2f}M LoRA) + "
-          f"scored x 4 x {n_head / 1e6:.1f}M head = {flops / 1e12:.2f} TFLOP")
-    print(f"achieved {achieved / 1e9:.1f} GFLOP/s of {peak / 1e9:.1f} GFLOP/s {precision} peak: MFU {100 * report['mfu']:.1f}%")
+    first = next(iter(runs.values()))
+    print(f"FLOPs = computed x (4 x {first['n_body_linear'] / 1e6:.1f}M frozen + 6 x {first['n_lora'] / 1e6:.2f}M "
+          f"LoRA) + scored x 4 x {first['n_head'] / 1e6:.1f}M head")
+    print(f"{'precision':10} {'tokens/s':>9} {'GFLOP/s':>8} {'peak':>8} {'MFU':>6} {'peak RSS':>10} {'eval loss':>10}")
+    for precision, r in runs.items():
+        print(f"{precision:10} {r['tokens_per_second']:9.1f} {r['achieved_flops'] / 1e9:8.1f} "
+              f"{peaks[precision] / 1e9:8.1f} {100 * r['mfu']:5.1f}% {r['peak_rss_mib']:7.0f} MiB "
+              f"{r['eval_loss']:10.4f}")
     print(f"written: {args.out}")
 
 

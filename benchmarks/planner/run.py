@@ -1,8 +1,9 @@
 """Is the memory planner honest? Predicted peak vs measured peak for every shipped recipe.
 
-Each recipe runs for a few steps in its own ``adapterkit run`` process (so the RSS high-water mark is that
-run's alone); the measured peak is ``peak_rss_mib`` from its run.json (``cuda_max_allocated_mib`` when the
-run used a GPU), the prediction is ``adapterkit plan``'s peak for the same recipe and overrides.
+Each recipe runs for a few steps, once per precision (``--precisions``), in its own ``adapterkit run``
+process (so the RSS high-water mark is that run's alone); the measured peak is ``peak_rss_mib`` from its
+run.json (``cuda_max_allocated_mib`` when the run used a GPU), the prediction is ``adapterkit plan``'s peak
+for the same recipe, precision and overrides.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/planner/run.py                # all recipes, 2 steps each
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/planner/run.py chat_lora --steps 2
@@ -40,13 +41,14 @@ RECIPE_OVERRIDES = {"ner_lora": ["task.max_length=64"], "ner_bottleneck": ["task
                     "chat_qlora": ["task.padding_free=false", "task.num_samples=0"]}
 
 
-def overrides_for(recipe: Path) -> list[str]:
-    return [*OVERRIDES, *RECIPE_OVERRIDES.get(recipe.stem, [])]
+def overrides_for(recipe: Path, precision: str) -> list[str]:
+    return [*OVERRIDES, *RECIPE_OVERRIDES.get(recipe.stem, []), f"hardware.precision={precision}"]
 
 
-def measure(recipe: Path, steps: int, run_dir: Path) -> dict:
+def measure(recipe: Path, steps: int, run_dir: Path, precision: str) -> dict:
     cmd = [sys.executable, "-m", "adapterkit", "run", str(recipe), "--set", f"train.max_steps={steps}",
-           *(a for o in overrides_for(recipe) for a in ("--set", o)), "--output", str(run_dir), "--overwrite", "--force"]
+           *(a for o in overrides_for(recipe, precision) for a in ("--set", o)), "--output", str(run_dir),
+           "--overwrite", "--force"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     env.pop("ADAPTERKIT_MALLOC", None)  # measure what users get: glibc's default allocator, not the opt-in one
     started = time.time()
@@ -60,28 +62,33 @@ def measure(recipe: Path, steps: int, run_dir: Path) -> dict:
             else "rss_high_water", "seconds": time.time() - started, "trainable_params": info["trainable_params"]}
 
 
-def predict(recipe: Path, steps: int) -> dict:
+def predict(recipe: Path, steps: int, precision: str) -> dict:
     from adapterkit import loading
     from adapterkit.memory.estimate import MIB
     from adapterkit.memory.verdict import assess, shape_of
     from adapterkit.plan import load_recipe, make_plan
 
-    loaded = load_recipe(recipe, [f"train.max_steps={steps}", *overrides_for(recipe)])
+    loaded = load_recipe(recipe, [f"train.max_steps={steps}", *overrides_for(recipe, precision)])
     plan = make_plan(loaded)
     fit = assess(plan, shape_of(plan, loading.load_config(loaded.model, loaded.source)))
     est = fit.estimate
-    return {"predicted_mib": est.peak / MIB, "predicted_phase": est.phase, "method": plan.method.name,
+    return {"precision": precision, "predicted_mib": est.peak / MIB, "predicted_phase": est.phase, "method": plan.method.name,
             "profile": plan.hardware.name, "predicted_trainable_params": est.trainable_params,
             "terms_mib": {k: round(v / MIB, 1) for k, v in est.terms.items()},
             "phases_mib": {p: round(getattr(est, p) / MIB, 1) for p in ("train", "eval", "load")}}
 
 
 def main() -> int:
+    from adapterkit.hardware import cpu_has_fast_bf16
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("recipes", nargs="*", help="recipe names (default: every recipes/*.toml)")
     parser.add_argument("--steps", type=int, default=2, help="the first step has the longest batch")
     parser.add_argument("--runs", type=Path, default=REPO / "runs" / "planner-benchmark")
     parser.add_argument("--out", type=Path, default=HERE / "results.json")
+    parser.add_argument("--precisions", default="fp32,bf16" if cpu_has_fast_bf16() else "fp32",
+                        help="each recipe runs once per precision (default: fp32,bf16 on CPUs with AVX512-BF16 or "
+                             "AMX, else fp32)")
     parser.add_argument("--reuse", action="store_true", help="keep earlier measurements found in --runs")
     args = parser.parse_args()
     paths = sorted((REPO / "recipes").glob("*.toml"))
@@ -89,23 +96,25 @@ def main() -> int:
         paths = [p for p in paths if p.stem in args.recipes]
     rows = []
     for path in paths:
-        run_dir = args.runs / path.stem
-        row = {"recipe": path.stem, **predict(path, args.steps)}
-        if args.reuse and (run_dir / "run.json").is_file():
-            info = json.loads((run_dir / "run.json").read_text())
-            row.update(measured_mib=info.get("cuda_max_allocated_mib") or info["peak_rss_mib"], reused=True,
-                       trainable_params=info["trainable_params"])
-        else:
-            row.update(measure(path, args.steps, run_dir))
-        if "measured_mib" in row:
-            row["ratio"] = row["predicted_mib"] / row["measured_mib"]
-        rows.append(row)
-        shown = f"{row['ratio']:.2f}" if "ratio" in row else row.get("error", "?")
-        print(f"{path.stem:<18} predicted {row['predicted_mib']:7.0f} MiB  measured "
-              f"{row.get('measured_mib', float('nan')):7.0f} MiB  ratio {shown}", flush=True)
+        for precision in args.precisions.split(","):
+            run_dir = args.runs / f"{path.stem}-{precision}"
+            row = {"recipe": path.stem, **predict(path, args.steps, precision)}
+            if args.reuse and (run_dir / "run.json").is_file():
+                info = json.loads((run_dir / "run.json").read_text())
+                row.update(measured_mib=info.get("cuda_max_allocated_mib") or info["peak_rss_mib"], reused=True,
+                           trainable_params=info["trainable_params"])
+            else:
+                row.update(measure(path, args.steps, run_dir, precision))
+            if "measured_mib" in row:
+                row["ratio"] = row["predicted_mib"] / row["measured_mib"]
+            rows.append(row)
+            shown = f"{row['ratio']:.2f}" if "ratio" in row else row.get("error", "?")
+            print(f"{path.stem:<18} {precision:5} predicted {row['predicted_mib']:7.0f} MiB "
+                  f"({row['predicted_phase']:5})  measured {row.get('measured_mib', float('nan')):7.0f} MiB  "
+                  f"ratio {shown}", flush=True)
     ratios = [r["ratio"] for r in rows if "ratio" in r]
     result = {"run_info": {"steps": args.steps, "overrides": OVERRIDES, "recipe_overrides": RECIPE_OVERRIDES,
-                           "machine": platform.machine(),
+                           "machine": platform.machine(), "precisions": args.precisions,
                            "cpus": os.cpu_count(), "python": platform.python_version(),
                            "allocator": "glibc default (ADAPTERKIT_MALLOC unset)",
                            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),

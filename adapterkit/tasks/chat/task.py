@@ -96,6 +96,39 @@ class ChatTask:
         opts = plan.task_options
         return bool(opts.padding_free and not opts.packing and not plan.method.needs.padded_rows)
 
+    def eval_batch_lengths(self, plan) -> tuple[int, int] | None:
+        """For the memory plan, before any weight is loaded: (tokens, labelled positions) of the largest eval
+        batch as the eval loop will run it (padding-free rows of ``train.eval_batch`` conversations in order;
+        the LM head scores labelled positions only). Reads the data and the tokenizer; None when batches are
+        padded (the worst case stands) or the split cannot be read here (the run reports that itself)."""
+        from jinja2 import TemplateError
+
+        from ...errors import UserError
+        from ...loading import load_tokenizer
+
+        if not self.padding_free(plan):
+            return None
+        import datasets
+
+        opts, bars = plan.task_options, not datasets.are_progress_bars_disabled()
+        datasets.disable_progress_bars()  # a preflight prints its verdict, not datasets' progress
+        try:
+            tokenizer = load_tokenizer(plan.recipe.model, plan.where)
+            evaluation, _ = renderable(self.load_data(plan).eval, tokenizer, "skip", "eval")
+            tokens = self.tokenized(evaluation, tokenizer, opts, "eval", plan.where)
+        except (UserError, TemplateError, ValueError, OSError):
+            return None
+        finally:
+            if bars:
+                datasets.enable_progress_bars()
+        lengths = [len(ids) for ids in tokens["input_ids"]]
+        scored = [sum(mask) for mask in tokens["assistant_masks"]]
+        size = plan.recipe.train.eval_batch
+        batches = range(0, len(lengths), size)
+        if not lengths:
+            return None
+        return (max(sum(lengths[i:i + size]) for i in batches), max(sum(scored[i:i + size]) for i in batches))
+
     def model_kwargs(self, data: TaskData) -> dict[str, Any]:
         return {}
 

@@ -1,0 +1,43 @@
+"""The precision ``hardware.profile = "auto"`` trains in, per kind of device, and the evidence for each.
+
+A CPU flag says what a CPU *can* do in bf16, not whether a training run gets faster or smaller: on a
+2-core Xeon with AMX, bf16 autocast made chat LoRA 12% slower and 58% larger than fp32 (issue #17, before
+frozen weights were stored in bf16). So each kind's rule is what was measured on it, side by side in one
+run, after that fix (``docs/defaults.md``: "Precision"); a kind nobody has measured keeps the choice that
+cannot surprise a user, and says so in ``EVIDENCE``. A recipe's ``hardware.precision`` always wins.
+"""
+
+from __future__ import annotations
+
+# kind -> (precision "auto" picks, {task: precision where the task's own measurement differs}, why)
+RULES: dict[str, tuple[str, dict[str, str], str]] = {
+    "cpu-amx": ("fp32", {}, "not measured after the bf16 fix; before it, bf16 chat LoRA was 12% slower and 58% "
+                            "larger than fp32 on a 2-core Xeon (issue #17). Set hardware.precision = \"bf16\" to "
+                            "try it"),
+    "cpu-avx512-bf16": ("fp32", {"classification": "bf16", "ner": "bf16"},
+                        "measured side by side on a 2-core AMD EPYC (Zen 4): encoder LoRA (sentiment, NER) trains "
+                        "1.25-2x faster in bf16 at the same eval loss; chat LoRA on SmolLM2 1.2-1.3x faster but "
+                        "+2.5% eval loss (docs/defaults.md, Precision)"),
+    "cpu": ("fp32", {}, "no bf16 matrix instructions: a bf16 matmul runs at ~1 GFLOP/s"),
+    "cuda-bf16": ("bf16", {}, "bf16 autocast with a bf16-stored frozen base is the usual CUDA practice; not measured "
+                              "by adapterkit's benchmarks yet"),
+    "cuda": ("fp16", {}, "no bf16 on this GPU (pre-Ampere): fp16 autocast, as peft and transformers recommend"),
+}
+
+
+def cpu_kind(flags: set[str]) -> str:
+    """``cpu-amx`` (AMX tiles), ``cpu-avx512-bf16`` (AVX512-BF16 only) or ``cpu``, from /proc/cpuinfo flags."""
+    if "amx_bf16" in flags:
+        return "cpu-amx"
+    if "avx512_bf16" in flags:
+        return "cpu-avx512-bf16"
+    return "cpu"
+
+
+def auto_precision(kind: str, task: str | None = None) -> str:
+    default, per_task, _ = RULES[kind]
+    return per_task.get(task, default) if task else default
+
+
+def evidence(kind: str) -> str:
+    return RULES[kind][2]
