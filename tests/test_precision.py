@@ -98,7 +98,8 @@ def test_auto_precision_follows_the_measured_rule_per_device_kind(monkeypatch):
         "cpu-amx": "fp32", "cpu-avx512-bf16": "fp32", "cpu": "fp32", "cuda-bf16": "bf16", "cuda": "fp16"}
     cases = [({"avx512_bf16"}, "chat", "fp32"), ({"avx512_bf16"}, "classification", "bf16"),
              ({"avx512_bf16"}, "ner", "bf16"), ({"avx2"}, "classification", "fp32"),
-             ({"amx_bf16", "avx512_bf16"}, "classification", "fp32")]
+             ({"amx_bf16", "avx512_bf16"}, "classification", "bf16"),
+             ({"amx_bf16", "avx512_bf16"}, "chat", "fp32")]
     for flags, task, expected in cases:
         monkeypatch.setattr(detect, "cpu_flags", lambda flags=flags: flags)
         hw = detect.detect(task)
