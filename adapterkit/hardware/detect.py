@@ -42,7 +42,7 @@ def detect() -> Hardware:
         props = torch.cuda.get_device_properties(0)
         bf16 = torch.cuda.is_bf16_supported()
         return Hardware(name=f"auto ({props.name})", device="cuda", memory_gb=props.total_memory / 2**30,
-                        precision="bf16" if bf16 else "fp16", bnb_4bit=True, devices=torch.cuda.device_count(),
+                        precision="bf16" if bf16 else "fp16", bnb_4bit=True, devices=1,  # --devices N for more
                         dtypes=("bf16", "fp16", "fp32") if bf16 else ("fp16", "fp32"))
     return Hardware(name=f"auto (cpu, {os.cpu_count()} cores)", device="cpu",
                     memory_gb=psutil.virtual_memory().total / 2**30,
