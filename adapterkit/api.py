@@ -69,7 +69,11 @@ def run(recipe: Recipe | str | Path, *, overrides: dict | list | None = None, ou
         data = plan.task.load_data(plan)
         model = prepare_model(plan, tokenizer, data, checked.model_config)
     resolved = {"method": plan.method_options.model_dump(), "task": plan.task_options.model_dump()}
-    text = recipe_to_toml(plan.recipe, resolved)
+    # How many ranks ran it is not part of the recipe (run.json's "hardware" records it): a run checkpointed
+    # on 2 ranks resumes on 1 and the other way round (the global batch, the data order and the steps are the same)
+    launch = {"devices": None, "nodes": 1, "strategy": "auto"}
+    text = recipe_to_toml(plan.recipe.model_copy(update={"hardware": plan.recipe.hardware.model_copy(update=launch)}),
+                          resolved)
     claim = lambda folder: rundir.claim(folder, text, overwrite=overwrite)  # noqa: E731
     with distributed.claimed(claim, run_dir, plan.hardware) as (run_dir, resume):
         return _train_and_evaluate(plan, tokenizer, data, model, run_dir, resume, clock, started)

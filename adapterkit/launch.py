@@ -120,3 +120,25 @@ def launch(hardware, args, worker_args: list[str]) -> int:
               file=sys.stderr)
         return code
     return 0
+
+
+def launch_ranks(args, sets: list[str]) -> int | None:
+    """Several devices (``--devices``, ``--nnodes``, the profile's ``devices``): plan and check once, then start
+    the ranks through torchrun and return their exit code; None when the run has one process."""
+    from pathlib import Path
+
+    from . import rundir
+    from .hardware import resolve
+    from .plan import load_recipe
+    from .preflight import preflight
+
+    recipe = load_recipe(args.recipe, sets)
+    if resolve(recipe.hardware, recipe.source).world_size == 1:
+        return None
+    plan = preflight(recipe, force=args.force).plan  # refusals, strategy, memory verdict: before any rank starts
+    output = Path(args.output) if args.output else rundir.default_run_dir(recipe.name)
+    if not args.node_rank:
+        rundir.check_output(output, overwrite=args.overwrite)
+    worker = ["run", args.recipe, *(f"--set={s}" for s in sets), f"--set=hardware.strategy={plan.hardware.strategy}",
+              "--output", str(output), *(["--overwrite"] if args.overwrite else []), *(["--force"] if args.force else [])]
+    return launch(plan.hardware, args, worker)

@@ -144,16 +144,17 @@ def _candidates(plan):
             yield (f"--set hardware.gradient_checkpointing=true --set train.batch_size={b} "
                    f"--set train.grad_accum={p.recipe.train.grad_accum}"), p
     hw = plan.hardware
-    if hw.world_size > 1:
-        for strategy in STRATEGIES[STRATEGIES.index(hw.strategy) + 1:] if hw.strategy in STRATEGIES else ():
+    if hw.world_size > 1:  # shard more (FSDP before DeepSpeed, which may not be installed), then offload to CPU
+        if hw.strategy != "ddp" and not hw.cpu_offload:
+            yield "--set hardware.cpu_offload=true", replace(plan, hardware=replace(hw, cpu_offload=True))
+        later = STRATEGIES[STRATEGIES.index(hw.strategy) + 1:] if hw.strategy in STRATEGIES else ()
+        for strategy in sorted(later, key=lambda s: s.startswith("deepspeed")):
             p = replace(plan, hardware=replace(hw, strategy=strategy))
             if not refusal(p):
                 yield f"--set hardware.strategy={strategy}", p
                 if not hw.cpu_offload:
                     yield (f"--set hardware.strategy={strategy} --set hardware.cpu_offload=true",
                            replace(p, hardware=replace(p.hardware, cpu_offload=True)))
-        if hw.strategy != "ddp" and not hw.cpu_offload:
-            yield "--set hardware.cpu_offload=true", replace(plan, hardware=replace(hw, cpu_offload=True))
     if plan.method.quantization is None and plan.hardware.bnb_4bit:
         current = plan.method_options.model_dump(exclude_unset=True)
         for m in METHODS:
