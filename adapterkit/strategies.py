@@ -70,6 +70,8 @@ def launch_refusal(hardware) -> tuple[str, str] | None:
     if zero_stage(hardware.strategy) and importlib.util.find_spec("deepspeed") is None:
         return (f"strategy {hardware.strategy} needs DeepSpeed, which is not installed: pip install deepspeed "
                 "(or use hardware.strategy = \"fsdp\")", "hardware.strategy")
+    if hardware.devices == 1:  # one process: runs wherever it is (the profile may describe another machine)
+        return None
     if hardware.device == "cuda":
         import torch
 

@@ -60,7 +60,6 @@ def _adapter(run_dir: Path) -> dict:
 
 
 def assert_same_run(a: Path, b: Path) -> None:
-    import torch
 
     la, lb = _losses(a), _losses(b)
     assert len(la) == len(lb) == STEPS
