@@ -123,8 +123,8 @@ def launch(hardware, args, worker_args: list[str]) -> int:
 
 
 def launch_ranks(args, sets: list[str]) -> int | None:
-    """Several devices (``--devices``, ``--nnodes``, the profile's ``devices``): plan and check once, then start
-    the ranks through torchrun and return their exit code; None when the run has one process."""
+    """Several devices (``--devices``, ``--nnodes``, the profile's ``devices``) or a sharded strategy: plan and
+    check once, then start the ranks through torchrun and return their exit code; None for a plain one-process run."""
     from pathlib import Path
 
     from . import rundir
@@ -133,7 +133,8 @@ def launch_ranks(args, sets: list[str]) -> int | None:
     from .preflight import preflight
 
     recipe = load_recipe(args.recipe, sets)
-    if resolve(recipe.hardware, recipe.source).world_size == 1:
+    hardware = resolve(recipe.hardware, recipe.source)
+    if hardware.world_size == 1 and hardware.strategy in ("auto", "ddp"):  # FSDP/ZeRO need a process group, even of 1
         return None
     plan = preflight(recipe, force=args.force).plan  # refusals, strategy, memory verdict: before any rank starts
     output = Path(args.output) if args.output else rundir.default_run_dir(recipe.name)
