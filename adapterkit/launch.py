@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 
@@ -103,6 +104,7 @@ def failure_lines(err) -> tuple[list[str], int]:
 def launch(hardware, args, worker_args: list[str]) -> int:
     """Run ``adapterkit <worker_args>`` as ``hardware.devices`` ranks on this node; returns the exit code."""
     from torch.distributed import run as torchrun
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 
     argv = torchrun_argv(hardware, args, worker_args)
@@ -119,6 +121,11 @@ def launch(hardware, args, worker_args: list[str]) -> int:
         print("adapterkit: rerunning the same command (same --output) resumes from the last complete checkpoint",
               file=sys.stderr)
         return code
+    except (SignalException, KeyboardInterrupt) as stop:  # Ctrl-C / SIGTERM to the launcher: the agent stopped the ranks
+        signum = int(getattr(stop, "sigval", 2))
+        print(f"adapterkit: interrupted ({signal.Signals(signum).name}): the ranks were stopped; rerunning the same "
+              "command (same --output) resumes from the last complete checkpoint", file=sys.stderr)
+        return 128 + signum
     return 0
 
 
