@@ -43,7 +43,15 @@ def training_kwargs(plan, run_dir: Path) -> dict[str, Any]:
         train_sampling_strategy="group_by_length",
         disable_tqdm=False,
     )
-    return kwargs | strategies.trainer_kwargs(hw)  # several ranks: the global batch split per rank; DDP/FSDP2/ZeRO
+    kwargs |= strategies.trainer_kwargs(hw)  # several ranks: the global batch split per rank; DDP/FSDP2/ZeRO
+    rule = getattr(plan.task, "padding_free", None)
+    if hw.world_size > 1 and rule is not None and rule(plan):
+        # a padding-free batch is one flattened row, which cannot be split: each rank reads its own share of rows
+        # (same global batch and steps; the data order is not one process's)
+        kwargs["accelerator_config"] = {"split_batches": False}
+        kwargs["per_device_train_batch_size"] = max(1, train.batch_size // hw.world_size)
+        kwargs["per_device_eval_batch_size"] = max(1, train.eval_batch // hw.world_size)
+    return kwargs
 
 
 def trainable_in_fp32(model) -> int:
