@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import loading, measure, rundir
+from . import distributed, loading, measure, rundir
 from .errors import UserError
 from .methods.base import WrapContext
 from .plan import Plan, load_recipe, make_plan
@@ -58,10 +58,12 @@ def run(recipe: Recipe | str | Path, *, overrides: dict | list | None = None, ou
     Everything that can fail on the user's input (recipe, model config, memory plan, data, weights) fails
     before the run directory is written: it appears when training starts."""
     # plan, model config, compatibility, memory verdict: refuses a recipe that will not fit, unless force
+    distributed.quiet_other_ranks()  # several ranks (torchrun): rank 0 logs, claims and writes the run directory
     checked = preflight(_recipe(recipe, overrides), force=force)
     plan, recipe = checked.plan, checked.plan.recipe
     run_dir = Path(output) if output else rundir.default_run_dir(recipe.name)
-    rundir.check_output(run_dir, overwrite=overwrite)
+    if distributed.is_main():
+        rundir.check_output(run_dir, overwrite=overwrite)
     if plan.hardware.device == "cpu":
         measure.steady_cpu_allocator()  # only with ADAPTERKIT_MALLOC=steady (see its docstring)
     clock = measure.Stopwatch()
@@ -71,7 +73,13 @@ def run(recipe: Recipe | str | Path, *, overrides: dict | list | None = None, ou
         data = plan.task.load_data(plan)
         model = prepare_model(plan, tokenizer, data, checked.model_config)
     resolved = {"method": plan.method_options.model_dump(), "task": plan.task_options.model_dump()}
-    with rundir.claim(run_dir, recipe_to_toml(plan.recipe, resolved), overwrite=overwrite) as resume:
+    # How many ranks ran it is not part of the recipe (run.json's "hardware" records it): a run checkpointed
+    # on 2 ranks resumes on 1 and the other way round (the global batch, the data order and the steps are the same)
+    launch = {"devices": None, "nodes": 1, "strategy": "auto"}
+    text = recipe_to_toml(plan.recipe.model_copy(update={"hardware": plan.recipe.hardware.model_copy(update=launch)}),
+                          resolved)
+    claim = lambda folder: rundir.claim(folder, text, overwrite=overwrite)  # noqa: E731
+    with distributed.claimed(claim, run_dir, plan.hardware) as (run_dir, resume):
         return _train_and_evaluate(plan, tokenizer, data, model, run_dir, resume, clock, started, callbacks)
 
 
@@ -93,7 +101,9 @@ def _train_and_evaluate(plan: Plan, tokenizer, data, model, run_dir: Path, resum
         train_output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     with interrupt.finishing():  # a first Ctrl-C/SIGTERM now waits for the results, a second one stops
         with clock.phase("eval"):
-            metrics = plan.task.evaluate(plan, trainer, data, run_dir)
+            metrics = plan.task.evaluate(plan, trainer, data, run_dir)  # every rank evaluates its share
+        if not distributed.is_main():
+            return RunResult(run_dir, metrics, {})
         with clock.phase("save"):
             folder = rundir.save_trained(plan, trainer.model, tokenizer, data.labels, run_dir)
     train_seconds = clock.seconds["train"]

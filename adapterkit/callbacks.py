@@ -11,6 +11,10 @@
   current step with a checkpoint of it (exit 130 or 143). During the final evaluation and save, a first
   signal is announced and waited out (the results take seconds); a second one stops there, and says what
   was kept.
+
+With several ranks (torchrun) every rank runs these callbacks; rank 0 alone publishes checkpoints, after all
+ranks wrote theirs. The timer and the signal handling are off there: a rank may not decide alone to save or stop
+(the others would wait for it); the launcher's agent stops all ranks when one fails or is interrupted.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from . import rundir
+from . import distributed, rundir
 from .errors import RunInterrupted, TrainingFailed
 
 
@@ -34,7 +38,9 @@ class PublishCheckpoints(TrainerCallback):
         self.run_dir = run_dir
 
     def on_save(self, args, state, control, **kwargs):
-        rundir.publish(self.run_dir, state.global_step)
+        distributed.barrier()  # every rank has written its part (its RNG state) of the checkpoint
+        if distributed.is_main():
+            rundir.publish(self.run_dir, state.global_step)
 
 
 class StopOnNonFinite(TrainerCallback):
@@ -98,8 +104,8 @@ class SaveOnInterrupt(TrainerCallback):
 
     @contextmanager
     def _handling(self, handler) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
-            yield
+        if threading.current_thread() is not threading.main_thread() or distributed.world_size() > 1:
+            yield  # several ranks: the launcher's agent stops them all; a rank must not stop at a step of its own
             return
         signums = [getattr(signal, name) for name in self.SIGNALS]
         previous = {signum: signal.getsignal(signum) for signum in signums}
@@ -161,7 +167,7 @@ def attach(trainer, run_dir: Path, save_minutes: float | None = None) -> SaveOnI
     ``finishing()`` the final evaluation and save."""
     interrupt = SaveOnInterrupt(run_dir)
     callbacks = [interrupt, StopOnNonFinite(run_dir), PublishCheckpoints(run_dir)]
-    if save_minutes:
+    if save_minutes and distributed.world_size() == 1:  # ranks' clocks differ: several ranks save every save_every
         callbacks.insert(0, SaveOnTimer(save_minutes))
     for callback in callbacks:
         trainer.add_callback(callback)

@@ -15,16 +15,25 @@ import sys
 def _cmd_run(args) -> int:
     import shlex
 
+    from . import distributed
     from .api import run
     from .errors import RunInterrupted
+    from .launch import launch_overrides, launch_ranks
 
+    sets = [*args.set, *launch_overrides(args)]
+    if not distributed.is_worker():
+        code = launch_ranks(args, sets)
+        if code is not None:
+            return code
     try:
-        result = run(args.recipe, overrides=args.set, output=args.output, overwrite=args.overwrite, force=args.force)
+        result = run(args.recipe, overrides=sets, output=args.output, overwrite=args.overwrite, force=args.force)
     except RunInterrupted as stop:
         again = ["adapterkit", "run", args.recipe, *(f"--set={s}" for s in args.set), "--output", str(stop.run_dir),
                  *(["--force"] if args.force else [])]
         print(f"adapterkit: {stop}\nadapterkit: resume with: {shlex.join(again)}", file=sys.stderr)
         return stop.exit_code
+    if not distributed.is_main():
+        return 0
     shown = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
     print(json.dumps(shown, indent=2))
     print(f"run directory: {result.run_dir}")
@@ -59,7 +68,10 @@ def _cmd_plan(args) -> int:
     from .plan_report import plan_report
 
     methods = _names(args.methods, "--methods")
-    text, fits = plan_report(args.recipe, overrides=args.set, profile=args.profile, methods=methods)
+    from .launch import launch_overrides
+
+    text, fits = plan_report(args.recipe, overrides=[*args.set, *launch_overrides(args)], profile=args.profile,
+                             methods=methods)
     print(text)
     return 0 if fits else 1
 
@@ -149,8 +161,10 @@ def _cmd_compare(args) -> int:
 
     seeds = _seeds(args.seeds)
     methods = _names(args.methods, "--methods")
+    from .launch import launch_args
+
     done = compare(args.recipe, methods=methods, seeds=seeds, output=args.output, overrides=args.set,
-                   zero_shot=not args.no_zero_shot)
+                   zero_shot=not args.no_zero_shot, launch=launch_args(args))
     return 1 if any(r["status"] == "failed" for r in done) else 0
 
 
@@ -199,6 +213,16 @@ def _filter_flags(p) -> None:
     p.add_argument("--moderator-threshold", type=float, help="probability at which they block (default 0.8)")
 
 
+def _launch_flags(p) -> None:
+    g = p.add_argument_group("several devices (torchrun; see README 'More than one device')")
+    g.add_argument("--devices", type=int, help="worker processes on this node, one per device (CPU: per core); "
+                                               "default: the profile's hardware.devices")
+    g.add_argument("--nnodes", type=int, help="nodes taking part (default 1, or SLURM_NNODES under SLURM)")
+    g.add_argument("--node-rank", type=int, help="this node's rank, 0 to nnodes-1 (SLURM: SLURM_NODEID)")
+    g.add_argument("--master-addr", help="host of node 0 (default $MASTER_ADDR, or the first SLURM host)")
+    g.add_argument("--master-port", type=int, help="port on node 0 (default $MASTER_PORT or 29500)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="adapterkit", description="Parameter-efficient fine-tuning toolkit.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -210,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="run directory (default runs/<recipe>-<timestamp>)")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in --output")
     p.add_argument("--force", action="store_true", help="run even if the memory planner says it will not fit")
+    _launch_flags(p)
     p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("plan", help="predict peak memory from the model config (no weights loaded): will it fit? "
@@ -218,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", help="hardware profile to plan for (default: the recipe's hardware.profile)")
     p.add_argument("--methods", help="comma-separated methods to compare side by side, e.g. lora,qlora,full")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key (repeatable)")
+    p.add_argument("--devices", type=int, help="plan per device for this many devices per node (hardware.devices)")
+    p.add_argument("--nnodes", type=int, help="... on this many nodes (hardware.nodes)")
     p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("methods", help="list the registered methods")
@@ -272,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe key for every run; method.* keys apply to the recipe's own method only")
     p.add_argument("--no-zero-shot", action="store_true", help="leave out the untuned base model's row")
+    _launch_flags(p)
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("tune", help="search hyper-parameters (Optuna: TPE + Hyperband pruning); trials the planner "
@@ -315,18 +343,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from . import distributed
     from .errors import TrainingFailed, UserError
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="adapterkit: %(message)s")
+
+    rank = f"rank {distributed.rank()}: " if distributed.is_worker() else ""
     try:
         return args.func(args)
     except (UserError, TrainingFailed) as err:
-        print(f"adapterkit: error: {err}", file=sys.stderr)
+        print(f"adapterkit: error: {rank}{err}", file=sys.stderr)
         return err.exit_code
+    except Exception as err:  # a rank's unexpected failure: one line (the launcher names the rank's exit)
+        if not rank:
+            raise
+        print(f"adapterkit: error: {rank}{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("adapterkit: interrupted", file=sys.stderr)
         return 130
+    finally:
+        distributed.finish()
 
 
 if __name__ == "__main__":

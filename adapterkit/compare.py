@@ -93,14 +93,21 @@ def spawn(cmd: list[str], out: Path, err: Path) -> tuple[int, float | None]:
             raise
 
 
-def run_job(job: Job, recipe_path: Path, out_dir: Path, device: str | None) -> dict[str, Any]:
+def _world_sets(launch: list[str]) -> list[str]:
+    """``--devices 2 --nnodes 2`` -> the [hardware] overrides the planning check needs."""
+    flags = dict(zip(launch[::2], launch[1::2]))
+    keys = {"--devices": "hardware.devices", "--nnodes": "hardware.nodes"}
+    return [f"{keys[k]}={v}" for k, v in flags.items() if k in keys]
+
+
+def run_job(job: Job, recipe_path: Path, out_dir: Path, device: str | None, launch=()) -> dict[str, Any]:
     run_dir = out_dir / "runs" / job.name
     logs = out_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "adapterkit", job.command, str(recipe_path)]
     for item in job.overrides:
         cmd += ["--set", item]
-    cmd += ["--output", str(run_dir), "--overwrite"]
+    cmd += ["--output", str(run_dir), "--overwrite", *launch]
     err_log = logs / f"{job.name}.err"
     code, child_rss = spawn(cmd, logs / f"{job.name}.out", err_log)
     if code == 0 and (run_dir / "run.json").is_file():
@@ -117,8 +124,11 @@ def default_output(recipe_path: Path) -> Path:
 
 def compare(recipe: str | Path, *, methods: list[str] | None = None, seeds: list[int] = (0,),
             output: str | Path | None = None, overrides: list[str] | None = None, zero_shot: bool = True,
-            echo=print) -> list[dict[str, Any]]:
-    """Run every method x seed, write ``DIR/results/*.json`` and the report; returns the results."""
+            echo=print, launch: list[str] = ()) -> list[dict[str, Any]]:
+    """Run every method x seed, write ``DIR/results/*.json`` and the report; returns the results.
+
+    ``launch``: ``adapterkit run``'s launch flags (``--devices 2``, ``--nnodes`` ...), given to every training run
+    (zero-shot evaluation stays one process)."""
     from .methods import METHODS
     from .plan import load_recipe
     from .report import write_report
@@ -139,7 +149,7 @@ def compare(recipe: str | Path, *, methods: list[str] | None = None, seeds: list
         planned.append((results.ZERO_SHOT, "zero-shot", user_sets, None))
     for name in methods:
         sets = method_overrides(name, base.method.name, user_sets)
-        reason = planning_problem(recipe_path, sets)
+        reason = planning_problem(recipe_path, [*sets, *_world_sets(launch)])
         planned.append((name, "run", sets, reason))
         echo(f"plan: {name}: {'skipped: ' + reason if reason else 'ok'}")
     done: list[dict[str, Any]] = []
@@ -155,7 +165,7 @@ def compare(recipe: str | Path, *, methods: list[str] | None = None, seeds: list
                 count += 1
                 echo(f"[{count}/{total}] {job.name} ...")
                 started = time.time()
-                result = run_job(job, recipe_path, out_dir, device)
+                result = run_job(job, recipe_path, out_dir, device, launch if command == "run" else ())
                 device = device or result.get("device")
                 result["recipe"], result["task"], result["model"] = base.name, base.task.name, base.model.name
                 echo(f"[{count}/{total}] {job.name}: {_summary(result)} ({time.time() - started:.0f} s)")

@@ -6,6 +6,7 @@ Safetensors only unless the recipe sets ``model.allow_pickle``; remote code only
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from .assets import resolve_model
@@ -174,8 +175,8 @@ def load_model(plan, tokenizer, extra_kwargs: dict[str, Any] | None = None, auto
     quant = quantization_config(plan, auto_class, config) if quantize else None
     if quant is not None:
         kwargs["quantization_config"] = quant
-        if plan.hardware.device == "cuda":
-            kwargs["device_map"] = {"": 0}
+        if plan.hardware.device == "cuda" and plan.hardware.strategy != "fsdp":  # FSDP loads on CPU, then shards
+            kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}  # this rank's GPU
     try:
         model, info = auto.from_pretrained(model_path(plan.recipe.model, plan.where), output_loading_info=True,
                                            **kwargs)

@@ -1,7 +1,8 @@
 """Everything a run needs before the first weight is read, in one place: recipe -> ``Preflight``.
 
     recipe ─► method "auto" chosen by the memory plan ─► plan (method × task × hardware, options validated,
-    data files found) ─► model config (read once) ─► compatibility checks ─► memory verdict
+    data files found) ─► model config (read once) ─► compatibility checks ─► strategy (auto: by the
+    per-device memory plan) and its refusals ─► memory verdict
 
 ``adapterkit run``, ``zero-shot``, ``compare`` and ``plan`` all call ``preflight``; nothing here loads a
 weight or writes a file, so every refusal is a one-line ``UserError`` before anything happens.
@@ -13,10 +14,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import UserError
 from .loading import load_config
-from .memory.verdict import Fit, assess, choose_method, enforce, eval_lengths, shape_of
+from .memory.verdict import Fit, assess, choose_method, enforce, eval_lengths, resolve_strategy, shape_of
 from .plan import AUTO, Plan, check_model, make_plan
 from .recipe import Recipe
+from .strategies import launch_refusal, refusal
 
 log = logging.getLogger("adapterkit")
 
@@ -43,6 +46,11 @@ def preflight(recipe: Recipe, *, force: bool = False, memory: str = "enforce", m
     plan = make_plan(recipe)
     config = config if config is not None else load_config(recipe.model, plan.where)
     check_model(plan, config)
+    hw = plan.hardware
+    plan = resolve_strategy(plan, shape_of(plan, config) if hw.strategy == "auto" and hw.world_size > 1 else None)
+    refused = refusal(plan) or (launch_refusal(plan.hardware) if memory == "enforce" else None)
+    if refused:
+        raise UserError(refused[0], where=f"{plan.where}: {refused[1]}")
     fit = None
     if memory == "enforce":
         fit = enforce(plan, config, force=force)

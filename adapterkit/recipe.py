@@ -140,6 +140,15 @@ class HardwareSection(Section):
     profile: str = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     gradient_checkpointing: bool | None = None
+    devices: int | None = Field(None, gt=0, le=1024, description="worker processes (one per device) on each "
+                                                                   "node; None: the profile's")
+    nodes: int = Field(1, gt=0, le=4096, description="machines taking part (--nnodes); world size = nodes x devices")
+    strategy: Literal["auto", "ddp", "fsdp", "deepspeed-zero2", "deepspeed-zero3"] = Field(
+        "auto", description="how several devices share the work; auto: DDP if the model fits one device with room "
+                            "to spare, else the cheapest sharded strategy that fits (memory/sharding.py)")
+    cpu_offload: bool = Field(False, description="sharded strategies: keep parameters/optimizer state in CPU RAM")
+    timeout_minutes: float = Field(10.0, gt=0, description="how long a rank waits for the others (a dead rank "
+                                                          "ends the run after this at most)")
 
 
 class Recipe(Section):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from . import strategies
 from .rundir import staging_dir
 
 
@@ -12,7 +13,7 @@ def training_kwargs(plan, run_dir: Path) -> dict[str, Any]:
     """Keyword arguments valid for both ``transformers.TrainingArguments`` and ``trl.SFTConfig``."""
     train, hw = plan.recipe.train, plan.hardware
     save_every = train.save_every
-    return dict(
+    kwargs = dict(
         output_dir=str(staging_dir(run_dir)),  # callbacks.PublishCheckpoints renames each checkpoint out of it
         max_steps=train.max_steps,
         num_train_epochs=train.epochs,
@@ -43,6 +44,15 @@ def training_kwargs(plan, run_dir: Path) -> dict[str, Any]:
         train_sampling_strategy="group_by_length",
         disable_tqdm=False,
     )
+    kwargs |= strategies.trainer_kwargs(hw)  # several ranks: the global batch split per rank; DDP/FSDP2/ZeRO
+    rule = getattr(plan.task, "padding_free", None)
+    if hw.world_size > 1 and rule is not None and rule(plan):
+        # a padding-free batch is one flattened row, which cannot be split: each rank reads its own share of rows
+        # (same global batch and steps; the data order is not one process's)
+        kwargs["accelerator_config"] = {"split_batches": False}
+        kwargs["per_device_train_batch_size"] = max(1, train.batch_size // hw.world_size)
+        kwargs["per_device_eval_batch_size"] = max(1, train.eval_batch // hw.world_size)
+    return kwargs
 
 
 def trainable_in_fp32(model) -> int:

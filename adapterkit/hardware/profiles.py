@@ -3,7 +3,8 @@
 A profile is a TOML file (``recipes/profiles/<name>.toml``) or ``auto``, which detects this machine.
 Keys: ``device`` (cpu|cuda), ``memory_gb`` (GiB per device: the planner's budget), ``dtypes`` (compute
 dtypes the device supports), ``precision`` (fp32|bf16|fp16, the default), ``bnb_4bit`` (bitsandbytes
-4-bit kernels usable), ``devices``, and defaults a recipe may override: ``gradient_checkpointing``,
+4-bit kernels usable), ``devices`` (per node),
+``strategy``, ``cpu_offload``, and defaults a recipe may override: ``gradient_checkpointing``,
 ``batch_size``, ``grad_accum``. The recipe's ``[hardware]`` keys override the profile, and keys the
 recipe's ``[train]`` sets explicitly win over the profile's batch defaults.
 """
@@ -32,6 +33,14 @@ class Hardware:
     dtypes: tuple[str, ...] = ("fp32", "bf16", "fp16")
     batch_size: int | None = None  # default train.batch_size for recipes that do not set one
     grad_accum: int | None = None  # default train.grad_accum for recipes that do not set one
+    nodes: int = 1  # machines (world size = nodes x devices)
+    strategy: str = "auto"  # auto | ddp | fsdp | deepspeed-zero2 | deepspeed-zero3 (memory/sharding.py)
+    cpu_offload: bool = False  # sharded strategies keep parameters/optimizer state in CPU RAM
+    timeout_minutes: float = 10.0  # collective time-out: a rank that died ends the others after this
+
+    @property
+    def world_size(self) -> int:
+        return self.nodes * self.devices
 
 
 def profile_dirs(recipe_source: str) -> list[Path]:

@@ -150,6 +150,7 @@ class Estimate:
     load: float = 0.0
     trainable_params: int = 0
     total_params: int = 0
+    offloaded: float = 0.0  # bytes per rank a sharded strategy keeps in CPU RAM (memory/sharding.py)
 
     @property
     def peak(self) -> float:

@@ -12,7 +12,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import UserError
-from .estimate import GIB, MIB, Estimate, ModelShape, Workload, estimate, model_shape
+from ..strategies import STRATEGIES, refusal
+from .estimate import GIB, Estimate, ModelShape, Workload, estimate, model_shape
+from .sharding import choose_strategy, per_device, rank_budget, size
 
 log = logging.getLogger("adapterkit")
 
@@ -30,10 +32,6 @@ class Fit:
     @property
     def fits(self) -> bool:
         return self.estimate.peak <= self.budget
-
-
-def size(n: float) -> str:
-    return f"{n / GIB:.2f} GiB" if n >= GIB else f"{n / MIB:.0f} MiB"
 
 
 def padding_free(plan) -> bool:
@@ -56,10 +54,11 @@ def workload(plan, eval_lengths: tuple[int, int] | None = None) -> Workload:
     from ..loading import weights_dtype
 
     train, hw, opts = plan.recipe.train, plan.hardware, plan.task_options
+    world = hw.world_size  # train.batch_size is the global batch: each rank computes its share
     # an encoder-decoder's targets may be longer than its sources (seq2seq's task.max_target_length)
     seq = max(getattr(opts, "max_length", None) or 512, getattr(opts, "max_target_length", None) or 0)
-    batch = train.batch_size
-    eval_batch = train.eval_batch
+    batch = max(1, train.batch_size // world)
+    eval_batch = max(1, train.eval_batch // world)
     if padding_free(plan):
         per_pass = min(batch * seq, max(opts.tokens_per_pass or batch * seq, seq))
         eval_batch = -(-eval_batch * seq // per_pass)
@@ -86,8 +85,21 @@ def eval_lengths(plan) -> tuple[int, int] | None:
 
 
 def assess(plan, shape: ModelShape, lengths: tuple[int, int] | None = None) -> Fit:
-    work = workload(plan, lengths)
-    return Fit(plan, estimate(shape, plan.method, plan.method_options, work), plan.hardware.memory_gb * GIB, shape)
+    """Per device: one rank's estimate under the plan's strategy against one rank's budget (memory/sharding.py)."""
+    one = estimate(shape, plan.method, plan.method_options, workload(plan, lengths))
+    return Fit(plan, per_device(one, shape, plan.hardware), rank_budget(plan.hardware) * GIB, shape)
+
+
+def resolve_strategy(plan, shape: ModelShape, lengths: tuple[int, int] | None = None):
+    """The plan with a concrete ``hardware.strategy`` (``auto``: memory/sharding.choose_strategy; one device: ddp)."""
+    hw = plan.hardware
+    if hw.strategy != "auto":
+        return plan
+    if hw.world_size == 1:
+        return replace(plan, hardware=replace(hw, strategy="ddp"))
+    strategy, reason = choose_strategy(plan, lambda candidate: assess(candidate, shape, lengths))
+    log.info("%s", reason)
+    return replace(plan, hardware=replace(hw, strategy=strategy))
 
 
 def _with(plan, *, batch: int | None = None, checkpointing: bool | None = None, method=None, options=None):
@@ -144,6 +156,18 @@ def _candidates(plan):
             p = _with(plan, batch=b, checkpointing=True)
             yield (f"--set hardware.gradient_checkpointing=true --set train.batch_size={b} "
                    f"--set train.grad_accum={p.recipe.train.grad_accum}"), p
+    hw = plan.hardware
+    if hw.world_size > 1:  # shard more (FSDP before DeepSpeed, which may not be installed), then offload to CPU
+        if hw.strategy != "ddp" and not hw.cpu_offload:
+            yield "--set hardware.cpu_offload=true", replace(plan, hardware=replace(hw, cpu_offload=True))
+        later = STRATEGIES[STRATEGIES.index(hw.strategy) + 1:] if hw.strategy in STRATEGIES else ()
+        for strategy in sorted(later, key=lambda s: s.startswith("deepspeed")):
+            p = replace(plan, hardware=replace(hw, strategy=strategy))
+            if not refusal(p):
+                yield f"--set hardware.strategy={strategy}", p
+                if not hw.cpu_offload:
+                    yield (f"--set hardware.strategy={strategy} --set hardware.cpu_offload=true",
+                           replace(p, hardware=replace(p.hardware, cpu_offload=True)))
     if plan.method.quantization is None and plan.hardware.bnb_4bit:
         current = plan.method_options.model_dump(exclude_unset=True)
         for m in METHODS:
@@ -170,8 +194,11 @@ def cheapest_fix(plan, shape: ModelShape) -> tuple[str, Fit] | None:
 def verdict(fit: Fit, shape: ModelShape) -> str:
     """One line: fits, or does not fit with the cheapest fix."""
     hw, est = fit.plan.hardware, fit.estimate
-    head = (f"{fit.plan.method.name} needs {size(est.peak)} at peak ({est.phase}) of {hw.memory_gb:.1f} GiB on "
-            f"profile {hw.name}")
+    if hw.world_size == 1:
+        where = f"{hw.memory_gb:.1f} GiB on profile {hw.name}"
+    else:
+        where = f"{size(fit.budget)} on each of {hw.world_size} x {hw.name} ({hw.strategy})"
+    head = f"{fit.plan.method.name} needs {size(est.peak)} at peak ({est.phase}) of {where}"
     if fit.fits:
         return f"fits: {head}"
     fix = cheapest_fix(fit.plan, shape)

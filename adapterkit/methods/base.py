@@ -33,6 +33,7 @@ class Needs:
     quantization: bool = False  # loads the base model quantized (needs 4-bit kernels)
     injects_past_key_values: bool = False  # prefix-style tuners: no gradient checkpointing (peft #869)
     padded_rows: bool = False  # prompt-learning tuners prepend virtual tokens: chat batches stay padded
+    shardable: bool = True  # FSDP / ZeRO-3 can shard the wrapped model (prompt learning: no, strategies.py)
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ METHOD = Method(
     save=save_peft,
     load=load_peft,
     no_merge=PROMPT_NO_MERGE,
-    needs=Needs(injects_past_key_values=True, padded_rows=True),
+    needs=Needs(injects_past_key_values=True, padded_rows=True, shardable=False),
     check_model=check_model,
     footprint=footprint,
 )

@@ -54,5 +54,5 @@ METHOD = Method(
     no_merge=PROMPT_NO_MERGE,
     footprint=footprint,
     check_model=check_model,
-    needs=Needs(padded_rows=True),
+    needs=Needs(padded_rows=True, shardable=False),
 )

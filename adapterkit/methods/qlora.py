@@ -19,18 +19,24 @@ from .base import Method, Needs, WrapContext
 from .lora import LoraOptions, footprint, lora_config
 from .peft_tuner import load_peft, peft_model, save_peft
 
+_STORAGE = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+
 
 class QLoraOptions(LoraOptions):
     quant_type: Literal["nf4", "fp4"] = "nf4"
     double_quant: bool = True
     bits: Literal[4] = Field(4, description="only 4-bit is supported")
+    quant_storage: Literal["uint8", "bf16", "fp16", "fp32"] = Field(
+        "uint8", description="dtype the packed 4-bit weights are stored in (bnb_4bit_quant_storage); FSDP shards "
+                             "only float storage: set bf16 for hardware.strategy = \"fsdp\"")
 
 
 def quantization(options: QLoraOptions) -> dict:
     """BitsAndBytesConfig kwargs; the loader adds the modules kept in full precision (the task head and the
     output embeddings, ``anatomy.full_precision_module_names``)."""
     return {"load_in_4bit": True, "bnb_4bit_quant_type": options.quant_type,
-            "bnb_4bit_use_double_quant": options.double_quant}
+            "bnb_4bit_use_double_quant": options.double_quant,
+            **({} if options.quant_storage == "uint8" else {"bnb_4bit_quant_storage": _STORAGE[options.quant_storage]})}
 
 
 def _autocast_output(module, args, output):

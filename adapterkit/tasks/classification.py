@@ -114,7 +114,7 @@ class ClassificationTask:
         from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
         max_length = plan.task_options.max_length
-        return Trainer(
+        trainer = Trainer(
             model=model,
             args=TrainingArguments(**training_kwargs(plan, run_dir)),
             train_dataset=None if data.train is None else self.tokenize(data.train, tokenizer, max_length),
@@ -124,6 +124,11 @@ class ClassificationTask:
             compute_metrics=partial(step_metrics, ids=list(range(len(data.labels)))) if plan.recipe.train.eval_every
             else None,  # evals during training
         )
+        # A sequence classifier's loss is a mean over examples and ignores num_items_in_batch; the Trainer infers
+        # from its **kwargs that it normalises by it, and then neither divides by grad_accum nor undoes its
+        # multiplication by the number of ranks (2 ranks: twice the loss and gradients). Say it does not.
+        trainer.model_accepts_loss_kwargs = False
+        return trainer
 
     def evaluate(self, plan, trainer, data: TaskData, run_dir: Path) -> dict[str, Any]:
         from ..metrics import load_metric

@@ -42,9 +42,13 @@ class SelectiveLossSFTTrainer(SFTTrainer):
         passes = _conversation_runs(inputs, self.tokens_per_pass, self._shared_length(model, inputs))
         if len(passes) < 2 or num_items_in_batch is None:  # each pass's loss must be over the whole batch's count
             return super().training_step(model, inputs, num_items_in_batch)
-        return sum(super(SelectiveLossSFTTrainer, self).training_step(model, _slice_row(inputs, start, end),
-                                                                      num_items_in_batch)
-                   for start, end in passes)
+        step = super().training_step
+        *first, (start, end) = passes
+        # several ranks: one gradient all-reduce per step on every rank, whatever its number of passes (DDP
+        # reduces what the earlier passes accumulated with the last one); one process: no_sync does nothing
+        with self.accelerator.no_sync(model):
+            total = sum(step(model, _slice_row(inputs, a, b), num_items_in_batch) for a, b in first)
+        return total + step(model, _slice_row(inputs, start, end), num_items_in_batch)
 
     def _shared_length(self, model, inputs) -> int:
         """Opening tokens the whole batch shares (each pass shares at least these), for sizing passes."""

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import Field
 
+from ... import distributed
 from ...data.formats import conversations
 from ...data.sources import load_train_eval
 from ...training import trainable_in_fp32, training_kwargs
@@ -215,7 +216,7 @@ class ChatTask:
         opts = plan.task_options
         samples = generate_samples(trainer.model, trainer.processing_class, data.eval.select(
             range(min(opts.num_samples, len(data.eval)))), opts.max_new_tokens)
-        if samples:
+        if samples and distributed.is_main():  # every rank generates them; rank 0 writes the run directory
             with (run_dir / "samples.jsonl").open("w", encoding="utf-8") as fh:
                 fh.writelines(json.dumps(s, ensure_ascii=False) + "\n" for s in samples)
         return metrics
