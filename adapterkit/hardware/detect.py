@@ -47,7 +47,7 @@ def detect(task: str | None = None) -> Hardware:
         kind = "cuda-bf16" if bf16 else "cuda"
         return Hardware(name=f"auto ({props.name}, {kind})", device="cuda", memory_gb=props.total_memory / 2**30,
                         precision=auto_precision(kind, task), bnb_4bit=True, devices=1,  # --devices N for more
-                       
+
                         dtypes=("bf16", "fp16", "fp32") if bf16 else ("fp16", "fp32"))
     kind = cpu_kind(cpu_flags())
     return Hardware(name=f"auto ({kind}, {os.cpu_count()} cores)", device="cpu",

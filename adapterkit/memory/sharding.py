@@ -6,7 +6,8 @@ engine does it):
 
     ddp              nothing sharded; + gradient buckets: DDP all-reduces a flat copy of the gradients (T x 4)
     deepspeed-zero2  gradients and optimizer state / W (ZeRO stage 2); weights replicated
-    fsdp, zero3      weights, trainable weights, gradients, optimizer state / W; + all-gather buffer: the
+    fsdp, zero3      weights, trainable weights, gradients, optimizer state and autocast's copies / W (mixed
+                     precision casts the gathered unit, freed again after it ran); + all-gather buffer: the
                      unsharded weights of the block being computed and of the prefetched next one
                      (2 x block parameters x bytes per weight)
     cpu_offload      sharded strategies only: fsdp/zero3 move their shards of weights, gradients and optimizer
@@ -31,7 +32,7 @@ ROOM = 0.8  # auto keeps DDP when its peak is at most 80% of a device's budget (
 
 def _sharded_terms(strategy: str) -> tuple[str, ...]:
     if strategy in SHARDS_WEIGHTS:
-        return ("weights", "trainable", "gradients", "optimizer")
+        return ("weights", "trainable", "gradients", "optimizer", "autocast copies")
     return ("gradients", "optimizer") if strategy == "deepspeed-zero2" else ()
 
 
@@ -39,20 +40,20 @@ def per_device(est: Estimate, shape: ModelShape, hardware) -> Estimate:
     """``est`` (one process, per-device batch) as one device of ``hardware.world_size`` under its strategy."""
     world, strategy = hardware.world_size, hardware.strategy
     t = dict(est.terms)
-    old_static, old_grad = sum(t[k] for k in STATIC), t["gradients"]
+    old_static, old_grad, old_casts = sum(t[k] for k in STATIC), t["gradients"], t.get("autocast copies", 0.0)
     for key in _sharded_terms(strategy):
-        t[key] /= world
+        t[key] = t.get(key, 0.0) / world
     t["gradient buckets"] = old_grad if strategy == "ddp" and world > 1 else 0.0
     per_weight = est.terms["weights"] / max(1, shape.total_params)
     t["all-gather buffer"] = 2 * shape.block_params * per_weight if strategy in SHARDS_WEIGHTS else 0.0
     offloaded = 0.0
     if hardware.cpu_offload and strategy != "ddp":
-        for key in ("gradients", "optimizer") if strategy == "deepspeed-zero2" else _sharded_terms(strategy):
+        for key in ("gradients", "optimizer") if strategy == "deepspeed-zero2" else _sharded_terms(strategy)[:4]:
             offloaded += t[key]
             t[key] = 0.0
     activations = t["activations"] + t["logits"]
     delta = (sum(t[k] for k in STATIC) - old_static + max(activations, t["gradients"]) - max(activations, old_grad)
-             + t["gradient buckets"] + t["all-gather buffer"])
+             + t["gradient buckets"] + t["all-gather buffer"] + t.get("autocast copies", 0.0) - old_casts)
     eval_delta = sum(t[k] for k in STATIC) - old_static + t["all-gather buffer"]
     notes = dict(est.notes)
     notes["strategy"] = (f"{strategy} over {world} device(s)"
