@@ -11,7 +11,8 @@ from .rundir import staging_dir
 def training_kwargs(plan, run_dir: Path) -> dict[str, Any]:
     """Keyword arguments valid for both ``transformers.TrainingArguments`` and ``trl.SFTConfig``."""
     train, hw = plan.recipe.train, plan.hardware
-    save_every = train.save_every
+    best = best_metric(plan)
+    save_every = train.save_every or (train.eval_every if best else None)  # the best checkpoint is one of the saved
     return dict(
         output_dir=str(staging_dir(run_dir)),  # callbacks.PublishCheckpoints renames each checkpoint out of it
         max_steps=train.max_steps,
@@ -28,11 +29,15 @@ def training_kwargs(plan, run_dir: Path) -> dict[str, Any]:
         max_grad_norm=train.max_grad_norm,
         logging_steps=train.logging_steps,
         logging_nan_inf_filter=False,  # a NaN/inf loss must reach callbacks.StopOnNonFinite
-        eval_strategy="no",
+        eval_strategy="steps" if train.eval_every else "no",
+        eval_steps=train.eval_every,
         save_strategy="steps" if save_every else "no",
         save_steps=save_every or 500,
         save_total_limit=2,
-        report_to="none",
+        load_best_model_at_end=best is not None,
+        metric_for_best_model=best,
+        greater_is_better=None if best is None else greater_is_better(plan, best),
+        report_to=list(train.report_to) or "none",  # callbacks.track points them at RUN_DIR/logs
         use_cpu=hw.device == "cpu",
         bf16=hw.precision == "bf16",
         fp16=hw.precision == "fp16",
@@ -42,6 +47,20 @@ def training_kwargs(plan, run_dir: Path) -> dict[str, Any]:
         train_sampling_strategy="group_by_length",
         disable_tqdm=False,
     )
+
+
+def best_metric(plan) -> str | None:
+    """The eval metric the best checkpoint is chosen by: ``train.keep_best``; early stopping without it watches
+    the task's primary metric; None when no best checkpoint is kept."""
+    train = plan.recipe.train
+    return train.keep_best or (plan.task.primary_metric if train.early_stopping_patience else None)
+
+
+def greater_is_better(plan, metric: str) -> bool:
+    """The task's own ranking for its primary metric; otherwise losses fall and every other metric rises."""
+    if metric == plan.task.primary_metric:
+        return plan.task.greater_is_better
+    return not metric.endswith("loss")
 
 
 def trainable_in_fp32(model) -> int:

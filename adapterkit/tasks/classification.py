@@ -14,7 +14,7 @@ from ..data.sources import load_train_eval
 from ..training import training_kwargs
 from .base import TaskData, TaskOptions
 from .classification_prompt import DEFAULT_PROMPT
-from .rows import by_length, checked_rows, clip_pieces, non_empty_string, warn_truncated
+from .rows import TIMINGS, by_length, checked_rows, clip_pieces, non_empty_string, scalars, warn_truncated
 
 
 class ClassificationOptions(TaskOptions):
@@ -112,18 +112,21 @@ class ClassificationTask:
             eval_dataset=by_length(self.tokenize(data.eval, tokenizer, max_length)),
             processing_class=tokenizer,
             data_collator=DataCollatorWithPadding(tokenizer),
+            compute_metrics=lambda prediction: scalars(self.report(prediction, data.labels)),  # train.eval_every
         )
 
-    def evaluate(self, plan, trainer, data: TaskData, run_dir: Path) -> dict[str, Any]:
+    def report(self, prediction, labels: list[str]) -> dict[str, Any]:
+        """Accuracy, macro precision/recall/F1 and the per-label report of a Trainer prediction."""
         from ..metrics import load_metric
 
-        output = trainer.predict(trainer.eval_dataset)
-        logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
-        report = load_metric("classification_report").compute(
-            predictions=logits.argmax(-1).tolist(), references=output.label_ids.tolist(), label_names=data.labels)
-        metrics = {f"eval_{k}": v for k, v in report.items() if k != "per_label"}
-        metrics["eval_loss"] = float(output.metrics.get("test_loss", float("nan")))
-        metrics["per_label"] = report["per_label"]
+        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        return load_metric("classification_report").compute(
+            predictions=logits.argmax(-1).tolist(), references=prediction.label_ids.tolist(), label_names=labels)
+
+    def evaluate(self, plan, trainer, data: TaskData, run_dir: Path) -> dict[str, Any]:
+        output = trainer.predict(trainer.eval_dataset, metric_key_prefix="eval")
+        metrics = {k: v for k, v in output.metrics.items() if k not in TIMINGS}  # eval_loss + compute_metrics' scalars
+        metrics["per_label"] = self.report(output, data.labels)["per_label"]
         return metrics
 
     def zero_shot_auto_class(self, config) -> str | None:
