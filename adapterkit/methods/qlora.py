@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from .base import Method, Needs, WrapContext
-from .lora import LoraOptions, footprint, lora_config
+from .lora import LoraOptions, footprint, lora_config, prepare_trainer
 from .peft_tuner import load_peft, peft_model, save_peft
 
 
@@ -24,6 +24,14 @@ class QLoraOptions(LoraOptions):
     quant_type: Literal["nf4", "fp4"] = "nf4"
     double_quant: bool = True
     bits: Literal[4] = Field(4, description="only 4-bit is supported")
+
+    @field_validator("init")
+    @classmethod
+    def _on_a_quantized_base(cls, value: str) -> str:
+        if value not in ("default", "gaussian", "eva"):
+            raise ValueError(f"{value} rewrites the base weights, which a 4-bit base cannot take; use default, "
+                             "gaussian or eva (or method lora)")
+        return value
 
 
 def quantization(options: QLoraOptions) -> dict:
@@ -114,4 +122,5 @@ METHOD = Method(
     needs=Needs(packages=("bitsandbytes",), quantization=True),
     quantization=quantization,
     footprint=footprint,
+    prepare_trainer=prepare_trainer,  # LoRA+ and EVA, as for lora
 )
