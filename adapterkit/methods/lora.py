@@ -169,7 +169,7 @@ def prepare_trainer(trainer, options: LoraOptions) -> None:
 
 METHOD = Method(
     name="lora",
-    trains="low-rank A·B updates on linear layers (+ task head)",
+    trains="low-rank A·B updates on linear layers (+ task head); variants: DoRA, rsLoRA, LoRA+, init pissa/olora/eva",
     options=LoraOptions,
     default_learning_rate=5e-4,
     wrap=wrap,
