@@ -57,6 +57,15 @@ def wrap(model, options: AdaLoraOptions, ctx: WrapContext):
     return peft_model(model, config)
 
 
+def load(base_model, folder):
+    """peft's adapter folder. A loaded (inference-mode) AdaLoRA model has no ``trainable_adapter_name``, which its
+    forward still reads whenever labels give a loss (peft 0.21): evaluation with labels would fail without it."""
+    model = load_peft(base_model, folder)
+    if not hasattr(model.base_model, "trainable_adapter_name"):
+        model.base_model.trainable_adapter_name = model.active_adapter
+    return model
+
+
 def prepare_trainer(trainer, options: AdaLoraOptions) -> None:
     """peft's rank allocation after each optimizer step (the Trainer zeroes gradients right after)."""
     from transformers import TrainerCallback
@@ -75,7 +84,7 @@ METHOD = Method(
     default_learning_rate=5e-4,  # LoRA's; not tuned for AdaLoRA (docs/defaults.md)
     wrap=wrap,
     save=save_peft,
-    load=load_peft,
+    load=load,
     merge=merge_peft,
     footprint=footprint,
     prepare_trainer=prepare_trainer,

@@ -7,7 +7,7 @@ Variants, all peft's own: DoRA (``use_dora``), rsLoRA (``use_rslora``), LoRA+ (`
 that many times faster than A, peft's ``create_loraplus_optimizer``) and initialisations (``init``): gaussian,
 pissa and olora (the base weights become the residual of the adapter's initial value: the saved adapter is
 converted, as peft does, to a plain LoRA of rank 2r against the original base), eva (data-driven: peft's
-``initialize_lora_eva_weights`` on the first training batches). LoftQ is refused: it replaces the base weights
+``initialize_lora_eva_weights`` on the training batches; chat and ner only). LoftQ is refused: it replaces the base weights
 with their quantized copy, which a plain adapter folder cannot carry.
 """
 
@@ -88,6 +88,14 @@ def footprint(options: LoraOptions, shape) -> Footprint:
     targeted = targeted_linears(options, shape)
     adapters = sum(options.r * (i + o) + (o if options.use_dora else 0) for _, i, o in targeted)
     return Footprint(adapters + shape.task_head_params, branch_out_features=sum(o for _, _, o in targeted))
+
+
+def check_model(options: LoraOptions, config, task: str) -> str | None:
+    """EVA needs many token vectors per layer; a sequence classifier's pooler sees one per sequence, and peft's
+    convergence loop over the batches then never ends (seen with BERT on a 16-example train set)."""
+    if options.init == "eva" and task == "classification":
+        return "method.init = 'eva' is not supported for classification (use it for chat or ner; or pissa/olora)"
+    return None
 
 
 def wrap(model, options: LoraOptions, ctx: WrapContext):
@@ -178,4 +186,5 @@ METHOD = Method(
     merge=merge_peft,
     footprint=footprint,
     prepare_trainer=prepare_trainer,
+    check_model=check_model,
 )

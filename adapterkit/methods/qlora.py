@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from .base import Method, Needs, WrapContext
-from .lora import LoraOptions, footprint, lora_config, prepare_trainer
+from .lora import LoraOptions, check_model, footprint, lora_config, prepare_trainer
 from .peft_tuner import load_peft, peft_model, save_peft
 
 
@@ -123,4 +123,5 @@ METHOD = Method(
     quantization=quantization,
     footprint=footprint,
     prepare_trainer=prepare_trainer,  # LoRA+ and EVA, as for lora
+    check_model=check_model,
 )

@@ -28,9 +28,10 @@ def trained(tmp_path, model_dir, data_files, task="classification", method="lora
     return plan, tokenizer, data, trainer
 
 
-@pytest.mark.parametrize("init", ["gaussian", "pissa", "olora", "eva"])
-def test_initialisation_trains_and_reloads(init, tmp_path, tiny_bert_dir, data_files):
-    plan, tokenizer, data, trainer = trained(tmp_path, tiny_bert_dir, data_files, init=init)
+@pytest.mark.parametrize(("init", "task"), [("gaussian", "classification"), ("pissa", "classification"),
+                                            ("olora", "classification"), ("eva", "ner")])
+def test_initialisation_trains_and_reloads(init, task, tmp_path, tiny_bert_dir, data_files):
+    plan, tokenizer, data, trainer = trained(tmp_path, tiny_bert_dir, data_files, task=task, init=init)
     folder = rundir.save_trained(plan, trainer.model, tokenizer, data.labels, tmp_path)
     batch = trainer.data_collator([trainer.eval_dataset[i] for i in range(4)])
     batch = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask")}
@@ -43,8 +44,8 @@ def test_initialisation_trains_and_reloads(init, tmp_path, tiny_bert_dir, data_f
 
 
 def test_eva_initialises_from_the_data(tmp_path, tiny_bert_dir, data_files):
-    """EVA's A matrices come from the layer inputs' principal directions: orthonormal rows, unlike random init."""
-    plan, _, _, trainer = trained(tmp_path, tiny_bert_dir, data_files, init="eva")
+    """EVA initialises A from the layer inputs' principal directions and records each layer's rank."""
+    plan, _, _, trainer = trained(tmp_path, tiny_bert_dir, data_files, task="ner", init="eva")
     assert str(trainer.model.peft_config["default"].init_lora_weights) == "eva"
     assert trainer.model.peft_config["default"].rank_pattern, "peft's EVA records each layer's rank"
 
@@ -67,6 +68,15 @@ def test_loraplus_gives_b_a_larger_learning_rate(tmp_path, tiny_bert_dir, data_f
     ("adalora", {"tinit_share": 0.5, "tfinal_share": 0.5}, "below 1"),
     ("adalora", {"init_r": 4, "target_r": 8}, "cannot exceed init_r"),
 ])
+def test_eva_is_refused_for_classification(tiny_bert_dir, data_files):
+    from adapterkit import loading
+    from adapterkit.plan import check_model
+
+    recipe = recipe_from_dict(tiny_recipe("classification", "lora", tiny_bert_dir, data_files, method={"init": "eva"}))
+    with pytest.raises(UserError, match="not supported for classification"):
+        check_model(make_plan(recipe), loading.load_config(recipe.model, recipe.source))
+
+
 def test_bad_variant_options_are_one_line_errors(method, options, message, tiny_bert_dir, data_files):
     with pytest.raises(UserError) as err:
         make_plan(recipe_from_dict(tiny_recipe("classification", method, tiny_bert_dir, data_files, method=options)))
