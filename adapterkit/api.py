@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import distributed, loading, measure, rundir
+from . import curves, distributed, loading, measure, rundir, tracking
 from .errors import UserError
 from .methods.base import WrapContext
 from .plan import Plan, load_recipe, make_plan
@@ -44,10 +44,21 @@ def prepare_model(plan: Plan, tokenizer, data, config=None):
     set_seed(plan.recipe.train.seed)
     model = loading.load_model(plan, tokenizer, plan.task.model_kwargs(data), config=config)
     ctx = WrapContext(peft_task_type=plan.task.peft_task_type, model_path=loading.model_path(plan.recipe.model),
-                      gradient_checkpointing=plan.hardware.gradient_checkpointing)
+                      gradient_checkpointing=plan.hardware.gradient_checkpointing,
+                      total_steps=total_steps(plan.recipe.train, len(data.train)) if data.train is not None else None)
     model = plan.method.wrap(model, plan.method_options, ctx)
     trainable_in_fp32(model)  # a task head copied from a bf16-stored base (peft's modules_to_save) trains in fp32
     return model
+
+
+def total_steps(train, examples: int) -> int:
+    """Optimizer steps the run will take: ``max_steps``, else ``epochs`` over ``examples`` (the Trainer's count)."""
+    import math
+
+    if train.max_steps > 0:
+        return train.max_steps
+    per_epoch = max(math.ceil(examples / train.batch_size) // train.grad_accum, 1)
+    return max(math.ceil(train.epochs * per_epoch), 1)
 
 
 def run(recipe: Recipe | str | Path, *, overrides: dict | list | None = None, output: str | Path | None = None,
@@ -93,6 +104,9 @@ def _train_and_evaluate(plan: Plan, tokenizer, data, model, run_dir: Path, resum
     log.info("%s: %s trains %.2f%% of %.1fM parameters on %s (%s)", recipe.name, plan.method.name,
              100 * counts["trainable_share"], counts["total_params"] / 1e6, plan.hardware.name, plan.hardware.precision)
     trainer = plan.task.build_trainer(plan, model, tokenizer, data, run_dir)
+    if plan.method.prepare_trainer is not None:  # the method's own optimizer or per-step callback (LoRA+, AdaLoRA)
+        plan.method.prepare_trainer(trainer, plan.method_options)
+    logs = tracking.track(trainer, plan, run_dir)  # train.report_to -> RUN_DIR/logs; early stopping
     # atomic checkpoints (also every train.save_minutes), stop on NaN/inf, Ctrl-C/SIGTERM -> checkpoint
     interrupt = callbacks.attach(trainer, run_dir, recipe.train.save_minutes)
     for callback in extra_callbacks:
@@ -106,6 +120,10 @@ def _train_and_evaluate(plan: Plan, tokenizer, data, model, run_dir: Path, resum
             return RunResult(run_dir, metrics, {})
         with clock.phase("save"):
             folder = rundir.save_trained(plan, trainer.model, tokenizer, data.labels, run_dir)
+    rundir.write_json(run_dir / "history.json", trainer.state.log_history)
+    drawn = curves.draw(trainer.state.log_history, run_dir / "curves", recipe.name)
+    log.info("curves: %s%s", ", ".join(p.name for p in drawn) or "none",
+             f"; tensorboard --logdir {logs}" if recipe.train.report_to else "")
     train_seconds = clock.seconds["train"]
     tokens = int(trainer.state.num_input_tokens_seen or 0)
     info = rundir.run_info(
@@ -149,6 +167,7 @@ def evaluate(plan: Plan, model, tokenizer, data, run_dir: Path, results_dir: Pat
     and its metrics. ``results_dir`` receives the task's extra files (samples, reports); default ``run_dir``."""
     eval_only = data.for_eval()
     trainer = plan.task.build_trainer(plan, model, tokenizer, eval_only, run_dir)
+    tracking.untrack(trainer)
     return plan.task.evaluate(plan, trainer, eval_only, results_dir or run_dir)
 
 

@@ -1,7 +1,8 @@
 """Trainer callbacks that keep a run's progress safe.
 
 - ``PublishCheckpoints``: each checkpoint the Trainer writes (into DIR/.checkpoint-tmp) is renamed into
-  DIR/checkpoints once complete, so a kill at any moment leaves only whole checkpoints (see rundir.py).
+  DIR/checkpoints once complete, so a kill at any moment leaves only whole checkpoints (see rundir.py); the best
+  one (``train.keep_best``) is kept beside the last two, for the Trainer to load at the end.
 - ``StopOnNonFinite``: a NaN/inf gradient stops the run before the optimizer applies it; a NaN/inf logged
   loss or gradient norm (every ``train.logging_steps``), or a NaN/inf weight at a save, stops it before the
   next checkpoint, so the last checkpoint stays a good one.
@@ -39,8 +40,11 @@ class PublishCheckpoints(TrainerCallback):
 
     def on_save(self, args, state, control, **kwargs):
         distributed.barrier()  # every rank has written its part (its RNG state) of the checkpoint
+        best = state.best_model_checkpoint  # train.keep_best: kept, and named by its published path from now on
         if distributed.is_main():
-            rundir.publish(self.run_dir, state.global_step)
+            rundir.publish(self.run_dir, state.global_step, best)
+        if best:
+            state.best_model_checkpoint = str(rundir.published_path(self.run_dir, best))
 
 
 class StopOnNonFinite(TrainerCallback):

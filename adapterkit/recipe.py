@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import tomllib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from .errors import UserError
 
 MAX_STEPS = 10**8  # bounds that catch a typo (1e23 steps), far above any real run
+# Where a run's training curves go (``train.report_to``): transformers' reporting integrations; the package each needs.
+TRACKERS = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
 
 
 def _numeric_not_bool(annotation) -> bool:
@@ -127,6 +129,42 @@ class TrainSection(Section):
     eval_every: int | None = Field(None, gt=0, le=MAX_STEPS, description="evaluate every N optimizer steps during training")
     save_minutes: float | None = Field(10.0, gt=0, description="checkpoint when this many minutes of training "
                                                                "passed since the last one (None: off)")
+    eval_every: int | None = Field(None, gt=0, le=MAX_STEPS, description="evaluate every N optimizer steps during training")
+    keep_best: str | None = Field(None, pattern=r"^eval_\w+$", description="keep the checkpoint with the best value "
+                                  "of this eval metric (e.g. eval_macro_f1) and load it at the end; needs eval_every")
+    early_stopping_patience: int | None = Field(None, gt=0, le=MAX_STEPS, description="stop after this many "
+                                                "evaluations without improvement of keep_best (default metric: "
+                                                "the task's); needs eval_every")
+    report_to: list[Literal["tensorboard", "wandb", "mlflow", "none"]] = Field(
+        ["tensorboard"], description="where the training curves go (RUN_DIR/logs): tensorboard, wandb (offline), "
+                                     "mlflow (local file store), or none")
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _one_or_many(cls, value):
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("report_to")
+    @classmethod
+    def _trackers_installed(cls, value: list[str]) -> list[str]:
+        import importlib.util
+
+        if "none" in value and len(value) > 1:
+            raise ValueError('"none" cannot be combined with a tracker')
+        for name in value:
+            if name in TRACKERS and importlib.util.find_spec(TRACKERS[name]) is None:
+                raise ValueError(f"{name} is not installed (pip install {TRACKERS[name]}), or remove it from the list")
+        return [] if value == ["none"] else value
+
+    @model_validator(mode="after")
+    def _evaluated_during_training(self):
+        if (self.keep_best or self.early_stopping_patience) and not self.eval_every:
+            what = "keep_best" if self.keep_best else "early_stopping_patience"
+            raise ValueError(f"{what} needs train.eval_every (how often to evaluate during training)")
+        if (self.keep_best or self.early_stopping_patience) and self.save_every and self.save_every % self.eval_every:
+            raise ValueError(f"save_every ({self.save_every}) must be a multiple of eval_every ({self.eval_every}) "
+                             "when the best checkpoint is kept")
+        return self
 
     @property
     def eval_batch(self) -> int:

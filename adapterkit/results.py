@@ -39,6 +39,7 @@ Schema (``schema = "adapterkit.result/1"``); every key is always present, ``null
     git_commit               adapterkit's commit, if installed from a checkout
     run_dir                  the run directory, relative to the comparison folder
     command                  the command line that produced the run
+    loss_curve               [[step, training loss], ...] from the run's history.json (null when it has none)
 
 Everything is built from the run directory's ``run.json`` and ``metrics.json``.
 """
@@ -50,6 +51,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .curves import series
+
 SCHEMA = "adapterkit.result/1"
 STATUSES = ("ok", "failed", "skipped", "pruned")  # pruned: a tune trial stopped early by the search
 ZERO_SHOT = "zero-shot"
@@ -58,7 +61,7 @@ KEYS = ("schema", "status", "error", "method", "seed", "options", "recipe", "tas
         "greater_is_better", "quality", "details", "trainable_params", "total_params", "trainable_share",
         "checkpoint_bytes", "steps", "train_examples", "eval_examples", "wall_seconds", "train_seconds",
         "train_tokens_per_second", "train_samples_per_second", "peak_rss_mib", "cuda_max_allocated_mib",
-        "cuda_max_reserved_mib", "device", "hardware", "versions", "git_commit", "run_dir", "command")
+        "cuda_max_reserved_mib", "device", "hardware", "versions", "git_commit", "run_dir", "command", "loss_curve")
 
 # Trainer bookkeeping that metrics.json may carry but that is not a quality measure.
 _NOT_QUALITY = {"eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "epoch"}
@@ -108,11 +111,14 @@ def from_run(run_dir: Path, *, method: str, seed: int, relative_to: Path | None 
                                        "cuda_max_allocated_mib", "cuda_max_reserved_mib", "hardware", "versions",
                                        "git_commit")}
     shown_dir = os.path.relpath(run_dir, relative_to) if relative_to else str(run_dir)
+    history = run_dir / "history.json"
+    curve = [list(p) for p in series(json.loads(history.read_text(encoding="utf-8")), "loss")] \
+        if history.is_file() else None
     return empty(status="ok", method=method, seed=seed, options=options, recipe=info.get("recipe"),
                  task=info.get("task"), model=info.get("model"), primary_metric=primary, greater_is_better=greater,
                  quality=quality, details=details, train_seconds=(info.get("phase_seconds") or {}).get("train"),
                  device=device or describe_device(info.get("hardware") or {}), run_dir=shown_dir, command=command,
-                 **copied)
+                 loss_curve=curve, **copied)
 
 
 def resolved_method(run_dir: Path, info: dict[str, Any]) -> dict[str, Any]:

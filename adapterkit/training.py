@@ -12,7 +12,8 @@ from .rundir import staging_dir
 def training_kwargs(plan, run_dir: Path) -> dict[str, Any]:
     """Keyword arguments valid for both ``transformers.TrainingArguments`` and ``trl.SFTConfig``."""
     train, hw = plan.recipe.train, plan.hardware
-    save_every = train.save_every
+    best = best_metric(plan)
+    save_every = train.save_every or (train.eval_every if best else None)  # the best checkpoint is one of the saved
     kwargs = dict(
         output_dir=str(staging_dir(run_dir)),  # callbacks.PublishCheckpoints renames each checkpoint out of it
         max_steps=train.max_steps,
@@ -34,7 +35,10 @@ def training_kwargs(plan, run_dir: Path) -> dict[str, Any]:
         save_strategy="steps" if save_every else "no",
         save_steps=save_every or 500,
         save_total_limit=2,
-        report_to="none",
+        load_best_model_at_end=best is not None,
+        metric_for_best_model=best,
+        greater_is_better=None if best is None else greater_is_better(plan, best),
+        report_to=list(train.report_to) or "none",  # callbacks.track points them at RUN_DIR/logs
         use_cpu=hw.device == "cpu",
         bf16=hw.precision == "bf16",
         fp16=hw.precision == "fp16",
@@ -53,6 +57,20 @@ def training_kwargs(plan, run_dir: Path) -> dict[str, Any]:
         kwargs["per_device_train_batch_size"] = max(1, train.batch_size // hw.world_size)
         kwargs["per_device_eval_batch_size"] = max(1, train.eval_batch // hw.world_size)
     return kwargs
+
+
+def best_metric(plan) -> str | None:
+    """The eval metric the best checkpoint is chosen by: ``train.keep_best``; early stopping without it watches
+    the task's primary metric; None when no best checkpoint is kept."""
+    train = plan.recipe.train
+    return train.keep_best or (plan.task.primary_metric if train.early_stopping_patience else None)
+
+
+def greater_is_better(plan, metric: str) -> bool:
+    """The task's own ranking for its primary metric; otherwise losses fall and every other metric rises."""
+    if metric == plan.task.primary_metric:
+        return plan.task.greater_is_better
+    return not metric.endswith("loss")
 
 
 def trainable_in_fp32(model) -> int:

@@ -65,6 +65,7 @@ def test_results_follow_the_schema(comparison):
         assert "per_label" in lora["details"]
         assert lora["peak_rss_mib"] > 50 and lora["checkpoint_bytes"] > 0 and lora["train_tokens_per_second"] > 0
         assert lora["device"] and lora["versions"]["torch"]
+        assert [step for step, _ in lora["loss_curve"]] == [1, 2, 3] and zero["loss_curve"] is None
         assert (comparison / lora["run_dir"] / "run.json").is_file()
 
 
@@ -74,6 +75,7 @@ def test_report_has_a_row_per_method_and_rebuilds_identically(comparison, tmp_pa
     assert {"zero-shot", "lora", "full", "qlora"} <= rows
     assert "memory vs full" in md and "skipped:" in md and "per_label of the best method" in md
     assert len(list(comparison.glob("pareto_*.png"))) == 2
+    assert len(list(comparison.glob("loss_curves_*.png"))) == 1  # lora and full overlaid
     before = {n: (comparison / n).read_bytes() for n in ("report.md", "report.html")}
     assert main(["report", str(comparison), "--output", str(tmp_path)]) == 0
     assert {n: (tmp_path / n).read_bytes() for n in before} == before
@@ -85,7 +87,7 @@ def test_report_has_a_row_per_method_and_rebuilds_identically(comparison, tmp_pa
 def test_embedded_plots_are_pngs(comparison):
     page = (comparison / "report.html").read_text()
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
-    assert len(images) == 2
+    assert len(images) == 3  # two Pareto plots, the loss curves
     assert all(base64.b64decode(i).startswith(b"\x89PNG\r\n\x1a\n") for i in images)
     assert "http://" not in page and "https://" not in page  # self-contained
 
@@ -105,5 +107,5 @@ def test_html_renders_in_headless_chromium(comparison, tmp_path):
     for method in ("zero-shot", "lora", "full", "qlora"):
         assert f"<td>{method}</td>" in table
     decoded = re.findall(r'data-decoded="([^"]+)"', dom)
-    assert len(decoded) == 2 and all(re.fullmatch(r"\d+x\d+", d) for d in decoded), decoded
+    assert len(decoded) == 3 and all(re.fullmatch(r"\d+x\d+", d) for d in decoded), decoded
     assert all(int(d.split("x")[0]) >= 300 for d in decoded)

@@ -15,9 +15,10 @@ from .base import Method, MethodOptions, Needs, WrapContext
 
 
 def _builtin() -> list[Method]:
-    from . import bottleneck, freeze, full, ia3, lora, prefix, prompt, ptuning, qlora
+    from . import adalora, boft, bottleneck, freeze, full, ia3, loha, lokr, lora, oft, prefix, prompt, ptuning, qlora, vera
 
-    return [m.METHOD for m in (lora, qlora, prefix, prompt, ptuning, ia3, bottleneck, full, freeze)]
+    return [m.METHOD for m in (lora, qlora, adalora, loha, lokr, vera, oft, boft, prefix, prompt, ptuning, ia3,
+                               bottleneck, full, freeze)]
 
 
 METHODS: Registry[Method] = Registry("method", "adapterkit.methods", _builtin)

@@ -22,6 +22,7 @@ class WrapContext:
     peft_task_type: str  # "CAUSAL_LM" | "SEQ_CLS" | "TOKEN_CLS" | "SEQ_2_SEQ_LM"
     model_path: str  # local folder or hub id the base model came from (tokenizer lives there too)
     gradient_checkpointing: bool = False
+    total_steps: int | None = None  # optimizer steps the run will take (AdaLoRA's rank schedule); None: eval only
 
 
 @dataclass(frozen=True)
@@ -84,4 +85,7 @@ class Method:
     # (model as ``load`` returned it, load_base: () -> a fresh unquantized fp32 base model) -> model; it may
     # consume its input. None: the method cannot merge, and ``no_merge`` says why in one line.
     merge: Callable[[Any, Callable[[], Any]], Any] | None = None
+    # (trainer, options) -> None, before training: what the method needs of the Trainer beyond the model, e.g. its
+    # own optimizer (LoRA+'s learning-rate ratio) or a per-step callback (AdaLoRA's rank allocation).
+    prepare_trainer: Callable[[Any, Any], None] | None = None
     no_merge: str = "the method does not say how to merge its trained weights into the model"

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from .base import Method, Needs, WrapContext
-from .lora import LoraOptions, footprint, lora_config
+from .lora import LoraOptions, check_model, footprint, lora_config, prepare_trainer
 from .peft_tuner import load_peft, peft_model, save_peft
 
 _STORAGE = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
@@ -29,6 +29,14 @@ class QLoraOptions(LoraOptions):
     quant_storage: Literal["uint8", "bf16", "fp16", "fp32"] = Field(
         "uint8", description="dtype the packed 4-bit weights are stored in (bnb_4bit_quant_storage); FSDP shards "
                              "only float storage: set bf16 for hardware.strategy = \"fsdp\"")
+
+    @field_validator("init")
+    @classmethod
+    def _on_a_quantized_base(cls, value: str) -> str:
+        if value not in ("default", "gaussian", "eva"):
+            raise ValueError(f"{value} rewrites the base weights, which a 4-bit base cannot take; use default, "
+                             "gaussian or eva (or method lora)")
+        return value
 
 
 def quantization(options: QLoraOptions) -> dict:
@@ -120,4 +128,6 @@ METHOD = Method(
     needs=Needs(packages=("bitsandbytes",), quantization=True),
     quantization=quantization,
     footprint=footprint,
+    prepare_trainer=prepare_trainer,  # LoRA+ and EVA, as for lora
+    check_model=check_model,
 )

@@ -6,8 +6,9 @@ and, when ``full`` is among the rows, "memory vs full" and "time vs full" (ratio
 "quality vs full" (difference of the primary metric's means). Peak memory is the CUDA max-allocated
 figure on GPU, the process RSS high-water mark on CPU; "time" is the training loop's time.
 Skipped and failed methods are listed with their reason. Two Pareto plots (quality vs peak memory,
-quality vs training time) are written as PNGs next to the report and embedded (base64) in the HTML,
-which therefore needs no network and no other file. The best method's per-label report follows.
+quality vs training time) and one of the methods' training-loss curves overlaid are written as PNGs next to the
+report and embedded (base64) in the HTML, which therefore needs no network and no other file. The best method's
+per-label report follows.
 
 The output depends only on the results, so ``adapterkit report DIR`` rebuilds it byte for byte.
 

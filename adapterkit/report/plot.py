@@ -1,9 +1,11 @@
-"""The report's Pareto plots: quality against peak memory or training time, one point per method."""
+"""The report's plots: quality against peak memory or training time, one point per method (Pareto), and the
+methods' training-loss curves overlaid (``curves.overlay_png``)."""
 
 from __future__ import annotations
 
 import io
 
+from ..curves import overlay_png
 from ..results import ZERO_SHOT
 from .group import Row, Section
 
@@ -51,3 +53,13 @@ def pareto_png(section: Section, x: str) -> bytes | None:
     plt.close(fig)
     return buf.getvalue()
 
+
+
+def loss_curves_png(section: Section) -> bytes | None:
+    """Each method's training loss over steps on one plot (its lowest seed's run); None when no run logged one."""
+    lines = {}
+    for row in section.rows:
+        runs = sorted((r for r in row.ok if r.get("loss_curve")), key=lambda r: r["seed"])
+        if runs:
+            lines[row.method] = [(int(step), float(loss)) for step, loss in runs[0]["loss_curve"]]
+    return overlay_png(lines, f"{section.recipe}: training loss") if lines else None

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .group import load_results, sections
-from .plot import pareto_png
+from .plot import loss_curves_png, pareto_png
 from .table import _html_table, _md_table, per_label, quality_table, table
 
 
@@ -69,9 +69,14 @@ def render(results: list[dict[str, Any]], out_dir: Path) -> tuple[str, str, dict
                 name = f"pareto_{axis}_{sec.recipe}.png".replace("/", "_")
                 pngs[name] = png
                 images.append(name)
+        png = loss_curves_png(sec)
+        if png:
+            name = f"loss_curves_{sec.recipe}.png".replace("/", "_")
+            pngs[name] = png
+            images.append(name)
         if images:
-            md += ["### Pareto plots", "", *(f"![{n[:-4].replace('_', ' ')}]({n})" for n in images), ""]
-            page += ["<h3>Pareto plots</h3>", "<p>"]
+            md += ["### Pareto plots and loss curves", "", *(f"![{n[:-4].replace('_', ' ')}]({n})" for n in images), ""]
+            page += ["<h3>Pareto plots and loss curves</h3>", "<p>"]
             page += [f'<img alt="{html.escape(n)}" src="data:image/png;base64,{base64.b64encode(pngs[n]).decode()}">'
                      for n in images]
             page.append("</p>")

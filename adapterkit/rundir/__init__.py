@@ -4,7 +4,11 @@
     DIR/.lock                      flock held by the run writing DIR; the kernel drops it if that process dies
     DIR/recipe.toml                the resolved recipe (method/task defaults filled in)
     DIR/.checkpoint-tmp/           the Trainer's ``output_dir``: a checkpoint is written here first...
-    DIR/checkpoints/checkpoint-N/  ...then renamed here once complete (Trainer's own format; the last 2 kept)
+    DIR/checkpoints/checkpoint-N/  ...then renamed here once complete (Trainer's own format; the last 2 kept,
+                                   and the best one with train.keep_best)
+    DIR/logs/                      training curves for TensorBoard (train.report_to; wandb/mlflow files too)
+    DIR/history.json               the Trainer's log history (loss, learning rate, grad norm, evals per step)
+    DIR/curves/*.png               loss.png, learning_rate.png, eval_<metric>.png (evaluated during training)
     DIR/adapter/                   PEFT adapter folder (or bottleneck safetensors + config) + tokenizer + labels.json
     DIR/model/                     full/freeze: a complete from_pretrained folder + tokenizer
     DIR/metrics.json               eval metrics (+ samples.jsonl for chat, per-label reports)
@@ -22,10 +26,10 @@ checkpoint, provided DIR's ``recipe.toml`` is the same recipe. A finished run is
 publishing), ``record.py`` (artifacts, metrics.json, run.json). Light imports only.
 """
 
-from .checkpoints import CHECKPOINTS, KEEP, STAGING, checkpoints, publish, staging_dir
+from .checkpoints import CHECKPOINTS, KEEP, STAGING, checkpoints, publish, published_path, staging_dir
 from .claim import LOCK, MARKER, check_output, claim, owned, take
 from .record import default_run_dir, git_commit, read_run, run_info, save_trained, versions, write_json
 
 __all__ = ["CHECKPOINTS", "KEEP", "LOCK", "MARKER", "STAGING", "check_output", "checkpoints", "claim", "default_run_dir",
-           "git_commit", "owned", "publish", "read_run", "run_info", "save_trained", "staging_dir", "take", "versions",
-           "write_json"]
+           "git_commit", "owned", "publish", "published_path", "read_run", "run_info", "save_trained", "staging_dir",
+           "take", "versions", "write_json"]

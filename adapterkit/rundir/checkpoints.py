@@ -34,10 +34,13 @@ def _is_final(checkpoint: Path) -> bool:
         return False
 
 
-def publish(run_dir: Path, step: int) -> Path:
-    """Move the checkpoint the Trainer just wrote for ``step`` into place (fsync, then one rename), keep the last 2."""
+def publish(run_dir: Path, step: int, best: str | None = None) -> Path:
+    """Move the checkpoint the Trainer just wrote for ``step`` into place (fsync, then one rename), keep the last 2
+    and ``best``, the best checkpoint so far (``train.keep_best``; its staged or published path)."""
     source = staging_dir(run_dir) / f"checkpoint-{step}"
     target = Path(run_dir) / CHECKPOINTS / f"checkpoint-{step}"
+    if best:
+        _point_best_at_published(source / "trainer_state.json", run_dir)
     for path in sorted(source.rglob("*")):
         if path.is_file():
             _fsync(path)
@@ -47,9 +50,27 @@ def publish(run_dir: Path, step: int) -> Path:
         shutil.rmtree(target)
     os.rename(source, target)
     _fsync(target.parent)
+    spared = published_path(run_dir, best) if best else None
     for old in checkpoints(run_dir)[:-KEEP]:
-        shutil.rmtree(old, ignore_errors=True)
+        if spared is None or old != spared:
+            shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+def published_path(run_dir: Path, checkpoint: str) -> Path:
+    """Where a checkpoint the Trainer names by its staged path (``DIR/.checkpoint-tmp/checkpoint-N``) is published."""
+    return Path(run_dir) / CHECKPOINTS / Path(checkpoint).name
+
+
+def _point_best_at_published(state_file: Path, run_dir: Path) -> None:
+    """The saved trainer state names the best checkpoint by its published path, so a resumed run still finds it."""
+    try:
+        state = json.loads(state_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if state.get("best_model_checkpoint"):
+        state["best_model_checkpoint"] = str(published_path(run_dir, state["best_model_checkpoint"]))
+        state_file.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def _fsync(path: Path) -> None:

@@ -5,7 +5,6 @@ Eval: accuracy, macro-F1 and a per-label precision/recall/F1 report.
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from ..data.sources import load_train_eval
 from ..training import training_kwargs
 from .base import TaskData, TaskOptions
 from .classification_prompt import DEFAULT_PROMPT
-from .rows import by_length, checked_rows, clip_pieces, non_empty_string, warn_truncated
+from .rows import TIMINGS, by_length, checked_rows, clip_pieces, non_empty_string, scalars, warn_truncated
 
 
 class ClassificationOptions(TaskOptions):
@@ -121,8 +120,7 @@ class ClassificationTask:
             eval_dataset=by_length(self.tokenize(data.eval, tokenizer, max_length)),
             processing_class=tokenizer,
             data_collator=DataCollatorWithPadding(tokenizer),
-            compute_metrics=partial(step_metrics, ids=list(range(len(data.labels)))) if plan.recipe.train.eval_every
-            else None,  # evals during training
+            compute_metrics=lambda prediction: scalars(self.report(prediction, data.labels)),  # train.eval_every
         )
         # A sequence classifier's loss is a mean over examples and ignores num_items_in_batch; the Trainer infers
         # from its **kwargs that it normalises by it, and then neither divides by grad_accum nor undoes its
@@ -130,16 +128,18 @@ class ClassificationTask:
         trainer.model_accepts_loss_kwargs = False
         return trainer
 
-    def evaluate(self, plan, trainer, data: TaskData, run_dir: Path) -> dict[str, Any]:
+    def report(self, prediction, labels: list[str]) -> dict[str, Any]:
+        """Accuracy, macro precision/recall/F1 and the per-label report of a Trainer prediction."""
         from ..metrics import load_metric
 
-        output = trainer.predict(trainer.eval_dataset)
-        logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
-        report = load_metric("classification_report").compute(
-            predictions=logits.argmax(-1).tolist(), references=output.label_ids.tolist(), label_names=data.labels)
-        metrics = {f"eval_{k}": v for k, v in report.items() if k != "per_label"}
-        metrics["eval_loss"] = float(output.metrics.get("test_loss", float("nan")))
-        metrics["per_label"] = report["per_label"]
+        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
+        return load_metric("classification_report").compute(
+            predictions=logits.argmax(-1).tolist(), references=prediction.label_ids.tolist(), label_names=labels)
+
+    def evaluate(self, plan, trainer, data: TaskData, run_dir: Path) -> dict[str, Any]:
+        output = trainer.predict(trainer.eval_dataset, metric_key_prefix="eval")
+        metrics = {k: v for k, v in output.metrics.items() if k not in TIMINGS}  # eval_loss + compute_metrics' scalars
+        metrics["per_label"] = self.report(output, data.labels)["per_label"]
         return metrics
 
     def zero_shot_auto_class(self, config) -> str | None:
@@ -169,12 +169,3 @@ class ClassificationTask:
 
 TASK = ClassificationTask()
 
-
-def step_metrics(prediction, ids: list[int]) -> dict[str, float]:
-    """Accuracy and macro-F1 of an eval during training (``train.eval_every``); the Trainer prefixes ``eval_``."""
-    from sklearn.metrics import accuracy_score, f1_score
-
-    logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
-    predicted, labels = logits.argmax(-1), prediction.label_ids
-    return {"accuracy": float(accuracy_score(labels, predicted)),
-            "macro_f1": float(f1_score(labels, predicted, labels=ids, average="macro", zero_division=0))}

@@ -17,7 +17,7 @@ from ..data.sources import load_train_eval
 from ..errors import UserError
 from ..training import training_kwargs
 from .base import TaskData, TaskOptions
-from .rows import by_length, checked_rows, clip_pieces, warn_truncated
+from .rows import TIMINGS, by_length, checked_rows, clip_pieces, scalars, warn_truncated
 
 
 class NerOptions(TaskOptions):
@@ -133,22 +133,25 @@ class NerTask:
             eval_dataset=by_length(self.tokenize(data.eval, tokenizer, max_length)),
             processing_class=tokenizer,
             data_collator=DataCollatorForTokenClassification(tokenizer),
+            compute_metrics=lambda prediction: scalars(self.report(prediction, data.labels)),  # train.eval_every
         )
 
-    def evaluate(self, plan, trainer, data: TaskData, run_dir: Path) -> dict[str, Any]:
+    def report(self, prediction, labels: list[str]) -> dict[str, Any]:
+        """seqeval's entity-level precision/recall/F1 (overall and per type) of a Trainer prediction."""
         from ..metrics import load_metric
 
-        output = trainer.predict(trainer.eval_dataset)
-        logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+        logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
         predicted, gold = [], []
-        for pred_row, label_row in zip(logits.argmax(-1), output.label_ids):
+        for pred_row, label_row in zip(logits.argmax(-1), prediction.label_ids):
             keep = label_row != -100
-            predicted.append([data.labels[i] for i in pred_row[keep]])
-            gold.append([data.labels[i] for i in label_row[keep]])
-        report = load_metric("seqeval_entities").compute(predictions=predicted, references=gold)
-        metrics = {f"eval_{k}": v for k, v in report.items() if k != "per_type"}
-        metrics["eval_loss"] = float(output.metrics.get("test_loss", float("nan")))
-        metrics["per_type"] = report["per_type"]
+            predicted.append([labels[i] for i in pred_row[keep]])
+            gold.append([labels[i] for i in label_row[keep]])
+        return load_metric("seqeval_entities").compute(predictions=predicted, references=gold)
+
+    def evaluate(self, plan, trainer, data: TaskData, run_dir: Path) -> dict[str, Any]:
+        output = trainer.predict(trainer.eval_dataset, metric_key_prefix="eval")
+        metrics = {k: v for k, v in output.metrics.items() if k not in TIMINGS}  # eval_loss + compute_metrics' scalars
+        metrics["per_type"] = self.report(output, data.labels)["per_type"]
         return metrics
 
 

@@ -88,3 +88,12 @@ def by_length(dataset):
     little compute goes to padding. Metrics are computed over whole predictions, so the order is free."""
     lengths = [len(ids) for ids in dataset["input_ids"]]
     return dataset.select(sorted(range(len(lengths)), key=lengths.__getitem__))
+
+
+# What a Trainer adds to its eval metrics that measures speed, not quality (metrics.json leaves them out).
+TIMINGS = ("eval_runtime", "eval_samples_per_second", "eval_steps_per_second")
+
+
+def scalars(report: dict) -> dict:
+    """A metric report's numbers only (what a Trainer logs during training); nested tables are left out."""
+    return {k: v for k, v in report.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}

@@ -162,7 +162,10 @@ def test_run_refuses_what_does_not_fit_and_force_overrides(tiny_llama_dir, data_
 
 TRAINABLE_CASES = [("lora", {}), ("lora", {"target_modules": ["query", "value"]}), ("qlora", {}), ("full", {}),
                    ("freeze", {}), ("prompt", {}), ("ptuning", {}), ("prefix", {}), ("ia3", {}),
-                   ("bottleneck", {"config": "houlsby"}), ("bottleneck", {"train_layer_norms": True})]
+                   ("bottleneck", {"config": "houlsby"}), ("bottleneck", {"train_layer_norms": True}),
+                   ("adalora", {}), ("loha", {}), ("lokr", {}), ("lokr", {"r": 2, "decompose_both": True}),
+                   ("vera", {"r": 16}), ("oft", {"block_size": 8}), ("oft", {"block_share": True}), ("boft", {}),
+                   ("lora", {"init": "olora"})]
 
 
 @pytest.mark.parametrize("method, options", TRAINABLE_CASES, ids=lambda x: str(x))

@@ -16,7 +16,8 @@ from adapterkit.recipe import recipe_from_dict
 # chat uses a tiny Llama built from a config.
 TASK_MODELS = {"classification": "minilm_dir", "ner": "minilm_dir", "chat": "tiny_llama_dir"}
 # Learning rates that move a 32-wide model visibly in a handful of steps.
-FAST_LR = {"full": 2e-4, "freeze": 3e-3, "lora": 3e-3, "qlora": 3e-3, "bottleneck": 3e-3, "ia3": 5e-2,
+FAST_LR = {"full": 2e-4, "freeze": 3e-3, "lora": 3e-3, "qlora": 3e-3, "bottleneck": 3e-3, "ia3": 5e-2, "adalora": 3e-3,
+           "loha": 3e-3, "lokr": 3e-3, "vera": 3e-2, "oft": 3e-3, "boft": 3e-3,
            "prompt": 1e-1, "ptuning": 1e-2, "prefix": 3e-2}
 
 
@@ -57,6 +58,8 @@ def test_method_contract(method, task, request, data_files, tmp_path):
         assert share < 0.5, f"{method} trains {share:.0%} of the model"
 
     trainer = plan.task.build_trainer(plan, model, tokenizer, data, tmp_path)
+    if record.prepare_trainer is not None:  # as api.run does (AdaLoRA's rank allocation, LoRA+'s optimizer)
+        record.prepare_trainer(trainer, plan.method_options)
     before = trainer.evaluate(trainer.train_dataset)["eval_loss"]
     frozen_before = {n: p.detach().clone() for n, p in model.named_parameters() if not p.requires_grad}
     trainer.train()

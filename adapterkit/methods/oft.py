@@ -1,0 +1,53 @@
+"""OFT (peft): each adapted linear's weight is multiplied by a learned orthogonal, block-diagonal matrix
+(blocks of ``block_size``, Cayley-parametrised), which keeps the angles between its neurons; the task head
+trains fully."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from .base import Footprint, Method, MethodOptions, WrapContext
+from .lora import targeted_linears
+from .peft_tuner import load_peft, merge_peft, peft_model, save_peft
+
+
+class OftOptions(MethodOptions):
+    block_size: int = Field(32, gt=1, le=4096, description="size of each orthogonal block (divides in_features)")
+    block_share: bool = Field(False, description="one block shared along the diagonal")
+    coft: bool = Field(False, description="constrained OFT: keep the rotation within eps of the identity")
+    eps: float = Field(6e-5, gt=0)
+    module_dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] | str = "all-linear"
+
+
+def footprint(options: OftOptions, shape) -> Footprint:
+    """One skew-symmetric block of b(b-1)/2 parameters per b input features (one in all with block_share)."""
+    b = options.block_size
+    targeted = targeted_linears(options, shape)
+    blocks = sum(1 if options.block_share else max(i // b, 1) for _, i, _ in targeted)
+    return Footprint(blocks * b * (b - 1) // 2 + shape.task_head_params)
+
+
+def wrap(model, options: OftOptions, ctx: WrapContext):
+    from peft import OFTConfig
+
+    from ..anatomy import head_module_names
+
+    config = OFTConfig(task_type=ctx.peft_task_type, r=0, oft_block_size=options.block_size,
+                       block_share=options.block_share, coft=options.coft, eps=options.eps,
+                       module_dropout=options.module_dropout, target_modules=options.target_modules,
+                       exclude_modules=head_module_names(model) or None)
+    return peft_model(model, config)
+
+
+METHOD = Method(
+    name="oft",
+    trains="orthogonal block-diagonal rotations of linear layers' weights (+ task head)",
+    options=OftOptions,
+    default_learning_rate=5e-4,  # LoRA's; not tuned for OFT (docs/defaults.md)
+    wrap=wrap,
+    save=save_peft,
+    load=load_peft,
+    merge=merge_peft,
+    footprint=footprint,
+)

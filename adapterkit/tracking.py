@@ -1,0 +1,53 @@
+"""Where a run's training curves go (``train.report_to``): transformers' own reporting integrations, pointed
+at ``RUN_DIR/logs``, plus early stopping (transformers' ``EarlyStoppingCallback``).
+
+- tensorboard: event files in ``RUN_DIR/logs`` (``tensorboard --logdir RUN_DIR/logs``): loss, learning rate,
+  gradient norm, tokens seen, and the eval metrics when ``train.eval_every`` is set.
+- wandb: offline (``WANDB_MODE=offline``) under ``RUN_DIR/logs``, unless the user set WANDB_MODE/WANDB_DIR.
+- mlflow: a local file store, ``RUN_DIR/logs/mlruns``, unless the user set MLFLOW_TRACKING_URI.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+LOGS = "logs"
+# Set by the user before adapterkit ran: those win over the run-directory defaults below.
+_USER_ENV = {k: os.environ.get(k) for k in ("WANDB_MODE", "WANDB_DIR", "MLFLOW_TRACKING_URI")}
+
+
+def _default_env(name: str, value: str) -> None:
+    if _USER_ENV.get(name) is None:
+        os.environ[name] = value
+
+
+def track(trainer, plan, run_dir: Path) -> Path:
+    """Point the trainer's reporters at ``RUN_DIR/logs`` and add early stopping if asked; returns the logs folder."""
+    from transformers import EarlyStoppingCallback
+    from transformers.integrations import TensorBoardCallback
+
+    logs = Path(run_dir) / LOGS
+    report_to = plan.recipe.train.report_to
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, TensorBoardCallback):
+            callback.logging_dir = str(logs)
+    if "wandb" in report_to:
+        _default_env("WANDB_MODE", "offline")
+        _default_env("WANDB_DIR", str(logs))
+        logs.mkdir(parents=True, exist_ok=True)
+    if "mlflow" in report_to:
+        _default_env("MLFLOW_TRACKING_URI", (logs / "mlruns").resolve().as_uri())
+    patience = plan.recipe.train.early_stopping_patience
+    if patience:
+        trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=patience))
+    return logs
+
+
+def untrack(trainer) -> None:
+    """No reporting for an evaluate-only trainer (zero-shot, ``adapterkit eval``): it has no curves to draw, and
+    TensorBoard would otherwise write into the working directory."""
+    from transformers.integrations import get_reporting_integration_callbacks
+
+    for callback in get_reporting_integration_callbacks(trainer.args.report_to):
+        trainer.remove_callback(callback)
