@@ -44,6 +44,10 @@ def prepare_model(plan: Plan, tokenizer, data, config=None):
     model = loading.load_model(plan, tokenizer, plan.task.model_kwargs(data), config=config)
     ctx = WrapContext(peft_task_type=plan.task.peft_task_type, model_path=loading.model_path(plan.recipe.model),
                       gradient_checkpointing=plan.hardware.gradient_checkpointing)
+    if plan.recipe.model.adapter:  # continue a saved adapter (checked by the preflight)
+        from .methods.continuing import continue_adapter
+
+        return continue_adapter(plan.method, model, Path(plan.recipe.model.adapter))
     return plan.method.wrap(model, plan.method_options, ctx)
 
 

@@ -7,9 +7,9 @@ from .base import Task, TaskData, TaskOptions
 
 
 def _builtin() -> list[Task]:
-    from . import chat, classification, ner
+    from . import chat, classification, ner, preference
 
-    return [chat.TASK, classification.TASK, ner.TASK]
+    return [chat.TASK, classification.TASK, ner.TASK, preference.TASK]
 
 
 TASKS: Registry[Task] = Registry("task", "adapterkit.tasks", _builtin)
