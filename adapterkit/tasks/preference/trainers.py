@@ -38,6 +38,8 @@ def build(loss: Loss, args: dict, beta: float | None, max_length: int, model, re
     if beta is not None:
         common["beta"] = beta
     data = {"train_dataset": train, "eval_dataset": evaluation, "processing_class": tokenizer}
+    # peft asks transformers 5 for the deprecated ``is_gradient_checkpointing`` at every step: not the user's concern
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     with warnings.catch_warnings():  # trl.experimental announces itself on import: not the user's concern
         warnings.filterwarnings("ignore", message=".*experimental.*")
         if loss.name in DPO_LOSSES:
