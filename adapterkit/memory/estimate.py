@@ -293,7 +293,8 @@ def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Es
     # Gradients are freed after each optimizer step (zero_grad(set_to_none)) and grow while backward frees
     # activations: the step peaks at the larger of (activations + logits) and gradients, not their sum.
     t = est.terms
-    est.train = (t["weights"] + t["reference model"] + t["trainable"] + t["optimizer"] + max(t["activations"] + t["logits"], t["gradients"])
+    est.train = (t["weights"] + t["reference model"] + t["trainable"] + t["optimizer"]
+                 + max(t["activations"] + t["logits"], t["gradients"])
                  + t["heap slack"] + t["overhead"] + t["mapped checkpoint"])
 
     eval_tokens = work.eval_batch_size * seq

@@ -6,7 +6,8 @@ from __future__ import annotations
 from .estimate import ModelShape
 from .verdict import Fit, padding_free, size, verdict, workload
 
-ROWS = ("weights", "reference model", "mapped checkpoint", "trainable", "gradients", "optimizer", "activations", "logits", "heap slack",
+ROWS = ("weights", "reference model", "mapped checkpoint", "trainable",
+        "gradients", "optimizer", "activations", "logits", "heap slack",
         "overhead")
 
 
