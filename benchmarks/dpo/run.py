@@ -14,6 +14,7 @@
 4. the planner's predicted peak for each recipe (``adapterkit plan``'s figure) beside the measured peak RSS.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/dpo/run.py [--sft-steps 30] [--dpo-steps 30] [--eval-rows 64]
+        [--precision fp32]
 
 Writes ``benchmarks/dpo/results.json`` (or ``--out``); scratch runs go to ``benchmarks/dpo/work/``.
 """
@@ -90,13 +91,16 @@ def main() -> None:
     parser.add_argument("--sft-steps", type=int, default=30)
     parser.add_argument("--dpo-steps", type=int, default=30)
     parser.add_argument("--eval-rows", type=int, default=64)
+    parser.add_argument("--precision", default="fp32", help="hardware.precision of both runs (docs/defaults.md's "
+                                                            "figures are fp32)")
     parser.add_argument("--work", default=str(HERE / "work"))
     parser.add_argument("--out", default=str(HERE / "results.json"))
     args = parser.parse_args()
     work = Path(args.work)
-    sft_sets = [f"train.max_steps={args.sft_steps}", f"data.limit_eval={args.eval_rows}"]
+    common = [f"data.limit_eval={args.eval_rows}", f"hardware.precision={args.precision}", "task.num_samples=1"]
+    sft_sets = [f"train.max_steps={args.sft_steps}", *common]
     sft = adapterkit_run("recipes/chat_lora.toml", work / "chat_lora", sft_sets)
-    dpo_sets = [f"train.max_steps={args.dpo_steps}", f"data.limit_eval={args.eval_rows}",
+    dpo_sets = [f"train.max_steps={args.dpo_steps}", *common,
                 f"model.adapter={json.dumps(str(work / 'chat_lora' / 'adapter'))}"]
     dpo = adapterkit_run("recipes/chat_dpo.toml", work / "chat_dpo", dpo_sets)
     logps = held_out_logps(work / "chat_dpo", work / "chat_lora" / "adapter", work / "chat_dpo" / "adapter")
@@ -111,6 +115,7 @@ def main() -> None:
     result = {
         "machine": f"shared 2-core AMD EPYC ({platform.processor() or platform.machine()}), indicative",
         "held_out_pairs": n,
+        "settings": {"sft": sft_sets, "dpo": dpo_sets},
         "preference_accuracy": {k: preference(k) for k in ("base", "sft", "dpo")},
         "reward_accuracy": {"before (policy = reference)": 0.0, "after": reward,
                             "after, trl eval_rewards/accuracies": dpo["metrics"].get("eval_reward_accuracy")},
