@@ -96,6 +96,10 @@ def test_preference_trains_a_few_steps(loss, tiny_llama_dir, pair_files, tmp_pat
     adapter = run_dir / "adapter"
     assert (adapter / "adapter_model.safetensors").is_file() and not (adapter / "ref").exists()
     assert results.check(results.from_run(run_dir, method="lora", seed=0)) == []  # compare reads it
+    if loss == "dpo":  # re-evaluated, the reference is again the base (not the trained adapter itself)
+        again = api.evaluate_run(run_dir)
+        assert again["eval_reward_accuracy"] == metrics["eval_reward_accuracy"]
+        assert again["eval_loss"] == pytest.approx(metrics["eval_loss"], abs=1e-4)
 
 
 def test_planner_counts_the_reference_copy_for_full_only(tiny_llama_dir, pair_files):

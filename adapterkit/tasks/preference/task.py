@@ -88,6 +88,8 @@ class PreferenceTask:
         args = training_kwargs(plan, run_dir)
         args["train_sampling_strategy"] = "random"  # rows are pairs of token lists: no length to group by
         trainer = build(loss, args, opts.beta, opts.max_length, model, ref_model, tokenizer, train, evaluation)
+        if data.train is None:
+            restore_reference(trainer.model, plan.recipe.model.adapter)
         trainable_in_fp32(trainer.model)  # trl casts QLoRA adapters to bf16 (see the function)
         return trainer
 
@@ -120,6 +122,17 @@ def frozen_reference(plan, tokenizer):
     ref = load_model(plan, tokenizer)
     ref.requires_grad_(False)
     return ref.eval()
+
+
+def restore_reference(model, start_adapter: str | None) -> None:
+    """Evaluating a trained peft model: trl's frozen "ref" copy of the loaded adapter would make the policy its
+    own reference (every reward 0). The reference is where training started: the base with the adapter off,
+    or the adapter that ``model.adapter`` continued."""
+    if "ref" not in (getattr(model, "peft_config", None) or {}):
+        return
+    model.delete_adapter("ref")
+    if start_adapter:
+        model.load_adapter(start_adapter, adapter_name="ref", is_trainable=False)
 
 
 def generate_samples(model, tokenizer, rows: list[dict], max_new_tokens: int) -> list[dict]:
