@@ -1,7 +1,7 @@
 """``model.adapter``: continue training an adapter an earlier run saved, instead of a fresh one.
 
 The folder is ``RUN_DIR/adapter`` of a finished run (a glob such as ``runs/chat_lora-*/adapter`` picks the newest
-match, since run directories are stamped with their start time), resolved against the working directory, then
+finished match, since run directories are stamped with their start time), resolved against the working directory, then
 the recipe's folder. Before any weight is read, the run that saved it must have used this recipe's method and
 base model (its ``run.json``; for a bare PEFT folder, ``adapter_config.json``'s base model); the adapter's own
 options (rank, targets...) then apply, not the recipe's ``[method]`` options.
@@ -24,8 +24,9 @@ def resolve_adapter(spec: str, recipe_source: str) -> Path:
         pattern = str(base / Path(spec).expanduser())
         matches = sorted((Path(m) for m in glob.glob(pattern)), key=lambda p: str(p))
         matches = [m for m in matches if m.is_dir()]
-        if matches:
-            return matches[-1]
+        finished = [m for m in matches if (m.parent / "run.json").is_file()]  # not a run that stopped midway
+        if finished or matches:
+            return (finished or matches)[-1]
     raise UserError(f"adapter folder {spec!r} not found (run the recipe that trains it first, e.g. "
                     "`adapterkit run recipes/chat_lora.toml`)", where=where)
 

@@ -93,13 +93,18 @@ def main() -> None:
     parser.add_argument("--eval-rows", type=int, default=64)
     parser.add_argument("--precision", default="fp32", help="hardware.precision of both runs (docs/defaults.md's "
                                                             "figures are fp32)")
+    parser.add_argument("--reuse-sft", action="store_true", help="keep WORK/chat_lora if it finished")
     parser.add_argument("--work", default=str(HERE / "work"))
     parser.add_argument("--out", default=str(HERE / "results.json"))
     args = parser.parse_args()
     work = Path(args.work)
     common = [f"data.limit_eval={args.eval_rows}", f"hardware.precision={args.precision}", "task.num_samples=1"]
     sft_sets = [f"train.max_steps={args.sft_steps}", *common]
-    sft = adapterkit_run("recipes/chat_lora.toml", work / "chat_lora", sft_sets)
+    done = work / "chat_lora" / "run.json"
+    if args.reuse_sft and done.is_file():
+        sft = {"run": json.loads(done.read_text()), "metrics": json.loads((done.parent / "metrics.json").read_text())}
+    else:
+        sft = adapterkit_run("recipes/chat_lora.toml", work / "chat_lora", sft_sets)
     dpo_sets = [f"train.max_steps={args.dpo_steps}", *common,
                 f"model.adapter={json.dumps(str(work / 'chat_lora' / 'adapter'))}"]
     dpo = adapterkit_run("recipes/chat_dpo.toml", work / "chat_dpo", dpo_sets)
