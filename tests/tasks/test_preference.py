@@ -134,3 +134,20 @@ def test_bad_rows_name_their_line(tiny_llama_dir, pair_files, tmp_path):
         update={"data": _recipe(tiny_llama_dir, files).data.model_copy(update={"on_error": "skip"})}))
     data = skip.task.load_data(skip)
     assert data.skipped_rows == 1 and len(data.train) == 8
+
+
+def test_rows_take_one_shape():
+    from adapterkit.tasks.preference.rows import check_row, normalised
+
+    kto = [{"prompt": "hi", "completion": "hello", "label": True},
+           {"prompt": [{"role": "user", "content": "hi"}], "chosen": "hello", "rejected": "bye"}]
+    assert all(check_row(r, unpaired_ok=True) is None for r in kto)
+    columns = normalised(kto, chat=True, unpair=True)
+    assert columns["label"] == [True, True, False]
+    assert columns["completion"][2] == [{"role": "assistant", "content": "bye"}]
+    implicit = {"chosen": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
+                "rejected": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "bye"}]}
+    assert check_row(implicit, unpaired_ok=False) is None
+    text = normalised([implicit], chat=False, unpair=False)
+    assert text == {"prompt": ["hi"], "chosen": ["hello"], "rejected": ["bye"]}
+    assert "label" in check_row({"prompt": "a", "completion": "b", "label": "yes"}, unpaired_ok=True)
