@@ -46,7 +46,12 @@ def prepare_model(plan: Plan, tokenizer, data, config=None):
     ctx = WrapContext(peft_task_type=plan.task.peft_task_type, model_path=loading.model_path(plan.recipe.model),
                       gradient_checkpointing=plan.hardware.gradient_checkpointing,
                       total_steps=total_steps(plan.recipe.train, len(data.train)) if data.train is not None else None)
-    model = plan.method.wrap(model, plan.method_options, ctx)
+    if plan.recipe.model.adapter:  # continue a saved adapter (checked by the preflight)
+        from .methods.continuing import continue_adapter
+
+        model = continue_adapter(plan.method, model, Path(plan.recipe.model.adapter))
+    else:
+        model = plan.method.wrap(model, plan.method_options, ctx)
     trainable_in_fp32(model)  # a task head copied from a bf16-stored base (peft's modules_to_save) trains in fp32
     return model
 

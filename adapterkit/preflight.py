@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import UserError
-from .loading import load_config
+from .loading import load_config, model_path
 from .memory.verdict import Fit, assess, choose_method, enforce, eval_lengths, resolve_strategy, shape_of
+from .methods.continuing import check_adapter, with_resolved_adapter
 from .plan import AUTO, Plan, check_model, make_plan
 from .recipe import Recipe
 from .strategies import launch_refusal, refusal
@@ -43,9 +44,11 @@ def preflight(recipe: Recipe, *, force: bool = False, memory: str = "enforce", m
     if recipe.method.name == AUTO:
         recipe, reason = choose_method(recipe, config)
         log.info("%s", reason)
-    plan = make_plan(recipe)
+    plan = make_plan(with_resolved_adapter(recipe))  # model.adapter: a glob becomes the folder it names
     config = config if config is not None else load_config(recipe.model, plan.where)
     check_model(plan, config)
+    if plan.recipe.model.adapter:
+        check_adapter(plan.recipe, plan.method, model_path(plan.recipe.model))
     hw = plan.hardware
     plan = resolve_strategy(plan, shape_of(plan, config) if hw.strategy == "auto" and hw.world_size > 1 else None)
     refused = refusal(plan) or (launch_refusal(plan.hardware) if memory == "enforce" else None)

@@ -58,6 +58,9 @@ class ModelSection(Section):
     dropout: float | None = Field(None, ge=0, lt=1, description="set every dropout probability of the model's "
                                                                  "config (hidden, attention, classifier) to this; "
                                                                  "None keeps the checkpoint's")
+    adapter: str | None = Field(None, description="a saved adapter to continue training: RUN_DIR/adapter of an "
+                                                   "earlier run (a glob such as runs/chat_lora-*/adapter picks the "
+                                                   "newest); its method and base model must be this recipe's")
 
 
 class NamedSection(BaseModel):

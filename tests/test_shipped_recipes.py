@@ -20,7 +20,7 @@ QUICK_CHAT = {**QUICK, "task.max_length": 96, "task.num_samples": 1, "task.max_n
 def test_recipes_are_shipped():
     names = {p.stem for p in RECIPES}
     assert {"chat_lora", "chat_qlora", "sentiment_lora", "sentiment_full", "ner_lora", "ner_bottleneck",
-            "sentiment_prompt", "lm_lora"} <= names
+            "sentiment_prompt", "lm_lora", "chat_dpo"} <= names
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
@@ -34,7 +34,11 @@ def test_recipe_validates_without_heavy_imports(path):
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
 def test_recipe_runs_a_few_steps(path, tmp_path):
     recipe = load_recipe(path)
-    overrides = QUICK_CHAT if recipe.task.name == "chat" else QUICK
+    overrides = QUICK_CHAT if recipe.task.name in ("chat", "preference") else QUICK
+    if recipe.model.adapter:  # continues the adapter of the recipe it names (chat_dpo: chat_lora's), run first
+        first = REPO / "recipes" / f"{recipe.model.adapter.split('/')[-2].split('-')[0]}.toml"
+        earlier = api.run(first, overrides=QUICK_CHAT, output=tmp_path / "first")
+        overrides = {**overrides, "model.adapter": str(earlier.run_dir / "adapter")}
     result = api.run(path, overrides=overrides, output=tmp_path / "run")
     run_dir = result.run_dir
     info = json.loads((run_dir / "run.json").read_text())
@@ -44,6 +48,7 @@ def test_recipe_runs_a_few_steps(path, tmp_path):
     artifact = Path(run_dir / info["artifact"])
     assert any(artifact.glob("*.safetensors")), f"no weights in {artifact}"
     assert not list(artifact.rglob("*.bin")), "pickle weights written"
-    primary = {"chat": "eval_loss", "classification": "eval_macro_f1", "ner": "eval_f1", "lm": "eval_loss"}[recipe.task.name]
+    primary = {"chat": "eval_loss", "classification": "eval_macro_f1", "ner": "eval_f1", "lm": "eval_loss",
+               "preference": "eval_loss"}[recipe.task.name]
     assert primary in metrics and metrics[primary] == metrics[primary]  # present and not NaN
     assert info["peak_rss_mib"] > 0 and info["train_tokens"] > 0

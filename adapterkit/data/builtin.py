@@ -61,11 +61,32 @@ def chatterbot() -> list[dict]:
     return rows
 
 
+def chatterbot_pairs() -> list[dict]:
+    """A DEMO preference set from the chatterbot conversations: the prompt is a conversation up to its last
+    answer, ``chosen`` that answer, ``rejected`` the last answer of another conversation (a seeded draw, never the
+    same text). It teaches "answer this conversation, not another one"; it is no human preference data."""
+    import random
+
+    rows = chatterbot()
+    answers = [r["messages"][-1]["content"] for r in rows]
+    rng = random.Random(0)
+    pairs = []
+    for i, row in enumerate(rows):
+        j = rng.randrange(len(rows))
+        while answers[j] == answers[i]:
+            j = rng.randrange(len(rows))
+        pairs.append({"prompt": row["messages"][:-1], "chosen": [row["messages"][-1]],
+                      "rejected": [{"role": "assistant", "content": answers[j]}], "_where": row["_where"]})
+    return pairs
+
+
 BUILTIN_DATASETS = {
     d.name: d
     for d in [
         BuiltinDataset("rotten-tomatoes", "text,label", "12,752 movie review snippets, fresh/rotten", rotten_tomatoes),
         BuiltinDataset("wnut16", "tokens,tags", "W-NUT 2016 Twitter NER, 2,394 sentences, 10 types", wnut16),
         BuiltinDataset("chatterbot", "messages", "chatterbot-corpus English dialogues", chatterbot),
+        BuiltinDataset("chatterbot-pairs", "prompt,chosen,rejected", "DEMO preference pairs from the chatterbot "
+                       "dialogues: rejected = another conversation's answer", chatterbot_pairs),
     ]
 }

@@ -135,6 +135,7 @@ class Workload:
     # padding-free eval row, and its labelled positions, the only ones its LM head scores); None: worst case.
     eval_tokens: int | None = None
     eval_scored: int | None = None
+    frozen_reference: bool = False  # a frozen copy of the base is held beside it (preference tuning, full)
 
 
 @dataclass
@@ -274,6 +275,9 @@ def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Es
         est.notes["weights"] = f"{shape.total_params / 1e6:.0f}M parameters in {work.weights_dtype}"
     est.terms["weights"] = weights
     est.terms["trainable"] = 0.0 if method.trains_base else foot.trainable_params * 4
+    est.terms["reference model"] = shape.total_params * wbytes if work.frozen_reference else 0.0
+    if work.frozen_reference:
+        est.notes["reference model"] = "a frozen copy of the base: the preference loss's reference"
     est.notes["trainable"] = est.notes.get("trainable", f"{trainable / 1e6:.2f}M parameters, fp32")
     est.terms["gradients"] = trainable * 4
     est.terms["optimizer"] = trainable * 8
@@ -327,14 +331,15 @@ def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Es
     # Gradients are freed after each optimizer step (zero_grad(set_to_none)) and grow while backward frees
     # activations: the step peaks at the larger of (activations + logits) and gradients, not their sum.
     t = est.terms
-    est.train = (t["weights"] + t["trainable"] + t["optimizer"] + max(t["activations"] + t["logits"], t["gradients"])
+    est.train = (t["weights"] + t["reference model"] + t["trainable"] + t["optimizer"]
+                 + max(t["activations"] + t["logits"], t["gradients"])
                  + t["autocast copies"] + t["heap slack"] + t["overhead"] + t["mapped checkpoint"])
 
     eval_tokens = work.eval_tokens if work.eval_tokens is not None else work.eval_batch_size * seq
     scored = work.eval_scored if work.eval_scored is not None else eval_tokens
     eval_logits = scored * shape.vocab * (width + EVAL_LOGIT_COPIES * 4) if shape.lm_logits else 0.0
-    est.eval = (weights + est.terms["trainable"] + est.terms["optimizer"]
+    est.eval = (weights + est.terms["reference model"] + est.terms["trainable"] + est.terms["optimizer"]
                 + eval_tokens * per_token * (1 + slack) + eval_logits + overhead + est.terms["mapped checkpoint"])
     if work.device == "cpu":
-        est.load = (on_disk + (weights if converted else 0.0)) + overhead
+        est.load = (on_disk + (weights if converted else 0.0)) + overhead + est.terms["reference model"]
     return est

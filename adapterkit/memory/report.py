@@ -6,8 +6,8 @@ from __future__ import annotations
 from .estimate import ModelShape
 from .verdict import Fit, padding_free, size, verdict, workload
 
-ROWS = ("weights", "mapped checkpoint", "trainable", "gradients", "optimizer", "activations", "logits",
-        "autocast copies", "heap slack", "overhead", "gradient buckets", "all-gather buffer")
+ROWS = ("weights", "reference model", "mapped checkpoint", "trainable", "gradients", "optimizer", "activations",
+        "logits", "autocast copies", "heap slack", "overhead", "gradient buckets", "all-gather buffer")
 
 
 def _rows(plan) -> str:

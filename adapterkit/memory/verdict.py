@@ -63,11 +63,22 @@ def workload(plan, eval_lengths: tuple[int, int] | None = None) -> Workload:
         per_pass = min(batch * seq, max(opts.tokens_per_pass or batch * seq, seq))
         eval_batch = -(-eval_batch * seq // per_pass)
         batch, seq = 1, per_pass
-    return Workload(batch_size=batch, seq_len=seq, eval_batch_size=eval_batch, precision=hw.precision,
+    needs = memory_needs(plan)
+    rows = needs.get("rows_per_example", 1)
+    return Workload(batch_size=batch * rows, seq_len=seq, eval_batch_size=eval_batch * rows, precision=hw.precision,
                     device=hw.device, gradient_checkpointing=hw.gradient_checkpointing,
                     weights_dtype=weights_dtype(plan.method, hw),
                     eval_tokens=eval_lengths[0] if eval_lengths else None,
-                    eval_scored=eval_lengths[1] if eval_lengths else None)
+                    eval_scored=eval_lengths[1] if eval_lengths else None,
+                    frozen_reference=bool(needs.get("frozen_reference", False)))
+
+
+def memory_needs(plan) -> dict[str, Any]:
+    """What the task adds to the workload, through its optional ``memory_needs(plan)``: ``rows_per_example``
+    (preference pairs run chosen and rejected in one batch) and ``frozen_reference`` (a second, frozen copy of
+    the base model is held as the reference)."""
+    rule = getattr(plan.task, "memory_needs", None)
+    return rule(plan) if rule else {}
 
 
 def shape_of(plan, model_config) -> ModelShape:

@@ -72,6 +72,12 @@ class Method:
     save: Callable[[Any, Path], None]  # (wrapped model, run_dir/"adapter" or "model") -> None
     load: Callable[[Any, Path], Any]  # (fresh base model, saved folder) -> model with trained weights
     artifact: str = "adapter"  # name of the folder in the run dir that `save` fills
+    # (fresh base model, saved folder) -> the model with the saved weights, trainable (``model.adapter``: continue
+    # training an earlier run's adapter). None: the method cannot continue a saved artifact.
+    load_trainable: Callable[[Any, Path], Any] | None = None
+    # The wrapped model can switch its trained part off (peft's ``disable_adapter``), so a frozen reference
+    # model (preference tuning) is the base itself, not a second copy in memory.
+    can_disable: bool = False
     needs: Needs = field(default_factory=Needs)
     quantization: Callable[[Any], dict[str, Any]] | None = None  # options -> BitsAndBytesConfig kwargs
     check_model: ModelCheck | None = None

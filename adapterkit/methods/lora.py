@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from .base import Footprint, Method, MethodOptions, WrapContext
-from .peft_tuner import load_peft, merge_peft, peft_model, save_peft
+from .peft_tuner import load_peft, load_peft_trainable, merge_peft, peft_model, save_peft
 
 
 class LoraOptions(MethodOptions):
@@ -183,6 +183,8 @@ METHOD = Method(
     wrap=wrap,
     save=save,
     load=load_peft,
+    load_trainable=load_peft_trainable,
+    can_disable=True,
     merge=merge_peft,
     footprint=footprint,
     prepare_trainer=prepare_trainer,

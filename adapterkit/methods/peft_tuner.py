@@ -7,7 +7,8 @@ from pathlib import Path
 
 
 def save_peft(model, folder: Path) -> None:
-    model.save_pretrained(folder)
+    """The trained (active) adapter only: trl's preference trainers add a frozen "ref" copy beside it."""
+    model.save_pretrained(folder, selected_adapters=[model.active_adapter])
 
 
 @contextmanager
@@ -20,11 +21,16 @@ def _quiet_peft():
         yield
 
 
-def load_peft(base_model, folder: Path):
+def load_peft(base_model, folder: Path, trainable: bool = False):
+    """The saved adapter on ``base_model``; ``trainable``: its weights require gradients (continued training)."""
     from peft import PeftModel
 
     with _quiet_peft():
-        return align_token_outputs(PeftModel.from_pretrained(base_model, folder))
+        return align_token_outputs(PeftModel.from_pretrained(base_model, folder, is_trainable=trainable))
+
+
+def load_peft_trainable(base_model, folder: Path):
+    return load_peft(base_model, folder, trainable=True)
 
 
 def merge_peft(model, load_base=None):

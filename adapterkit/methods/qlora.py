@@ -84,10 +84,18 @@ def wrap(model, options: QLoraOptions, ctx: WrapContext):
     return model
 
 
-def load(base_model, folder):
-    model = load_peft(base_model, folder)
+def load(base_model, folder, trainable: bool = False):
+    if trainable:
+        from peft import prepare_model_for_kbit_training
+
+        base_model = prepare_model_for_kbit_training(base_model, use_gradient_checkpointing=False)
+    model = load_peft(base_model, folder, trainable=trainable)
     disable_packed_cpu_kernel(model)
     return model
+
+
+def load_trainable(base_model, folder):
+    return load(base_model, folder, trainable=True)
 
 
 def merge(model, load_base, dequantized: bool = True):
@@ -124,6 +132,8 @@ METHOD = Method(
     wrap=wrap,
     save=save_peft,
     load=load,
+    load_trainable=load_trainable,
+    can_disable=True,
     merge=merge,
     needs=Needs(packages=("bitsandbytes",), quantization=True),
     quantization=quantization,

@@ -7,9 +7,9 @@ from .base import Task, TaskData, TaskOptions
 
 
 def _builtin() -> list[Task]:
-    from . import chat, classification, lm, ner, seq2seq
+    from . import chat, classification, lm, ner, preference, seq2seq
 
-    return [chat.TASK, classification.TASK, ner.TASK, seq2seq.TASK, lm.TASK]
+    return [chat.TASK, classification.TASK, ner.TASK, preference.TASK, seq2seq.TASK, lm.TASK]
 
 
 TASKS: Registry[Task] = Registry("task", "adapterkit.tasks", _builtin)

@@ -1,0 +1,95 @@
+"""Preference rows: checked one by one (a bad row names its file:line) and put in one shape for trl.
+
+Paired rows (DPO, ORPO, IPO...): ``prompt`` + ``chosen`` + ``rejected``, each a string or a list of
+``{role, content}`` messages; ``prompt`` may be left out when ``chosen`` and ``rejected`` are whole
+conversations sharing their opening (trl's implicit prompt). Unpaired rows (KTO): ``prompt`` + ``completion`` +
+``label`` (true = desirable); KTO also takes paired rows (each pair is two unpaired rows).
+
+With a chat template, strings become messages (the prompt a user turn, an answer an assistant turn), so the
+model is tuned in the format it answers in; without one they stay text and trl appends the end-of-sequence token.
+"""
+
+from __future__ import annotations
+
+ROLES = {"system", "user", "assistant"}
+PAIRED = ("prompt", "chosen", "rejected")
+UNPAIRED = ("prompt", "completion", "label")
+
+
+def _messages_problem(value, name: str) -> str | None:
+    if isinstance(value, str):
+        return None if value.strip() else f"'{name}' is empty"
+    if not isinstance(value, list) or not value:
+        return f"'{name}' must be a string or a non-empty list of {{role, content}} messages"
+    for k, m in enumerate(value):
+        if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("content"), str):
+            return f"'{name}' message {k + 1} needs role (system|user|assistant) and string content"
+    return None
+
+
+def row_kind(row: dict) -> str | None:
+    if "chosen" in row or "rejected" in row:
+        return "paired"
+    if "completion" in row or "label" in row:
+        return "unpaired"
+    return None
+
+
+def check_row(row: dict, unpaired_ok: bool) -> str | None:
+    """The row's problem in a few words, or None."""
+    kind = row_kind(row)
+    if kind is None:
+        found = ", ".join(sorted(k for k in row if not k.startswith("_"))) or "none"
+        wanted = "prompt+chosen+rejected" + (" or prompt+completion+label" if unpaired_ok else "")
+        return f"a preference row needs the columns {wanted}; found {found}"
+    if kind == "unpaired":
+        if not unpaired_ok:
+            return ("prompt+completion+label is KTO's unpaired format; set task.loss = \"kto\", or give "
+                    "prompt+chosen+rejected")
+        if not isinstance(row.get("label"), bool):
+            return "'label' must be true (desirable) or false (undesirable)"
+        return _messages_problem(row.get("prompt"), "prompt") or _messages_problem(row.get("completion"), "completion")
+    for name in ("chosen", "rejected"):
+        problem = _messages_problem(row.get(name), name)
+        if problem:
+            return problem
+    if "prompt" in row:
+        return _messages_problem(row["prompt"], "prompt")
+    if isinstance(row["chosen"], str) or isinstance(row["rejected"], str):
+        return "'prompt' is missing (it may only be left out when chosen and rejected are whole conversations)"
+    return None
+
+
+def _as_messages(value, role: str) -> list[dict]:
+    if isinstance(value, str):
+        return [{"role": role, "content": value}]
+    return [{"role": m["role"], "content": m["content"]} for m in value]
+
+
+def normalised(rows: list[dict], chat: bool, unpair: bool) -> dict[str, list]:
+    """Columns for a ``datasets.Dataset``, every row in one shape (messages with a chat template, else text);
+    ``unpair`` (KTO): a pair becomes a desirable and an undesirable row."""
+    from trl.data_utils import extract_prompt
+
+    def text(value, role):
+        if chat:
+            return _as_messages(value, role)
+        return value if isinstance(value, str) else "\n".join(m["content"] for m in value)
+
+    columns: dict[str, list] = {key: [] for key in (UNPAIRED if unpair else PAIRED)}
+    for row in rows:
+        if row_kind(row) == "paired" and "prompt" not in row:
+            row = {**row, **extract_prompt({"chosen": row["chosen"], "rejected": row["rejected"]})}
+        prompt = text(row["prompt"], "user")
+        if not unpair:
+            columns["prompt"].append(prompt)
+            columns["chosen"].append(text(row["chosen"], "assistant"))
+            columns["rejected"].append(text(row["rejected"], "assistant"))
+            continue
+        answers = ([(row["chosen"], True), (row["rejected"], False)] if row_kind(row) == "paired"
+                   else [(row["completion"], row["label"])])
+        for answer, label in answers:
+            columns["prompt"].append(prompt)
+            columns["completion"].append(text(answer, "assistant"))
+            columns["label"].append(label)
+    return columns

@@ -1,0 +1,62 @@
+"""``task.loss`` -> the trl trainer that implements it, with its config.
+
+DPO and its variants are ``trl.DPOTrainer`` loss types (``DPOConfig.loss_type``); ORPO and SimPO are
+reference-free trainers in ``trl.experimental`` (ORPOTrainer; CPOTrainer with ``loss_type="simpo"``); KTO is
+``trl.KTOTrainer`` on unpaired rows. The reference of the reference-based losses: with a method that can switch
+its adapter off (``Method.can_disable``: peft), trl uses the base with the adapter disabled (or, when training
+continues a saved adapter, a frozen copy of that adapter's weights: the model it started from), no second
+model; otherwise a frozen copy of the base model, which the memory planner counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# adapterkit name -> DPOConfig.loss_type (the DPO family shares DPOTrainer)
+DPO_LOSSES = {"dpo": "sigmoid", "ipo": "ipo", "hinge": "hinge", "robust": "robust", "sigmoid_norm": "sigmoid_norm",
+              "bco_pair": "bco_pair", "sppo_hard": "sppo_hard", "nca_pair": "nca_pair", "aot": "aot",
+              "apo_zero": "apo_zero", "apo_down": "apo_down", "discopop": "discopop"}
+LOSSES = (*DPO_LOSSES, "orpo", "simpo", "kto")
+
+
+@dataclass(frozen=True)
+class Loss:
+    name: str
+    uses_reference: bool  # a reference model's log-probs enter the loss
+    unpaired: bool  # trains on prompt+completion+label rows (pairs are split)
+
+
+def loss_record(name: str) -> Loss:
+    return Loss(name, uses_reference=name not in ("orpo", "simpo"), unpaired=name == "kto")
+
+
+def build(loss: Loss, args: dict, beta: float | None, max_length: int, model, ref_model, tokenizer, train, evaluation):
+    """The trl trainer for ``loss``; ``args``: adapterkit's shared Trainer arguments (``training.training_kwargs``)."""
+    import warnings
+
+    common = {**args, "max_length": max_length}
+    if beta is not None:
+        common["beta"] = beta
+    data = {"train_dataset": train, "eval_dataset": evaluation, "processing_class": tokenizer}
+    # peft asks transformers 5 for the deprecated ``is_gradient_checkpointing`` at every step: not the user's concern
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    with warnings.catch_warnings():  # trl.experimental announces itself on import: not the user's concern
+        warnings.filterwarnings("ignore", message=".*experimental.*")
+        if loss.name in DPO_LOSSES:
+            from trl import DPOConfig, DPOTrainer
+
+            config = DPOConfig(**common, loss_type=[DPO_LOSSES[loss.name]])
+            return DPOTrainer(model=model, ref_model=ref_model, args=config, **data)
+        if loss.name == "kto":
+            from trl import KTOConfig, KTOTrainer
+
+            # KTO's KL estimate pairs each row with its neighbour in a fixed-order batch (KTOConfig's docs)
+            config = KTOConfig(**{**common, "train_sampling_strategy": "sequential"})
+            return KTOTrainer(model=model, ref_model=ref_model, args=config, **data)
+        if loss.name == "orpo":
+            from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+
+            return ORPOTrainer(model=model, args=ORPOConfig(**common), **data)
+        from trl.experimental.cpo import CPOConfig, CPOTrainer
+
+        return CPOTrainer(model=model, args=CPOConfig(**common, loss_type="simpo", cpo_alpha=0.0), **data)

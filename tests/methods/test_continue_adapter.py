@@ -1,0 +1,67 @@
+"""``model.adapter``: training continues from a saved adapter (its weights, trainable), and the recipe's method and
+base model must be the adapter's, refused in one line before anything loads."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from conftest import tiny_recipe
+
+from adapterkit import api
+from adapterkit.errors import UserError
+from adapterkit.preflight import preflight
+from adapterkit.recipe import recipe_from_dict
+
+
+@pytest.fixture(scope="module")
+def sft_run(tiny_llama_dir, data_files, tmp_path_factory):
+    """A finished chat LoRA run (one step) on the tiny Llama."""
+    data = tiny_recipe("chat", "lora", tiny_llama_dir, data_files, train={"max_steps": 1})
+    return api.run(recipe_from_dict(data, name="sft"), output=tmp_path_factory.mktemp("runs") / "sft").run_dir
+
+
+def _recipe(model_dir, files, method="lora", **model):
+    data = tiny_recipe("chat", method, model_dir, files, train={"max_steps": 1})
+    data["model"].update(model)
+    return recipe_from_dict(data, name="continued")
+
+
+def test_training_starts_from_the_saved_weights(sft_run, tiny_llama_dir, data_files):
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    plan = preflight(_recipe(tiny_llama_dir, data_files, adapter=str(sft_run / "adapter")), memory="skip").plan
+    tokenizer = AutoTokenizer.from_pretrained(tiny_llama_dir)
+    model = api.prepare_model(plan, tokenizer, plan.task.load_data(plan))
+    saved = load_file(sft_run / "adapter" / "adapter_model.safetensors")
+    params = dict(model.named_parameters())
+    assert saved and any(t.abs().sum() > 0 for k, t in saved.items() if "lora_B" in k)  # trained, not fresh
+    for key, tensor in saved.items():
+        name = key.replace(".weight", ".default.weight")
+        torch.testing.assert_close(params[name].detach(), tensor)
+        assert params[name].requires_grad, name
+
+
+def test_a_glob_names_the_newest_run(sft_run, tiny_llama_dir, data_files):
+    pattern = str(sft_run.parent / "s*" / "adapter")
+    plan = preflight(_recipe(tiny_llama_dir, data_files, adapter=pattern), memory="skip").plan
+    assert plan.recipe.model.adapter == str((sft_run / "adapter").resolve())
+
+
+def test_mismatches_are_refused_in_one_line(sft_run, tiny_llama_dir, data_files, tmp_path):
+    adapter = str(sft_run / "adapter")
+    cases = [
+        (_recipe(tiny_llama_dir, data_files, "ia3", adapter=adapter), "trained with method 'lora'"),
+        (_recipe(tiny_llama_dir, data_files, "full", adapter=adapter), "method 'full' cannot continue"),
+        (_recipe(tiny_llama_dir, data_files, adapter=str(tmp_path / "nowhere")), "not found"),
+    ]
+    other = tmp_path / "other-llama"
+    shutil.copytree(tiny_llama_dir, other)
+    cases.append((_recipe(str(other), data_files, adapter=adapter), "trained on model"))
+    for recipe, message in cases:
+        with pytest.raises(UserError) as err:
+            preflight(recipe, memory="skip")
+        assert message in str(err.value) and "model.adapter" in str(err.value)
+        assert "\n" not in str(err.value)
