@@ -54,7 +54,7 @@ def draw(history: list[dict[str, Any]], folder: Path, title: str = "") -> list[P
     written = []
     for name in curve_names(history):
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{name}.png"
+        path = folder / f"{name.replace('/', '_')}.png"  # trl logs names like eval_rewards/chosen
         path.write_bytes(_png({name: series(history, name)}, name.replace("_", " "), f"{title} {name}".strip()))
         written.append(path)
     return written
