@@ -45,7 +45,7 @@ def prepare_model(plan: Plan, tokenizer, data, config=None):
     model = loading.load_model(plan, tokenizer, plan.task.model_kwargs(data), config=config)
     ctx = WrapContext(peft_task_type=plan.task.peft_task_type, model_path=loading.model_path(plan.recipe.model),
                       gradient_checkpointing=plan.hardware.gradient_checkpointing,
-                      total_steps=total_steps(plan.recipe.train, len(data.train)) if data.train is not None else None)
+                      total_steps=total_steps(plan.recipe.train, data))
     if plan.recipe.model.adapter:  # continue a saved adapter (checked by the preflight)
         from .methods.continuing import continue_adapter
 
@@ -56,13 +56,17 @@ def prepare_model(plan: Plan, tokenizer, data, config=None):
     return model
 
 
-def total_steps(train, examples: int) -> int:
-    """Optimizer steps the run will take: ``max_steps``, else ``epochs`` over ``examples`` (the Trainer's count)."""
+def total_steps(train, data) -> int | None:
+    """Optimizer steps the run will take: ``max_steps``, else ``epochs`` over the train split (the Trainer's
+    count); None when unknown (no train split: eval-only)."""
     import math
 
     if train.max_steps > 0:
         return train.max_steps
-    per_epoch = max(math.ceil(examples / train.batch_size) // train.grad_accum, 1)
+    examples = getattr(data, "train", None)
+    if examples is None or not hasattr(examples, "__len__"):  # a stream needs max_steps (checked with its data)
+        return None
+    per_epoch = max(math.ceil(len(examples) / train.batch_size) // train.grad_accum, 1)
     return max(math.ceil(train.epochs * per_epoch), 1)
 
 
