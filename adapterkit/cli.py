@@ -7,202 +7,10 @@ with code 2 (bad input) or 3 (training diverged); no traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 
-
-def _cmd_run(args) -> int:
-    import shlex
-
-    from . import distributed
-    from .api import run
-    from .errors import RunInterrupted
-    from .launch import launch_overrides, launch_ranks
-
-    sets = [*args.set, *launch_overrides(args)]
-    if not distributed.is_worker():
-        code = launch_ranks(args, sets)
-        if code is not None:
-            return code
-    try:
-        result = run(args.recipe, overrides=sets, output=args.output, overwrite=args.overwrite, force=args.force)
-    except RunInterrupted as stop:
-        again = ["adapterkit", "run", args.recipe, *(f"--set={s}" for s in args.set), "--output", str(stop.run_dir),
-                 *(["--force"] if args.force else [])]
-        print(f"adapterkit: {stop}\nadapterkit: resume with: {shlex.join(again)}", file=sys.stderr)
-        return stop.exit_code
-    if not distributed.is_main():
-        return 0
-    shown = {k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}
-    print(json.dumps(shown, indent=2))
-    print(f"run directory: {result.run_dir}")
-    return 0
-
-
-def _names(text: str | None, option: str) -> list[str] | None:
-    """``--methods a,b`` -> ["a", "b"]; None when the option was not given; an empty list is an error."""
-    from .errors import UserError
-
-    if text is None:
-        return None
-    names = [m.strip() for m in text.split(",") if m.strip()]
-    if not names:
-        raise UserError(f"{text!r}: give at least one name, comma-separated", where=option)
-    return names
-
-
-def _seeds(text: str) -> list[int]:
-    from .errors import UserError
-
-    try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        raise UserError(f"{text!r}: expected comma-separated integers such as 0,1,2", where="--seeds") from None
-    if not seeds:
-        raise UserError(f"{text!r}: give at least one seed, e.g. --seeds 0,1", where="--seeds")
-    return seeds
-
-
-def _cmd_plan(args) -> int:
-    from .plan_report import plan_report
-
-    methods = _names(args.methods, "--methods")
-    from .launch import launch_overrides
-
-    text, fits = plan_report(args.recipe, overrides=[*args.set, *launch_overrides(args)], profile=args.profile,
-                             methods=methods)
-    print(text)
-    return 0 if fits else 1
-
-
-def _cmd_methods(args) -> int:
-    if args.models:
-        from .support import markdown_table
-
-        print(markdown_table())
-        return 0
-    from .listing import methods_table
-
-    print(methods_table())
-    return 0
-
-
-def _cmd_eval(args) -> int:
-    from .api import evaluate_run
-
-    metrics = evaluate_run(args.run_dir, data=args.data)
-    print(json.dumps({k: v for k, v in metrics.items() if isinstance(v, (int, float))}, indent=2))
-    return 0
-
-
-def _cmd_generate(args) -> int:
-    from .api import generate
-    from .errors import UserError
-
-    if args.max_new_tokens < 1:
-        raise UserError(f"{args.max_new_tokens}: must be at least 1", where="--max-new-tokens")
-    print(generate(args.run_dir, args.prompt, max_new_tokens=args.max_new_tokens, safety=_safety(args)))
-    return 0
-
-
-def _safety(args):
-    """The safety filter the --filter/--blocklist/--moderator* flags describe, or None."""
-    if not (args.filter or args.blocklist or args.moderator):
-        if args.moderator_labels or args.moderator_threshold is not None:
-            from .errors import UserError
-
-            raise UserError("needs --moderator RUN_DIR (or a --filter file naming one)", where="--moderator-labels")
-        return None
-    from .serve.safety import build_filter
-
-    return build_filter(args.filter, args.blocklist, args.moderator, args.moderator_labels, args.moderator_threshold)
-
-
-def _positive(value, option: str):
-    from .errors import UserError
-
-    if value is not None and not value > 0:
-        raise UserError(f"{value}: must be positive", where=option)
-    return value
-
-
-def _cmd_serve(args) -> int:
-    import socket
-    from dataclasses import fields
-
-    from .errors import UserError
-    from .serve import serve
-    from .serve.schemas import Limits
-
-    if not 0 < args.port < 65536:
-        raise UserError(f"{args.port}: expected a port between 1 and 65535", where="--port")
-    given = {f.name: _positive(getattr(args, f.name), "--" + f.name.replace("_", "-")) for f in fields(Limits)}
-    limits = Limits(**{k: v for k, v in given.items() if v is not None})
-    try:
-        with socket.create_server((args.host, args.port)):
-            pass
-    except OSError as err:
-        raise UserError(f"cannot listen on {args.host}:{args.port} ({err.strerror or err})", where="--port") from None
-    serve(args.run_dirs, args.host, args.port, args.api_key, limits, _safety(args))
-    return 0
-
-
-def _cmd_chat(args) -> int:
-    from .serve.repl import chat
-
-    _positive(args.max_tokens, "--max-tokens")
-    return chat(args.run_dir, max_tokens=args.max_tokens, temperature=args.temperature, system=args.system,
-                safety=_safety(args))
-
-
-def _cmd_compare(args) -> int:
-    from .compare import compare
-
-    seeds = _seeds(args.seeds)
-    methods = _names(args.methods, "--methods")
-    from .launch import launch_args
-
-    done = compare(args.recipe, methods=methods, seeds=seeds, output=args.output, overrides=args.set,
-                   zero_shot=not args.no_zero_shot, launch=launch_args(args))
-    return 1 if any(r["status"] == "failed" for r in done) else 0
-
-
-def _cmd_tune(args) -> int:
-    from .tune import tune
-
-    tune(args.recipe, space=args.space, trials=args.trials, metric=args.metric, direction=args.direction,
-         parallel=args.parallel, output=args.output, resume=args.resume, budget=args.budget, overrides=args.set)
-    return 0
-
-
-def _cmd_report(args) -> int:
-    from .report import rebuild
-
-    path = rebuild(args.dirs, args.output)
-    print(f"report: {path} and {path.with_suffix('.html')}")
-    return 0
-
-
-def _cmd_zero_shot(args) -> int:
-    from .zeroshot import evaluate_base
-
-    result = evaluate_base(args.recipe, overrides=args.set, output=args.output, overwrite=args.overwrite)
-    print(json.dumps({k: v for k, v in result.metrics.items() if isinstance(v, (int, float))}, indent=2))
-    print(f"run directory: {result.run_dir}")
-    return 0
-
-
-def _cmd_export(args) -> int:
-    from .export import export
-
-    record = export(args.run_dir, args.format, dtype=args.dtype, output=args.output, force=args.force)
-    check = record["check"]
-    print(json.dumps({"format": record["format"], "dtype": record["dtype"], "passed": check["passed"],
-                      "max_abs_logit_diff": check["max_abs_logit_diff"], "reference": check["reference"],
-                      "exported": check["exported"]}, indent=2))
-    print(f"export: {record['output']}")
-    return 0
+from . import commands
 
 
 def _filter_flags(p) -> None:
@@ -235,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in --output")
     p.add_argument("--force", action="store_true", help="run even if the memory planner says it will not fit")
     _launch_flags(p)
-    p.set_defaults(func=_cmd_run)
+    p.set_defaults(func=commands.cmd_run)
 
     p = sub.add_parser("plan", help="predict peak memory from the model config (no weights loaded): will it fit? "
                                     "(exit 1 if not)")
@@ -245,24 +53,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key (repeatable)")
     p.add_argument("--devices", type=int, help="plan per device for this many devices per node (hardware.devices)")
     p.add_argument("--nnodes", type=int, help="... on this many nodes (hardware.nodes)")
-    p.set_defaults(func=_cmd_plan)
+    p.set_defaults(func=commands.cmd_plan)
 
     p = sub.add_parser("methods", help="list the registered methods")
     p.add_argument("--models", action="store_true",
                    help="which architectures x methods x tasks are supported (the table CI's matrix trains)")
-    p.set_defaults(func=_cmd_methods)
+    p.set_defaults(func=commands.cmd_methods)
 
     p = sub.add_parser("eval", help="re-evaluate a finished run")
     p.add_argument("run_dir")
     p.add_argument("--data", help="evaluate on this file or dataset instead of the run's eval split")
-    p.set_defaults(func=_cmd_eval)
+    p.set_defaults(func=commands.cmd_eval)
 
     p = sub.add_parser("generate", help="answer a prompt with a finished chat run")
     p.add_argument("run_dir")
     p.add_argument("--prompt", required=True)
     p.add_argument("--max-new-tokens", type=int, default=64)
     _filter_flags(p)
-    p.set_defaults(func=_cmd_generate)
+    p.set_defaults(func=commands.cmd_generate)
 
     p = sub.add_parser("serve", help="answer with finished runs over HTTP (OpenAI-compatible chat, /v1/classify, "
                                      "a chat page at /)")
@@ -280,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                          "(default 10)")
     p.add_argument("--max-inputs", type=int, help="texts in one /v1/classify request (default 64)")
     _filter_flags(p)
-    p.set_defaults(func=_cmd_serve)
+    p.set_defaults(func=commands.cmd_serve)
 
     p = sub.add_parser("chat", help="chat with a finished chat run in the terminal (/reset, /system TEXT, /exit)")
     p.add_argument("run_dir")
@@ -288,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=0.0, help="0 (default): greedy")
     p.add_argument("--system", help="system prompt")
     _filter_flags(p)
-    p.set_defaults(func=_cmd_chat)
+    p.set_defaults(func=commands.cmd_chat)
 
     p = sub.add_parser("compare", help="run a recipe once per method and seed, each in its own process; "
                                        "write results/*.json and report.md/html")
@@ -300,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a recipe key for every run; method.* keys apply to the recipe's own method only")
     p.add_argument("--no-zero-shot", action="store_true", help="leave out the untuned base model's row")
     _launch_flags(p)
-    p.set_defaults(func=_cmd_compare)
+    p.set_defaults(func=commands.cmd_compare)
 
     p = sub.add_parser("tune", help="search hyper-parameters (Optuna: TPE + Hyperband pruning); trials the planner "
                                     "says will not fit are never started; writes report.md/html and best_recipe.toml")
@@ -317,19 +125,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", help="stop starting trials after this long, e.g. 30m, 2h, 90s")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe key for every trial; method.* keys apply to the recipe's own method only")
-    p.set_defaults(func=_cmd_tune)
+    p.set_defaults(func=commands.cmd_tune)
 
     p = sub.add_parser("report", help="rebuild report.md/html from comparison folders' results/*.json")
     p.add_argument("dirs", nargs="+", metavar="DIR", help="comparison folders to merge")
     p.add_argument("--output", help="where to write the report (default: the first DIR)")
-    p.set_defaults(func=_cmd_report)
+    p.set_defaults(func=commands.cmd_report)
 
     p = sub.add_parser("zero-shot", help="evaluate a recipe's base model without tuning (fresh task head)")
     p.add_argument("recipe", help="recipe TOML file (its [method] is ignored)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key")
     p.add_argument("--output", help="run directory (default runs/<recipe>-zero-shot-<timestamp>)")
     p.add_argument("--overwrite", action="store_true", help="replace a finished run in --output")
-    p.set_defaults(func=_cmd_zero_shot)
+    p.set_defaults(func=commands.cmd_zero_shot)
 
     p = sub.add_parser("export", help="export a finished run (merged transformers folder, GGUF, ONNX) and check "
                                       "it against the run's own model; writes export.json")
@@ -338,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", help="merged: fp32 (default), bf16, fp16; gguf: f16 (default), q8_0, bf16; onnx: fp32")
     p.add_argument("--output", help="export folder (default RUN_DIR/export-<format>-<dtype>)")
     p.add_argument("--force", action="store_true", help="keep an export its self-check refuses")
-    p.set_defaults(func=_cmd_export)
+    p.set_defaults(func=commands.cmd_export)
     return parser
 
 

@@ -56,9 +56,10 @@ def per_device(est: Estimate, shape: ModelShape, hardware) -> Estimate:
              + t["gradient buckets"] + t["all-gather buffer"] + t.get("autocast copies", 0.0) - old_casts)
     eval_delta = sum(t[k] for k in STATIC) - old_static + t["all-gather buffer"]
     notes = dict(est.notes)
-    notes["strategy"] = (f"{strategy} over {world} device(s)"
-                         + (f": {', '.join(_sharded_terms(strategy))} / {world}" if _sharded_terms(strategy) else "")
-                         + (f"; {offloaded / 2**30:.2f} GiB per rank offloaded to CPU RAM" if offloaded else ""))
+    if world > 1:
+        notes["strategy"] = (f"{strategy} over {world} device(s)"
+                             + (f": {', '.join(_sharded_terms(strategy))} / {world}" if _sharded_terms(strategy) else "")
+                             + (f"; {offloaded / 2**30:.2f} GiB per rank offloaded to CPU RAM" if offloaded else ""))
     return replace(est, terms=t, notes=notes, train=est.train + delta, eval=est.eval + eval_delta,
                    offloaded=offloaded)
 
