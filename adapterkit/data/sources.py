@@ -93,18 +93,20 @@ def split_rows(rows: list[dict], fraction: float, seed: int) -> tuple[list[dict]
     return [rows[i] for i in order[n_eval:]], [rows[i] for i in order[:n_eval]]
 
 
-def load_train_eval(data, recipe_source: str) -> tuple[list[dict], list[dict]]:
-    """Train and eval rows for a DataSection, limited to ``limit_train`` / ``limit_eval`` (seeded sample)."""
+def load_train_eval(data, recipe_source: str, read=None) -> tuple[list[dict], list[dict]]:
+    """Train and eval rows for a DataSection, limited to ``limit_train`` / ``limit_eval`` (seeded sample).
+    ``read``: a task's own row reader with ``load_rows``' signature (``lm`` reads ``.txt`` as plain text)."""
+    read = read or load_rows
     if data.streaming:  # tasks that stream call data/streaming.py instead
         raise UserError("data.streaming = true is read by task 'chat'; this task reads its data whole (drop the "
                         "option, or use data.limit_train for a sample)", where=f"{recipe_source}: data.streaming")
-    train = load_rows(data.train, recipe_source=recipe_source, key="data.train", split="train", on_error=data.on_error)
+    train = read(data.train, recipe_source=recipe_source, key="data.train", split="train", on_error=data.on_error)
     train = renamed(train, data.columns, f"{recipe_source}: data.train")
     if isinstance(data.eval, (int, float)) and not isinstance(data.eval, bool):
         train, evaluation = split_rows(train, float(data.eval), data.split_seed)
     else:
-        evaluation = load_rows(data.eval, recipe_source=recipe_source, key="data.eval", split="validation",
-                               on_error=data.on_error)
+        evaluation = read(data.eval, recipe_source=recipe_source, key="data.eval", split="validation",
+                          on_error=data.on_error)
         evaluation = renamed(evaluation, data.columns, f"{recipe_source}: data.eval")
     if data.limit_train and len(train) > data.limit_train:
         train = random.Random(data.split_seed).sample(train, data.limit_train)

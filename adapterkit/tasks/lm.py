@@ -10,7 +10,6 @@ on the eval text, packed the same way.
 from __future__ import annotations
 
 import math
-import random
 from itertools import chain
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,7 @@ from typing import Any
 from pydantic import Field
 
 from ..data.files import read_text
-from ..data.sources import load_rows, locate, split_rows
-from ..errors import UserError
+from ..data.sources import load_rows, load_train_eval, locate
 from ..training import training_kwargs
 from .base import TaskData, TaskOptions
 from .rows import checked_rows, non_empty_string
@@ -43,28 +41,12 @@ def text_file_rows(path: Path) -> list[dict]:
     return rows
 
 
-def _rows(spec: str, source: str, key: str, split: str, on_error: str) -> list[dict]:
-    found = locate(spec, recipe_source=source, key=key)
+def text_rows(spec: str, *, recipe_source: str, key: str, split: str, on_error: str = "fail") -> list[dict]:
+    """``data.sources.load_rows``, with ``.txt`` files read as plain text (``text_file_rows``)."""
+    found = locate(spec, recipe_source=recipe_source, key=key)
     if isinstance(found, Path) and found.suffix.lower() == ".txt":
         return text_file_rows(found)
-    return load_rows(spec, recipe_source=source, key=key, split=split, on_error=on_error)
-
-
-def load_text(data, source: str) -> tuple[list[dict], list[dict]]:
-    """Train and eval rows as ``data.sources.load_train_eval`` gives them, with ``.txt`` files as plain text."""
-    train = _rows(data.train, source, "data.train", "train", data.on_error)
-    if isinstance(data.eval, (int, float)) and not isinstance(data.eval, bool):
-        train, evaluation = split_rows(train, float(data.eval), data.split_seed)
-    else:
-        evaluation = _rows(data.eval, source, "data.eval", "validation", data.on_error)
-    if data.limit_train and len(train) > data.limit_train:
-        train = random.Random(data.split_seed).sample(train, data.limit_train)
-    if data.limit_eval and len(evaluation) > data.limit_eval:
-        evaluation = random.Random(data.split_seed + 1).sample(evaluation, data.limit_eval)
-    for rows, key in ((train, "data.train"), (evaluation, "data.eval")):
-        if not rows:
-            raise UserError("no text", where=f"{source}: {key}")
-    return train, evaluation
+    return load_rows(spec, recipe_source=recipe_source, key=key, split=split, on_error=on_error)
 
 
 def packed(dataset, tokenizer, block: int):
@@ -97,7 +79,7 @@ class LmTask:
         from datasets import Dataset
 
         opts, on_error = plan.task_options, plan.recipe.data.on_error
-        train_rows, eval_rows = load_text(plan.recipe.data, plan.where)
+        train_rows, eval_rows = load_train_eval(plan.recipe.data, plan.where, read=text_rows)
 
         def check(row):
             return None if non_empty_string(row.get(opts.text_column)) else \
