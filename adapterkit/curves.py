@@ -42,6 +42,13 @@ def _png(lines: dict[str, list[tuple[int, float]]], ylabel: str, title: str) -> 
     ax.grid(alpha=0.3)
     if len(lines) > 1:
         ax.legend(fontsize=8)
+    return png_bytes(fig)
+
+
+def png_bytes(fig) -> bytes:
+    """A matplotlib figure as PNG bytes (no software stamp, so the same plot gives the same bytes), closed."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})

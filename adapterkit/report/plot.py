@@ -3,9 +3,7 @@ methods' training-loss curves overlaid (``curves.overlay_png``)."""
 
 from __future__ import annotations
 
-import io
-
-from ..curves import overlay_png
+from ..curves import overlay_png, png_bytes
 from ..results import ZERO_SHOT
 from .group import Row, Section
 
@@ -47,11 +45,7 @@ def pareto_png(section: Section, x: str) -> bytes | None:
     ax.set_title(f"{section.recipe}: quality vs {x}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig)
 
 
 

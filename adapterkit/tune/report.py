@@ -10,24 +10,14 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 import warnings
 from pathlib import Path
 from typing import Any
 
+from ..curves import png_bytes
 from ..report.render import HTML_HEAD
 from ..report.table import _html_table, _md_table
-
-
-def _png(fig) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
 
 
 def optuna_plots(study) -> dict[str, bytes]:
@@ -51,7 +41,7 @@ def optuna_plots(study) -> dict[str, bytes]:
         ax = axes.flat[0] if hasattr(axes, "flat") else axes
         if ax.has_data() or ax.figure.axes[1:]:
             ax.figure.set_size_inches(7, 4.2)
-            plots[f"{name}.png"] = _png(ax.figure)
+            plots[f"{name}.png"] = png_bytes(ax.figure)
     return plots
 
 
@@ -82,7 +72,7 @@ def pareto_png(rows: list[dict[str, Any]], metric: str, maximize: bool, axis: st
     ax.set_title(f"quality vs {axis} (numbers: trials)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def trial_rows(study, out_dir: Path) -> list[dict[str, Any]]:
