@@ -104,3 +104,51 @@ def test_auto_precision_follows_the_measured_rule_per_device_kind(monkeypatch):
         monkeypatch.setattr(detect, "cpu_flags", lambda flags=flags: flags)
         hw = detect.detect(task)
         assert hw.device == "cpu" and hw.precision == expected and precision.cpu_kind(flags) in hw.name
+
+
+def _count_input_copies(model, batch) -> int:
+    """How many fp32 copies of a bf16 activation one forward makes (``aten._to_copy`` bf16 -> fp32)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        copies = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func is torch.ops.aten._to_copy.default and args[0].dtype == torch.bfloat16 \
+                    and kwargs.get("dtype") == torch.float32 and args[0].dim() > 1:
+                Count.copies += 1
+            return func(*args, **kwargs)
+
+    with Count():
+        model(**batch)
+    return Count.copies
+
+
+def test_adapter_inputs_are_not_copied_to_fp32_under_autocast(request, data_files, tmp_path):
+    """peft casts each adapted layer's bf16 input to the fp32 adapter's dtype, and autocast casts it back:
+    under autocast that round trip is skipped (same numbers); outside autocast peft still casts, so the
+    fp32 adapters of a bf16-stored base still run (a reopened model used without autocast)."""
+    _, trainer = _trainer("chat", "lora", "bf16", request, data_files, tmp_path)
+    model = trainer.model
+    examples = [trainer.train_dataset[i] for i in range(4)]
+    batch = trainer._prepare_inputs(trainer.data_collator(examples))
+    batch = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "position_ids")}
+    model.eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        copies = _count_input_copies(model, batch)
+        skipped = model(**batch).logits
+    adapted = sum(1 for n, _ in model.named_modules() if n.endswith("lora_A"))
+    assert adapted and copies < adapted, (copies, adapted)  # before: one copy per adapted layer at least
+    from peft.helpers import disable_input_dtype_casting  # noqa: F401  (the switch the flag stands in for)
+    for module in model.modules():
+        if hasattr(module, "cast_input_dtype_enabled"):
+            module.cast_input_dtype_enabled = True
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert _count_input_copies(model, batch) >= adapted
+        cast = model(**batch).logits
+    assert torch.equal(skipped, cast)  # bf16 -> fp32 -> bf16 is exact
+    from adapterkit.methods.input_casts import skip_input_casts_under_autocast
+    assert skip_input_casts_under_autocast(model) >= adapted
+    with torch.no_grad():  # no autocast: peft casts, fp32 adapters meet fp32 inputs, no dtype error
+        assert model(**batch).logits.isfinite().all()
