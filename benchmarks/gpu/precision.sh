@@ -24,6 +24,16 @@ cpu() { # cores name command... : one CPU job pinned to two cores, no GPU visibl
   echo "== $name rc=$?"
 }
 run() { echo --output /tmp/runs/$1 --overwrite --force; }
+if nvidia-smi -L >/dev/null 2>&1; then  # the GPU first, alone: CPU jobs beside it slowed its launches
+  for p in fp32 bf16; do
+    taskset -c 14,15 timeout 110 $PY -m adapterkit run "${chat[@]}" --set hardware.precision=$p $(run gpu-chat-$p) \
+      > "$OUT/gpu-chat-$p.log" 2>&1; echo "== gpu-chat-$p rc=$?"
+    taskset -c 14,15 timeout 60 $PY benchmarks/gpu/profile_steps.py recipes/chat_lora.toml hardware.precision=$p \
+      task.num_samples=0 data.limit_eval=8 2>&1 | grep -v -i warn | grep -A 34 PROFILE > "$OUT/gpu-profile-$p.txt"
+  done
+  ( taskset -c 14,15 timeout 130 $PY benchmarks/planner/run.py chat_lora sentiment_lora --precisions fp32,bf16 \
+    --runs /tmp/pl-gpu --out "$OUT/planner-gpu.json" > "$OUT/planner-gpu.log" 2>&1; echo "== planner-gpu rc=$?" ) &
+fi
 cpu 0,1 chat-fp32 $PY -m adapterkit run "${chat[@]}" --set hardware.precision=fp32 $(run chat-fp32) &
 cpu 2,3 chat-bf16 $PY -m adapterkit run "${chat[@]}" --set hardware.precision=bf16 $(run chat-bf16) &
 cpu 4,5 sent-fp32 $PY -m adapterkit run "${sent[@]}" --set hardware.precision=fp32 $(run sent-fp32) &
@@ -33,14 +43,6 @@ cpu 10,11 planner-fp32 $PY benchmarks/planner/run.py chat_lora sentiment_lora ne
   --runs /tmp/pl --out "$OUT/planner-fp32.json" &
 cpu 12,13 planner-bf16 $PY benchmarks/planner/run.py chat_lora sentiment_lora ner_lora sentiment_full --precisions bf16 \
   --runs /tmp/pl --out "$OUT/planner-bf16.json" &
-if nvidia-smi -L >/dev/null 2>&1; then ( # the GPU chain on the last two cores: chat in both precisions, then the planner
-  for p in fp32 bf16; do
-    taskset -c 14,15 timeout 110 $PY -m adapterkit run "${chat[@]}" --set hardware.precision=$p $(run gpu-chat-$p) \
-      > "$OUT/gpu-chat-$p.log" 2>&1; echo "== gpu-chat-$p rc=$?"
-  done
-  taskset -c 14,15 timeout 130 $PY benchmarks/planner/run.py chat_lora sentiment_lora --precisions fp32,bf16 --runs /tmp/pl-gpu \
-    --out "$OUT/planner-gpu.json" > "$OUT/planner-gpu.log" 2>&1; echo "== planner-gpu rc=$?" ) &
-fi
 wait
 for r in /tmp/runs/*/; do echo "-- $(basename $r)"; $PY - "$r" <<'PY'
 import json, sys
@@ -52,3 +54,5 @@ print({k: info.get(k) for k in ("train_tokens_per_second", "peak_rss_mib", "cuda
 PY
 done 2>&1 | tee "$OUT/summary.txt"
 tail -n 4 "$OUT"/planner-*.log "$OUT"/mfu.log 2>/dev/null | grep -v "^$"
+mkdir -p /tmp/bundle && cp "$OUT"/*.log "$OUT"/*.txt "$OUT"/*.json /tmp/bundle/ 2>/dev/null
+tar czf "$OUT/bundle.tgz" -C /tmp/bundle . && find "$OUT" -maxdepth 1 -type f ! -name bundle.tgz ! -name all.log -delete  # 8 files come back at most

