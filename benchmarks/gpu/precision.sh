@@ -31,13 +31,13 @@ if nvidia-smi -L >/dev/null 2>&1; then  # the GPU first, alone: CPU jobs beside 
     taskset -c 14,15 timeout 60 $PY benchmarks/gpu/profile_steps.py recipes/chat_lora.toml hardware.precision=$p \
       task.num_samples=0 data.limit_eval=8 2>&1 | grep -v -i warn | grep -A 34 PROFILE > "$OUT/gpu-profile-$p.txt"
   done
-  ( taskset -c 14,15 timeout 130 $PY benchmarks/planner/run.py chat_lora sentiment_lora --precisions fp32,bf16 \
-    --runs /tmp/pl-gpu --out "$OUT/planner-gpu.json" > "$OUT/planner-gpu.log" 2>&1; echo "== planner-gpu rc=$?" ) &
 fi
 cpu 0,1 chat-fp32 $PY -m adapterkit run "${chat[@]}" --set hardware.precision=fp32 $(run chat-fp32) &
 cpu 2,3 chat-bf16 $PY -m adapterkit run "${chat[@]}" --set hardware.precision=bf16 $(run chat-bf16) &
 cpu 4,5 sent-fp32 $PY -m adapterkit run "${sent[@]}" --set hardware.precision=fp32 $(run sent-fp32) &
 cpu 6,7 sent-bf16 $PY -m adapterkit run "${sent[@]}" --set hardware.precision=bf16 $(run sent-bf16) &
+cpu 14,15 chat-bf16-pass512 $PY -m adapterkit run "${chat[@]}" --set hardware.precision=bf16 --set task.tokens_per_pass=512 \
+  $(run chat-bf16-pass512) &
 cpu 8,9 mfu $PY benchmarks/mfu/run.py --steps 10 --matmul-seconds 4 --precisions fp32,bf16 --out "$OUT/mfu.json" &
 cpu 10,11 planner-fp32 $PY benchmarks/planner/run.py chat_lora sentiment_lora ner_lora sentiment_full --precisions fp32 \
   --runs /tmp/pl --out "$OUT/planner-fp32.json" &
