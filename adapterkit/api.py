@@ -14,7 +14,6 @@ from typing import Any
 from . import curves, distributed, loading, measure, rundir, tracking
 from .errors import UserError
 from .methods.base import WrapContext
-from .methods.fp32_adapter_sum import add_adapters_in_fp32
 from .plan import Plan, load_recipe, make_plan
 from .preflight import preflight
 from .recipe import Recipe, recipe_to_toml
@@ -54,7 +53,6 @@ def prepare_model(plan: Plan, tokenizer, data, config=None):
     else:
         model = plan.method.wrap(model, plan.method_options, ctx)
     trainable_in_fp32(model)  # a task head copied from a bf16-stored base (peft's modules_to_save) trains in fp32
-    add_adapters_in_fp32(model, plan.hardware.precision)  # bf16: LoRA's small update is not rounded away
     return model
 
 

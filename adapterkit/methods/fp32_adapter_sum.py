@@ -13,7 +13,12 @@ with fp32's within 0.1% and ~4%: the loss of the update, not of the model, made 
 The fix: the frozen layer's output is returned in fp32 (a hook on ``base_layer``), so peft's sum and its cast
 stay fp32. The next matmul autocasts its input back to bf16 after the update is in it (rounding a value that is
 no longer on bf16's grid keeps the update on average), and the residual stream the output projections add to
-becomes fp32. The matmuls stay bf16; the cost is an fp32 copy of each adapted layer's output.
+becomes fp32. The matmuls stay bf16; the cost is an fp32 copy of each adapted layer's output. torch's CPU
+``layer_norm`` refuses an fp32 input with bf16 weights (an encoder adds an adapted output to its residual and
+normalises it), so ``nn.LayerNorm`` weights are kept in fp32 too (they take a bf16 input as well).
+
+Applied by the chat task (its trainer, so training and the in-run eval alike), where it was measured;
+classification and NER, whose bf16 eval loss already matched fp32's, are left as measured.
 """
 
 from __future__ import annotations
@@ -38,10 +43,16 @@ def add_adapters_in_fp32(model, precision: str) -> int:
         from peft.tuners.lora import LoraLayer
     except ImportError:  # peft is a dependency; a model without it has no LoRA layer either
         return 0
+    import torch
+
     hooked = 0
     for module in model.modules():
         if isinstance(module, LoraLayer) and not getattr(module, "_adapterkit_fp32_sum", False):
             module.get_base_layer().register_forward_hook(_output_in_fp32)
             module._adapterkit_fp32_sum = True
             hooked += 1
+    if hooked:
+        for module in model.modules():
+            if isinstance(module, torch.nn.LayerNorm):
+                module.float()
     return hooked
