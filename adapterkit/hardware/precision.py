@@ -18,8 +18,9 @@ RULES: dict[str, tuple[str, dict[str, str], str]] = {
                 "to try it)"),
     "cpu-avx512-bf16": ("fp32", {"classification": "bf16", "ner": "bf16"},
                         "measured side by side on a 2-core AMD EPYC (Zen 4): encoder LoRA (sentiment, NER) trains "
-                        "1.25-2x faster in bf16 at the same eval loss; chat LoRA on SmolLM2 1.2-1.3x faster but "
-                        "+2.5% eval loss (docs/defaults.md, Precision)"),
+                        "1.25-2x faster in bf16 at the same eval loss; chat LoRA on SmolLM2, with LoRA's update added "
+                        "in fp32, 1.1-1.3x faster and within 0.4% of fp32's eval loss, but 26% larger peak RSS at "
+                        "40 steps (docs/defaults.md, Precision), so chat stays fp32"),
     "cpu": ("fp32", {}, "no bf16 matrix instructions: a bf16 matmul runs at ~1 GFLOP/s"),
     "cuda-bf16": ("bf16", {}, "bf16 autocast with a bf16-stored frozen base is the usual CUDA practice; not measured "
                               "by adapterkit's benchmarks yet"),

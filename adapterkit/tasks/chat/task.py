@@ -19,6 +19,7 @@ from pydantic import Field
 from ... import distributed
 from ...data.formats import conversations
 from ...data.sources import load_train_eval
+from ...methods.fp32_adapter_sum import add_adapters_in_fp32
 from ...training import trainable_in_fp32, training_kwargs
 from ..base import TaskData, TaskOptions
 from ..generation import Score, generate_eval_field
@@ -206,6 +207,7 @@ class ChatTask:
         trainer.tokens_per_pass = opts.tokens_per_pass if padding_free else None
         trainer.share_prefix = opts.share_prefix and padding_free
         trainable_in_fp32(trainer.model)  # undo trl's bf16 cast of QLoRA adapters (see the function)
+        add_adapters_in_fp32(trainer.model, plan.hardware.precision)  # bf16: LoRA's early updates not rounded away
         return trainer
 
     def evaluate(self, plan, trainer, data: TaskData, run_dir: Path) -> dict[str, Any]:
