@@ -128,12 +128,13 @@ def _count_input_copies(model, batch) -> int:
 def test_adapter_inputs_are_not_copied_to_fp32_under_autocast(request, data_files, tmp_path):
     """peft casts each adapted layer's bf16 input to the fp32 adapter's dtype, and autocast casts it back:
     under autocast that round trip is skipped (same numbers); outside autocast peft still casts, so the
-    fp32 adapters of a bf16-stored base still run (a reopened model used without autocast)."""
-    _, trainer = _trainer("chat", "lora", "bf16", request, data_files, tmp_path)
+    fp32 adapters of a bf16-stored base still run (a reopened model used without autocast). On an encoder: the
+    chat task's fp32 adapter sums (below) make a decoder's residual stream fp32, so fewer inputs are bf16 there."""
+    _, trainer = _trainer("classification", "lora", "bf16", request, data_files, tmp_path)
     model = trainer.model
     examples = [trainer.train_dataset[i] for i in range(4)]
     batch = trainer._prepare_inputs(trainer.data_collator(examples))
-    batch = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "position_ids")}
+    batch = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
     model.eval()
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         copies = _count_input_copies(model, batch)
@@ -148,10 +149,15 @@ def test_adapter_inputs_are_not_copied_to_fp32_under_autocast(request, data_file
         assert _count_input_copies(model, batch) >= adapted
         cast = model(**batch).logits
     assert torch.equal(skipped, cast)  # bf16 -> fp32 -> bf16 is exact
+    from peft.tuners.lora import LoraLayer
+
     from adapterkit.methods.input_casts import skip_input_casts_under_autocast
     assert skip_input_casts_under_autocast(model) >= adapted
-    with torch.no_grad():  # no autocast: peft casts, fp32 adapters meet fp32 inputs, no dtype error
-        assert model(**batch).logits.isfinite().all()
+    layer = next(m for m in model.modules() if isinstance(m, LoraLayer))
+    x = torch.randn(2, layer.in_features, dtype=torch.bfloat16)
+    with torch.no_grad():  # no autocast: peft casts, the fp32 adapter meets an fp32 input, no dtype error
+        assert layer(x).isfinite().all()
+
 
 def test_bf16_lora_layer_keeps_an_update_below_bf16_resolution(request, data_files, tmp_path):
     """LoRA's B starts at zero and moves by about the learning rate per step, so its first updates are far
