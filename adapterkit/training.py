@@ -8,6 +8,17 @@ from typing import Any
 from . import strategies
 from .rundir import staging_dir
 
+# Under bf16 on a CPU, oneDNN keeps memory for every distinct matmul shape it has run (a bf16 Linear over 300 row
+# counts: +683 MiB RSS; fp32: +35 MiB), and per-batch padding gives a new length almost every step. Batches and
+# padding-free passes are rounded up to this many tokens there (docs/defaults.md, "Precision": the measurement).
+SHAPE_MULTIPLE = 64
+
+
+def shape_multiple(hw) -> int | None:
+    """Tokens a batch's (or padding-free pass's) length is rounded up to, or None: only under bf16/fp16 on a CPU,
+    where each new shape costs memory; fp32 and CUDA keep per-batch lengths (rounding would only add compute)."""
+    return SHAPE_MULTIPLE if hw.device == "cpu" and hw.precision in ("bf16", "fp16") else None
+
 
 def training_kwargs(plan, run_dir: Path) -> dict[str, Any]:
     """Keyword arguments valid for both ``transformers.TrainingArguments`` and ``trl.SFTConfig``."""

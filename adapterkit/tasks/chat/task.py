@@ -19,7 +19,7 @@ from pydantic import Field
 from ... import distributed
 from ...data.formats import conversations
 from ...data.sources import load_train_eval
-from ...training import trainable_in_fp32, training_kwargs
+from ...training import shape_multiple, trainable_in_fp32, training_kwargs
 from ..base import TaskData, TaskOptions
 from ..generation import Score, generate_eval_field
 from ..rows import checked_rows
@@ -191,6 +191,11 @@ class ChatTask:
             # Grouping by length saves no compute without padding, and it puts the longest conversations in
             # one batch: random batches of 8 chatterbot conversations peak at ~750 tokens, the longest 8 at ~2,000.
             kwargs["train_sampling_strategy"] = "random"
+        # bf16 on a CPU: lengths rounded up (training.shape_multiple): padded batches by trl's collator, padding-free
+        # passes by the loss (rounding.py; trl's collator would split its pad tail into one-token sequences)
+        multiple = shape_multiple(plan.hardware)
+        if multiple and not padding_free:
+            kwargs["pad_to_multiple_of"] = multiple
         config = SFTConfig(**kwargs, packing=opts.packing, padding_free=padding_free,
                            max_length=opts.max_length if opts.packing else None, prediction_loss_only=True)
         evaluation = self.tokenized(data.eval, tokenizer, opts, "eval", plan.where)
@@ -205,6 +210,7 @@ class ChatTask:
         )
         trainer.tokens_per_pass = opts.tokens_per_pass if padding_free else None
         trainer.share_prefix = opts.share_prefix and padding_free
+        trainer.pad_multiple = multiple if padding_free else None
         trainable_in_fp32(trainer.model)  # undo trl's bf16 cast of QLoRA adapters (see the function)
         return trainer
 
