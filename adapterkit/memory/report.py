@@ -3,7 +3,7 @@ term, with each one's verdict."""
 
 from __future__ import annotations
 
-from .estimate import ModelShape
+from .shape import ModelShape
 from .verdict import Fit, padding_free, size, verdict, workload
 
 ROWS = ("weights", "reference model", "mapped checkpoint", "trainable", "gradients", "optimizer", "activations",

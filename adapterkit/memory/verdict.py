@@ -13,7 +13,8 @@ from typing import Any
 
 from ..errors import UserError
 from ..strategies import STRATEGIES, refusal
-from .estimate import GIB, Estimate, ModelShape, Workload, estimate, model_shape
+from .estimate import GIB, Estimate, Workload, estimate
+from .shape import ModelShape, model_shape
 from .sharding import choose_strategy, per_device, rank_budget, size
 
 log = logging.getLogger("adapterkit")
