@@ -10,8 +10,10 @@ from .rundir import staging_dir
 
 # Under bf16 on a CPU, oneDNN keeps memory for every distinct matmul shape it has run (a bf16 Linear over 300 row
 # counts: +683 MiB RSS; fp32: +35 MiB), and per-batch padding gives a new length almost every step. Batches and
-# padding-free passes are rounded up to this many tokens there (docs/defaults.md, "Precision": the measurement).
-SHAPE_MULTIPLE = 64
+# padding-free passes are rounded up to this many tokens there. Measured (docs/defaults.md, "Precision"): 16 took
+# NER's bf16 peak from 1,346 to 994 MiB (fp32: 1,188) and chat's from 1,674 to 1,600; 64 doubled NER's longest
+# batch (75 -> 128 tokens: 1,297 MiB, and slower than fp32).
+SHAPE_MULTIPLE = 16
 
 
 def shape_multiple(hw) -> int | None:

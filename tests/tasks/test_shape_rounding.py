@@ -87,8 +87,8 @@ def test_rounded_padding_free_pass_gives_the_same_loss_and_gradients(attention, 
 
 
 def test_bf16_padded_chat_batches_are_rounded_by_the_collator(request, data_files, tmp_path):
-    fp32 = _trainer("chat", "fp32", request, data_files, tmp_path, padding_free=False)
-    bf16 = _trainer("chat", "bf16", request, data_files, tmp_path, padding_free=False)
+    fp32 = _trainer("chat", "fp32", request, data_files, tmp_path, padding_free=False, max_length=60)
+    bf16 = _trainer("chat", "bf16", request, data_files, tmp_path, padding_free=False, max_length=60)
     assert bf16.pad_multiple is None  # the collator pads, not the loss
     examples = [fp32.train_dataset[i] for i in range(8)]
     plain, rounded = fp32.data_collator(examples), bf16.data_collator(examples)
