@@ -20,8 +20,10 @@ bytes. Every term and its formula (P = parameters, T = trainable parameters):
               case: every row max_length long). With activation checkpointing only each block's input is
               kept (tokens x layers x hidden x width) plus one block recomputed (tokens x E x width).
 * logits      language-model heads only: tokens x vocab x (width + LOGIT_COPIES x 4): the logits, their
-              fp32 log-softmax, its gradient, the logits' gradient and trl's entropy/accuracy temporaries
-              (classification heads: negligible).
+              fp32 log-softmax, its gradient, the logits' gradient and the metrics' temporaries
+              (classification heads: negligible). A fused LM head (``Workload.lm_head_tile``: trl's SFTTrainer
+              on padded batches) holds one tile at a time: min(tokens, tile rows) x min(vocab, tile columns) x
+              (width + FUSED_HEAD_COPIES x 4).
 * heap slack  (CPU only, glibc's default allocator) freed heap blocks of short-lived temporaries (the 1-30 MiB
               tensors of a forward/backward pass) stay resident instead of going back to the OS, so RSS
               runs above the live tensors by
@@ -81,6 +83,11 @@ HIDDEN_DROPOUT_PER_HIDDEN = 5.0  # hidden dropout: masks and outputs of the resi
 # trl's SFTTrainer, which also computes per-token entropy and accuracy from the logits (measured: +2.3 copies).
 LOGIT_COPIES = 5.0
 EVAL_LOGIT_COPIES = 3.0  # eval: log-softmax + the entropy/accuracy metrics' temporaries
+# trl's fused LM head (SFTTrainer on padded batches): one tile of logits in the compute dtype plus this many fp32
+# tile-sized temporaries (the online log-softmax's float copy, exponentials and entropy terms; backward: the tile's
+# gradient and the fp32 operands of its gradient matmuls). Fitted on chat_lora, padded, in fp32 and bf16
+# (benchmarks/planner: 4.8 and 3.9 copies fit each alone); checked on chat_qlora.
+FUSED_HEAD_COPIES = 4.5
 # CPU, glibc's default allocator: freed heap blocks of temporaries stay resident (see steady_cpu_allocator).
 # Fitted on benchmarks/planner (results.json there): measured default-minus-steady RSS was 0.29x activations
 # for full fine-tuning, 0.32x prompt tuning, 0.58x bottleneck adapters, 0.94-0.99x LoRA (2 x out_features per
@@ -108,6 +115,9 @@ class Workload:
     eval_tokens: int | None = None
     eval_scored: int | None = None
     frozen_reference: bool = False  # a frozen copy of the base is held beside it (preference tuning, full)
+    # (tokens, vocabulary entries) of the one logits tile a fused LM head holds at a time (trl's SFTTrainer on
+    # padded batches); None: the loss builds the whole logits
+    lm_head_tile: tuple[int, int] | None = None
 
 
 @dataclass
@@ -146,6 +156,14 @@ def autocast_copies(shape: ModelShape, method: Any, foot: Any, work: Workload) -
     if work.weights_dtype == "fp32":
         return shape.linear_params + head + (0 if method.trains_base else foot.trainable_params)
     return foot.trainable_params
+
+
+def _logit_rows(tokens: int, vocab: int, work: Workload, copies: float, fused_copies: float):
+    """(rows, vocabulary entries, fp32 copies) of the logits held at once: the whole logits, or one fused tile."""
+    if work.lm_head_tile is None:
+        return tokens, vocab, copies
+    rows, cols = work.lm_head_tile
+    return min(tokens, rows), min(vocab, cols), fused_copies
 
 
 def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Estimate:
@@ -207,8 +225,10 @@ def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Es
     est.terms["autocast copies"] = autocast_copies(shape, method, foot, work) * width
     if est.terms["autocast copies"]:
         est.notes["autocast copies"] = f"{work.precision} copies of the fp32 weights the matmuls read"
-    logit_bytes = width + LOGIT_COPIES * 4
-    est.terms["logits"] = tokens * shape.vocab * logit_bytes if shape.lm_logits else 0.0
+    logit_tokens, logit_vocab, copies = _logit_rows(tokens, shape.vocab, work, LOGIT_COPIES, FUSED_HEAD_COPIES)
+    est.terms["logits"] = logit_tokens * logit_vocab * (width + copies * 4) if shape.lm_logits else 0.0
+    if shape.lm_logits and work.lm_head_tile:
+        est.notes["logits"] = f"fused LM head: one {logit_tokens} x {logit_vocab} tile at a time"
     overhead = (PROCESS_BASELINE_MIB if work.device == "cpu" else CUDA_OVERHEAD_MIB) * MIB
     est.terms["overhead"] = overhead
     # CPU: a checkpoint the loader quantizes stays memory-mapped beside the 4-bit weights (measured: QLoRA's RSS
@@ -235,7 +255,8 @@ def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Es
 
     eval_tokens = work.eval_tokens if work.eval_tokens is not None else work.eval_batch_size * seq
     scored = work.eval_scored if work.eval_scored is not None else eval_tokens
-    eval_logits = scored * shape.vocab * (width + EVAL_LOGIT_COPIES * 4) if shape.lm_logits else 0.0
+    eval_rows, eval_vocab, eval_copies = _logit_rows(scored, shape.vocab, work, EVAL_LOGIT_COPIES, EVAL_LOGIT_COPIES)
+    eval_logits = eval_rows * eval_vocab * (width + eval_copies * 4) if shape.lm_logits else 0.0
     est.eval = (weights + est.terms["reference model"] + est.terms["trainable"] + est.terms["optimizer"]
                 + eval_tokens * per_token * (1 + slack) + eval_logits + overhead + est.terms["mapped checkpoint"])
     if work.device == "cpu":

@@ -97,6 +97,16 @@ class ChatTask:
         opts = plan.task_options
         return bool(opts.padding_free and not opts.packing and not plan.method.needs.padded_rows)
 
+    def memory_needs(self, plan) -> dict[str, Any]:
+        """For the planner: on padded batches trl's SFTTrainer scores the LM head in tiles (its fused head, never the
+        whole logits); padding-free batches go through this task's loss, which builds the scored positions' logits."""
+        if self.padding_free(plan):
+            return {}
+        from trl.kernels.chunked_logprob import TOKEN_CHUNK_SIZE
+        from trl.trainer.utils import _CHUNKED_LOGPROB_CHUNK_SIZE
+
+        return {"lm_head_tile": (TOKEN_CHUNK_SIZE, _CHUNKED_LOGPROB_CHUNK_SIZE)}
+
     def eval_batch_lengths(self, plan) -> tuple[int, int] | None:
         """For the memory plan, before any weight is loaded: (tokens, labelled positions) of the largest eval
         batch as the eval loop will run it (padding-free rows of ``train.eval_batch`` conversations in order;
