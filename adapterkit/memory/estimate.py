@@ -49,6 +49,7 @@ bytes. Every term and its formula (P = parameters, T = trainable parameters):
               quantizes it, file pages (its size on disk) and the converted weights are resident at once,
               and (measured) a quantized one stays so through training: the "mapped checkpoint" term of train
               and eval (a file only converted to bf16 is unmapped after loading).
+* kernels     (CPU, bf16/fp16) oneDNN's low-precision kernels and per-shape buffers: CPU_LOW_PRECISION_KERNELS_MIB.
 * overhead    CPU: the Python process with torch/transformers/peft/trl/datasets imported, the tokenizer
               and the dataset (PROCESS_BASELINE_MIB, measured); CUDA: context + allocator slack.
 
@@ -97,6 +98,10 @@ FUSED_HEAD_COPIES = 4.5
 CPU_HEAP_SLACK = 0.25  # extra RSS per byte of activations, every method
 ADAPTER_TEMPS_PER_OUT = 2.0  # freed elements per token per unit of an adapter branch's out_features (LoRA)
 PROCESS_BASELINE_MIB = 580.0  # CPU: interpreter + libraries + tokenizer + dataset (calibrated)
+# CPU, bf16/fp16 compute: oneDNN's low-precision matmul kernels and the buffers it keeps per shape (bounded by the
+# rounded lengths, training.shape_multiple). Measured: bf16 runs of benchmarks/planner peaked 58-76 MiB above
+# the other terms (ner_lora, ner_bottleneck, sentiment_lora, sentiment_full), chat_lora at its defaults 116 MiB.
+CPU_LOW_PRECISION_KERNELS_MIB = 64.0
 CUDA_OVERHEAD_MIB = 600.0  # CUDA context (~300-500 MiB with lazy module loading) + allocator slack
 QUANT_BYTES = {True: 0.5 + 1 / 64 + 4 / (64 * 256), False: 0.5 + 4 / 64}  # per 4-bit weight, by double_quant
 
@@ -231,6 +236,10 @@ def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Es
         est.notes["logits"] = f"fused LM head: one {logit_tokens} x {logit_vocab} tile at a time"
     overhead = (PROCESS_BASELINE_MIB if work.device == "cpu" else CUDA_OVERHEAD_MIB) * MIB
     est.terms["overhead"] = overhead
+    kernels = CPU_LOW_PRECISION_KERNELS_MIB * MIB if work.device == "cpu" and work.precision != "fp32" else 0.0
+    est.terms["low-precision kernels"] = kernels
+    if kernels:
+        est.notes["low-precision kernels"] = "oneDNN's bf16/fp16 kernels and per-shape buffers"
     # CPU: a checkpoint the loader quantizes stays memory-mapped beside the 4-bit weights (measured: QLoRA's RSS
     # = LoRA's - smaller weights + the file); one it only converts to another dtype (an fp32 file stored in bf16)
     # is unmapped after loading (measured, SmolLM2 fp32 -> bf16: 1 MiB of the file left resident); an
@@ -251,14 +260,15 @@ def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Es
     t = est.terms
     est.train = (t["weights"] + t["reference model"] + t["trainable"] + t["optimizer"]
                  + max(t["activations"] + t["logits"], t["gradients"])
-                 + t["autocast copies"] + t["heap slack"] + t["overhead"] + t["mapped checkpoint"])
+                 + t["autocast copies"] + t["heap slack"] + t["overhead"] + t["mapped checkpoint"] + kernels)
 
     eval_tokens = work.eval_tokens if work.eval_tokens is not None else work.eval_batch_size * seq
     scored = work.eval_scored if work.eval_scored is not None else eval_tokens
     eval_rows, eval_vocab, eval_copies = _logit_rows(scored, shape.vocab, work, EVAL_LOGIT_COPIES, EVAL_LOGIT_COPIES)
     eval_logits = eval_rows * eval_vocab * (width + eval_copies * 4) if shape.lm_logits else 0.0
     est.eval = (weights + est.terms["reference model"] + est.terms["trainable"] + est.terms["optimizer"]
-                + eval_tokens * per_token * (1 + slack) + eval_logits + overhead + est.terms["mapped checkpoint"])
+                + eval_tokens * per_token * (1 + slack) + eval_logits + overhead + est.terms["mapped checkpoint"]
+                + kernels)
     if work.device == "cpu":
         est.load = (on_disk + (weights if converted else 0.0)) + overhead + est.terms["reference model"]
     return est

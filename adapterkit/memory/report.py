@@ -7,7 +7,8 @@ from .shape import ModelShape
 from .verdict import Fit, padding_free, size, verdict, workload
 
 ROWS = ("weights", "reference model", "mapped checkpoint", "trainable", "gradients", "optimizer", "activations",
-        "logits", "autocast copies", "heap slack", "overhead", "gradient buckets", "all-gather buffer")
+        "logits", "autocast copies", "heap slack", "low-precision kernels", "overhead", "gradient buckets",
+        "all-gather buffer")
 
 
 def _rows(plan) -> str:
