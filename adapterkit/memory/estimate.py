@@ -1,8 +1,7 @@
 """Predicted peak memory of a training run, from the model's config alone (no weights are loaded).
 
-``model_shape`` builds the model on the meta device (accelerate's ``init_empty_weights``) to count its
-parameters and list its linear layers; ``estimate`` turns a shape, a method and a workload into a
-breakdown in bytes. Every term and its formula (P = parameters, T = trainable parameters):
+``estimate`` turns a model's shape (``memory/shape.py``), a method and a workload into a breakdown in
+bytes. Every term and its formula (P = parameters, T = trainable parameters):
 
 * weights     frozen base: P x bytes(dtype the loader uses, ``loading.weights_dtype``); a quantizing
               method stores the backbone's linear weights Q in NF4/FP4: Q x (0.5 + 4/64) bytes (an fp32
@@ -21,8 +20,10 @@ breakdown in bytes. Every term and its formula (P = parameters, T = trainable pa
               case: every row max_length long). With activation checkpointing only each block's input is
               kept (tokens x layers x hidden x width) plus one block recomputed (tokens x E x width).
 * logits      language-model heads only: tokens x vocab x (width + LOGIT_COPIES x 4): the logits, their
-              fp32 log-softmax, its gradient, the logits' gradient and trl's entropy/accuracy temporaries
-              (classification heads: negligible).
+              fp32 log-softmax, its gradient, the logits' gradient and the metrics' temporaries
+              (classification heads: negligible). A fused LM head (``Workload.lm_head_tile``: trl's SFTTrainer
+              on padded batches) holds one tile at a time: min(tokens, tile rows) x min(vocab, tile columns) x
+              (width + FUSED_HEAD_COPIES x 4).
 * heap slack  (CPU only, glibc's default allocator) freed heap blocks of short-lived temporaries (the 1-30 MiB
               tensors of a forward/backward pass) stay resident instead of going back to the OS, so RSS
               runs above the live tensors by
@@ -48,6 +49,7 @@ breakdown in bytes. Every term and its formula (P = parameters, T = trainable pa
               quantizes it, file pages (its size on disk) and the converted weights are resident at once,
               and (measured) a quantized one stays so through training: the "mapped checkpoint" term of train
               and eval (a file only converted to bf16 is unmapped after loading).
+* kernels     (CPU, bf16/fp16) oneDNN's low-precision kernels and per-shape buffers: CPU_LOW_PRECISION_KERNELS_MIB.
 * overhead    CPU: the Python process with torch/transformers/peft/trl/datasets imported, the tokenizer
               and the dataset (PROCESS_BASELINE_MIB, measured); CUDA: context + allocator slack.
 
@@ -66,8 +68,9 @@ heap-slack term (its caching allocator's slack is part of CUDA_OVERHEAD_MIB).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+
+from .shape import ModelShape
 
 GIB = 2**30
 MIB = 2**20
@@ -81,6 +84,11 @@ HIDDEN_DROPOUT_PER_HIDDEN = 5.0  # hidden dropout: masks and outputs of the resi
 # trl's SFTTrainer, which also computes per-token entropy and accuracy from the logits (measured: +2.3 copies).
 LOGIT_COPIES = 5.0
 EVAL_LOGIT_COPIES = 3.0  # eval: log-softmax + the entropy/accuracy metrics' temporaries
+# trl's fused LM head (SFTTrainer on padded batches): one tile of logits in the compute dtype plus this many fp32
+# tile-sized temporaries (the online log-softmax's float copy, exponentials and entropy terms; backward: the tile's
+# gradient and the fp32 operands of its gradient matmuls). Fitted on chat_lora, padded, in fp32 and bf16
+# (benchmarks/planner: 4.8 and 3.9 copies fit each alone); checked on chat_qlora.
+FUSED_HEAD_COPIES = 4.5
 # CPU, glibc's default allocator: freed heap blocks of temporaries stay resident (see steady_cpu_allocator).
 # Fitted on benchmarks/planner (results.json there): measured default-minus-steady RSS was 0.29x activations
 # for full fine-tuning, 0.32x prompt tuning, 0.58x bottleneck adapters, 0.94-0.99x LoRA (2 x out_features per
@@ -90,36 +98,12 @@ EVAL_LOGIT_COPIES = 3.0  # eval: log-softmax + the entropy/accuracy metrics' tem
 CPU_HEAP_SLACK = 0.25  # extra RSS per byte of activations, every method
 ADAPTER_TEMPS_PER_OUT = 2.0  # freed elements per token per unit of an adapter branch's out_features (LoRA)
 PROCESS_BASELINE_MIB = 580.0  # CPU: interpreter + libraries + tokenizer + dataset (calibrated)
+# CPU, bf16/fp16 compute: oneDNN's low-precision matmul kernels and the buffers it keeps per shape (bounded by the
+# rounded lengths, training.shape_multiple). Measured: bf16 runs of benchmarks/planner peaked 58-76 MiB above
+# the other terms (ner_lora, ner_bottleneck, sentiment_lora, sentiment_full), chat_lora at its defaults 116 MiB.
+CPU_LOW_PRECISION_KERNELS_MIB = 64.0
 CUDA_OVERHEAD_MIB = 600.0  # CUDA context (~300-500 MiB with lazy module loading) + allocator slack
 QUANT_BYTES = {True: 0.5 + 1 / 64 + 4 / (64 * 256), False: 0.5 + 4 / 64}  # per 4-bit weight, by double_quant
-
-
-@dataclass(frozen=True)
-class ModelShape:
-    """Sizes of a model, read from a meta-device instance of the task's model class."""
-
-    model_type: str
-    total_params: int
-    layers: int
-    hidden: int
-    heads: int
-    attention_dropout: bool  # the config applies dropout to attention probabilities
-    hidden_dropout: bool  # ... and to hidden states
-    vocab: int
-    block_params: int  # parameters of one repeated block
-    block_out_features: int  # sum of out_features over one block's linear layers
-    block_in_features: int  # sum of in_features over one block's linear layers
-    linears: tuple[tuple[str, int, int], ...]  # backbone linear layers: (name, in_features, out_features)
-    task_head_params: int  # a freshly initialised task head (classifier, score); 0 for LM heads
-    top_norm_params: int  # a norm beside the block list (final norm)
-    lm_logits: bool  # the head projects onto the vocabulary (causal LM)
-    checkpoint_bytes: int | None  # weights on disk, when the model is a local folder
-    checkpoint_dtype: str = "fp32"
-    pooler_params: int = 0  # the backbone's pooler, which feeds a sequence classifier (BERT-style)
-
-    @property
-    def linear_params(self) -> int:
-        return sum(i * o for _, i, o in self.linears)
 
 
 @dataclass(frozen=True)
@@ -136,6 +120,9 @@ class Workload:
     eval_tokens: int | None = None
     eval_scored: int | None = None
     frozen_reference: bool = False  # a frozen copy of the base is held beside it (preference tuning, full)
+    # (tokens, vocabulary entries) of the one logits tile a fused LM head holds at a time (trl's SFTTrainer on
+    # padded batches); None: the loss builds the whole logits
+    lm_head_tile: tuple[int, int] | None = None
 
 
 @dataclass
@@ -162,80 +149,6 @@ class Estimate:
         return max(("train", self.train), ("eval", self.eval), ("load", self.load), key=lambda kv: kv[1])[0]
 
 
-def _text_config(config):
-    return getattr(config, "text_config", None) or config
-
-
-def _first(config, *names, default=None):
-    for name in names:
-        value = getattr(config, name, None)
-        if value:
-            return value
-    return default
-
-
-def _checkpoint_bytes(model_dir: str | None) -> int | None:
-    if not model_dir or not Path(model_dir).is_dir():
-        return None
-    files = list(Path(model_dir).glob("*.safetensors")) or list(Path(model_dir).glob("*.bin"))
-    return sum(f.stat().st_size for f in files) or None
-
-
-def model_shape(config, auto_class: str, *, lm_task: bool, model_dir: str | None = None,
-                trust_remote_code: bool = False) -> ModelShape:
-    """Build the task's model class on the meta device and measure it. Allocates no weight memory."""
-    import torch
-
-    from ..anatomy import find_blocks, head_module_names, meta_model, pooler_module_names
-
-    model = meta_model(config, auto_class, trust_remote_code)
-    heads = head_module_names(model)
-    output = model.get_output_embeddings() if lm_task else None  # LM head: never an adapter target, never 4-bit
-    head_prefixes = tuple(h + "." for h in heads)
-    block_path, blocks = find_blocks(model)
-    linears = []
-    for name, module in model.named_modules():
-        if name in heads or name.startswith(head_prefixes) or (output is not None and module is output):
-            continue
-        weight = getattr(module, "weight", None)
-        if isinstance(module, torch.nn.Linear):
-            linears.append((name, module.in_features, module.out_features))
-        elif type(module).__name__ == "Conv1D" and weight is not None:  # GPT-2 style: weight is (in, out)
-            linears.append((name, weight.shape[0], weight.shape[1]))
-    first_block = f"{block_path}.0."
-    block_out = sum(o for n, _, o in linears if n.startswith(first_block))
-    block_in = sum(i for n, i, _ in linears if n.startswith(first_block))
-    parent = model.get_submodule(block_path.rpartition(".")[0])
-    top_norm = sum(p.numel() for c in parent.children() if "Norm" in type(c).__name__ for p in c.parameters())
-    head_params = sum(p.numel() for h in heads for p in model.get_submodule(h).parameters())
-    pooler_params = sum(p.numel() for h in pooler_module_names(model) for p in model.get_submodule(h).parameters())
-    text = _text_config(config)
-    dtype = str(getattr(config, "dtype", None) or "float32")
-    return ModelShape(
-        model_type=config.model_type,
-        total_params=sum(p.numel() for p in model.parameters()),
-        layers=len(blocks),
-        hidden=_first(text, "hidden_size", "n_embd", "d_model", "dim"),
-        heads=_first(text, "num_attention_heads", "n_head", "n_heads", default=1),
-        attention_dropout=bool(_first(text, "attention_probs_dropout_prob", "attention_dropout", "attn_pdrop",
-                                      default=0.0)),
-        hidden_dropout=bool(_first(text, "hidden_dropout_prob", "resid_pdrop", "hidden_dropout", "dropout",
-                                   default=0.0)),
-        vocab=_first(text, "vocab_size", default=0),
-        block_params=sum(p.numel() for p in blocks[0].parameters()),
-        block_out_features=block_out,
-        block_in_features=block_in,
-        linears=tuple(linears),
-        task_head_params=0 if lm_task else head_params,
-        pooler_params=0 if lm_task else pooler_params,
-        top_norm_params=top_norm,
-        lm_logits=lm_task,
-        checkpoint_bytes=_checkpoint_bytes(model_dir),
-        checkpoint_dtype={"torch.bfloat16": "bf16", "bfloat16": "bf16", "torch.float16": "fp16",
-                          "float16": "fp16"}.get(dtype, "fp32"),
-    )
-
-
 def autocast_copies(shape: ModelShape, method: Any, foot: Any, work: Workload) -> float:
     """Parameters autocast casts to the compute dtype on each forward pass (their copies live until backward):
     none in fp32; else the fp32 trainable adapters/heads, plus the backbone's linears and the LM head when the
@@ -248,6 +161,14 @@ def autocast_copies(shape: ModelShape, method: Any, foot: Any, work: Workload) -
     if work.weights_dtype == "fp32":
         return shape.linear_params + head + (0 if method.trains_base else foot.trainable_params)
     return foot.trainable_params
+
+
+def _logit_rows(tokens: int, vocab: int, work: Workload, copies: float, fused_copies: float):
+    """(rows, vocabulary entries, fp32 copies) of the logits held at once: the whole logits, or one fused tile."""
+    if work.lm_head_tile is None:
+        return tokens, vocab, copies
+    rows, cols = work.lm_head_tile
+    return min(tokens, rows), min(vocab, cols), fused_copies
 
 
 def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Estimate:
@@ -309,10 +230,16 @@ def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Es
     est.terms["autocast copies"] = autocast_copies(shape, method, foot, work) * width
     if est.terms["autocast copies"]:
         est.notes["autocast copies"] = f"{work.precision} copies of the fp32 weights the matmuls read"
-    logit_bytes = width + LOGIT_COPIES * 4
-    est.terms["logits"] = tokens * shape.vocab * logit_bytes if shape.lm_logits else 0.0
+    logit_tokens, logit_vocab, copies = _logit_rows(tokens, shape.vocab, work, LOGIT_COPIES, FUSED_HEAD_COPIES)
+    est.terms["logits"] = logit_tokens * logit_vocab * (width + copies * 4) if shape.lm_logits else 0.0
+    if shape.lm_logits and work.lm_head_tile:
+        est.notes["logits"] = f"fused LM head: one {logit_tokens} x {logit_vocab} tile at a time"
     overhead = (PROCESS_BASELINE_MIB if work.device == "cpu" else CUDA_OVERHEAD_MIB) * MIB
     est.terms["overhead"] = overhead
+    kernels = CPU_LOW_PRECISION_KERNELS_MIB * MIB if work.device == "cpu" and work.precision != "fp32" else 0.0
+    est.terms["low-precision kernels"] = kernels
+    if kernels:
+        est.notes["low-precision kernels"] = "oneDNN's bf16/fp16 kernels and per-shape buffers"
     # CPU: a checkpoint the loader quantizes stays memory-mapped beside the 4-bit weights (measured: QLoRA's RSS
     # = LoRA's - smaller weights + the file); one it only converts to another dtype (an fp32 file stored in bf16)
     # is unmapped after loading (measured, SmolLM2 fp32 -> bf16: 1 MiB of the file left resident); an
@@ -333,13 +260,15 @@ def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Es
     t = est.terms
     est.train = (t["weights"] + t["reference model"] + t["trainable"] + t["optimizer"]
                  + max(t["activations"] + t["logits"], t["gradients"])
-                 + t["autocast copies"] + t["heap slack"] + t["overhead"] + t["mapped checkpoint"])
+                 + t["autocast copies"] + t["heap slack"] + t["overhead"] + t["mapped checkpoint"] + kernels)
 
     eval_tokens = work.eval_tokens if work.eval_tokens is not None else work.eval_batch_size * seq
     scored = work.eval_scored if work.eval_scored is not None else eval_tokens
-    eval_logits = scored * shape.vocab * (width + EVAL_LOGIT_COPIES * 4) if shape.lm_logits else 0.0
+    eval_rows, eval_vocab, eval_copies = _logit_rows(scored, shape.vocab, work, EVAL_LOGIT_COPIES, EVAL_LOGIT_COPIES)
+    eval_logits = eval_rows * eval_vocab * (width + eval_copies * 4) if shape.lm_logits else 0.0
     est.eval = (weights + est.terms["reference model"] + est.terms["trainable"] + est.terms["optimizer"]
-                + eval_tokens * per_token * (1 + slack) + eval_logits + overhead + est.terms["mapped checkpoint"])
+                + eval_tokens * per_token * (1 + slack) + eval_logits + overhead + est.terms["mapped checkpoint"]
+                + kernels)
     if work.device == "cpu":
         est.load = (on_disk + (weights if converted else 0.0)) + overhead + est.terms["reference model"]
     return est

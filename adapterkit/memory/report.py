@@ -3,11 +3,12 @@ term, with each one's verdict."""
 
 from __future__ import annotations
 
-from .estimate import ModelShape
+from .shape import ModelShape
 from .verdict import Fit, padding_free, size, verdict, workload
 
 ROWS = ("weights", "reference model", "mapped checkpoint", "trainable", "gradients", "optimizer", "activations",
-        "logits", "autocast copies", "heap slack", "overhead", "gradient buckets", "all-gather buffer")
+        "logits", "autocast copies", "heap slack", "low-precision kernels", "overhead", "gradient buckets",
+        "all-gather buffer")
 
 
 def _rows(plan) -> str:

@@ -24,7 +24,8 @@ import importlib.util
 from dataclasses import replace
 
 from ..strategies import SHARDS_WEIGHTS, STRATEGIES, refusal
-from .estimate import GIB, MIB, Estimate, ModelShape
+from .estimate import GIB, MIB, Estimate
+from .shape import ModelShape
 
 STATIC = ("weights", "trainable", "optimizer")
 ROOM = 0.8  # auto keeps DDP when its peak is at most 80% of a device's budget (room for longer batches, eval)

@@ -13,7 +13,8 @@ from typing import Any
 
 from ..errors import UserError
 from ..strategies import STRATEGIES, refusal
-from .estimate import GIB, Estimate, ModelShape, Workload, estimate, model_shape
+from .estimate import GIB, Estimate, Workload, estimate
+from .shape import ModelShape, model_shape
 from .sharding import choose_strategy, per_device, rank_budget, size
 
 log = logging.getLogger("adapterkit")
@@ -52,15 +53,18 @@ def workload(plan, eval_lengths: tuple[int, int] | None = None) -> Workload:
     (``eval_batch_lengths``), which replace that bound.
     """
     from ..loading import weights_dtype
+    from ..training import shape_multiple
 
     train, hw, opts = plan.recipe.train, plan.hardware, plan.task_options
+    multiple = shape_multiple(hw) or 1  # bf16 on a CPU: batches and passes are rounded up to this many tokens
     world = hw.world_size  # train.batch_size is the global batch: each rank computes its share
     # an encoder-decoder's targets may be longer than its sources (seq2seq's task.max_target_length)
     seq = max(getattr(opts, "max_length", None) or 512, getattr(opts, "max_target_length", None) or 0)
+    seq = -(-seq // multiple) * multiple
     batch = max(1, train.batch_size // world)
     eval_batch = max(1, train.eval_batch // world)
     if padding_free(plan):
-        per_pass = min(batch * seq, max(opts.tokens_per_pass or batch * seq, seq))
+        per_pass = min(batch * seq, max(-(-(opts.tokens_per_pass or batch * seq) // multiple) * multiple, seq))
         eval_batch = -(-eval_batch * seq // per_pass)
         batch, seq = 1, per_pass
     needs = memory_needs(plan)
@@ -70,13 +74,15 @@ def workload(plan, eval_lengths: tuple[int, int] | None = None) -> Workload:
                     weights_dtype=weights_dtype(plan.method, hw),
                     eval_tokens=eval_lengths[0] if eval_lengths else None,
                     eval_scored=eval_lengths[1] if eval_lengths else None,
-                    frozen_reference=bool(needs.get("frozen_reference", False)))
+                    frozen_reference=bool(needs.get("frozen_reference", False)),
+                    lm_head_tile=needs.get("lm_head_tile"))
 
 
 def memory_needs(plan) -> dict[str, Any]:
     """What the task adds to the workload, through its optional ``memory_needs(plan)``: ``rows_per_example``
-    (preference pairs run chosen and rejected in one batch) and ``frozen_reference`` (a second, frozen copy of
-    the base model is held as the reference)."""
+    (preference pairs run chosen and rejected in one batch), ``frozen_reference`` (a second, frozen copy of
+    the base model is held as the reference) and ``lm_head_tile`` ((tokens, vocabulary entries): the loss scores
+    the LM head in tiles of at most that size instead of building the whole logits)."""
     rule = getattr(plan.task, "memory_needs", None)
     return rule(plan) if rule else {}
 

@@ -54,7 +54,7 @@ class Footprint:
 
 class FootprintEstimate(Protocol):
     def __call__(self, options: Any, shape: Any) -> Footprint:
-        """Trainable parameters etc. for a model of this ``memory.estimate.ModelShape``, from sizes only."""
+        """Trainable parameters etc. for a model of this ``memory.shape.ModelShape``, from sizes only."""
 
 
 class ModelCheck(Protocol):

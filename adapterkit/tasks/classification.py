@@ -13,7 +13,7 @@ from pydantic import Field, field_validator
 from ..data.cache import cached_map
 from ..data.columns import require_columns
 from ..data.sources import load_train_eval
-from ..training import training_kwargs
+from ..training import shape_multiple, training_kwargs
 from .base import TaskData, TaskOptions
 from .classification_prompt import DEFAULT_PROMPT
 from .rows import TIMINGS, by_length, checked_rows, clip_pieces, non_empty_string, scalars, warn_truncated
@@ -119,7 +119,7 @@ class ClassificationTask:
             train_dataset=None if data.train is None else self.tokenize(data.train, tokenizer, max_length),
             eval_dataset=by_length(self.tokenize(data.eval, tokenizer, max_length)),
             processing_class=tokenizer,
-            data_collator=DataCollatorWithPadding(tokenizer),
+            data_collator=DataCollatorWithPadding(tokenizer, pad_to_multiple_of=shape_multiple(plan.hardware)),
             compute_metrics=lambda prediction: scalars(self.report(prediction, data.labels)),  # train.eval_every
         )
         # A sequence classifier's loss is a mean over examples and ignores num_items_in_batch; the Trainer infers

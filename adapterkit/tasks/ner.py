@@ -15,7 +15,7 @@ from ..data.cache import cached_map
 from ..data.columns import require_columns
 from ..data.sources import load_train_eval
 from ..errors import UserError
-from ..training import training_kwargs
+from ..training import shape_multiple, training_kwargs
 from .base import TaskData, TaskOptions
 from .rows import TIMINGS, by_length, checked_rows, clip_pieces, scalars, warn_truncated
 
@@ -132,7 +132,7 @@ class NerTask:
             train_dataset=None if data.train is None else self.tokenize(data.train, tokenizer, max_length),
             eval_dataset=by_length(self.tokenize(data.eval, tokenizer, max_length)),
             processing_class=tokenizer,
-            data_collator=DataCollatorForTokenClassification(tokenizer),
+            data_collator=DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=shape_multiple(plan.hardware)),
             compute_metrics=lambda prediction: scalars(self.report(prediction, data.labels)),  # train.eval_every
         )
 

@@ -79,7 +79,8 @@ def predict(recipe: Path, steps: int, precision: str) -> dict:
 
 
 def main() -> int:
-    from adapterkit.hardware import cpu_has_fast_bf16
+    from adapterkit.hardware import cpu_flags, cpu_has_fast_bf16, cpu_model
+    from adapterkit.hardware.precision import cpu_kind
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("recipes", nargs="*", help="recipe names (default: every recipes/*.toml)")
@@ -115,6 +116,7 @@ def main() -> int:
     ratios = [r["ratio"] for r in rows if "ratio" in r]
     result = {"run_info": {"steps": args.steps, "overrides": OVERRIDES, "recipe_overrides": RECIPE_OVERRIDES,
                            "machine": platform.machine(), "precisions": args.precisions,
+                           "cpu": f"{cpu_model()} ({cpu_kind(cpu_flags())})",
                            "cpus": os.cpu_count(), "python": platform.python_version(),
                            "allocator": "glibc default (ADAPTERKIT_MALLOC unset)",
                            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),

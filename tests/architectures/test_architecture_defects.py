@@ -102,7 +102,7 @@ def test_d8_wrap_reads_the_head_from_transformers_mappings(tmp_path_factory):
 
 
 def test_d9_planner_counts_what_freeze_trains_with_an_untied_lm_head(tmp_path_factory, matrix_files):
-    from adapterkit.memory.estimate import model_shape
+    from adapterkit.memory.shape import model_shape
     from adapterkit.plan import make_plan
 
     recipe = recipe_for("mistral", "chat", "freeze", tiny_model_dir("mistral", tmp_path_factory), matrix_files)

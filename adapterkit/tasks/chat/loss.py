@@ -32,11 +32,13 @@ from __future__ import annotations
 from trl import SFTTrainer
 
 from . import prefix as chat_prefix
+from . import rounding as chat_rounding
 
 
 class SelectiveLossSFTTrainer(SFTTrainer):
     tokens_per_pass: int | None = None  # set by the chat task (task.tokens_per_pass)
     share_prefix: bool = False  # set by the chat task (task.share_prefix)
+    pad_multiple: int | None = None  # set by the chat task (training.shape_multiple): rounding.py
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         passes = _conversation_runs(inputs, self.tokens_per_pass, self._shared_length(model, inputs))
@@ -69,6 +71,8 @@ class SelectiveLossSFTTrainer(SFTTrainer):
         model_inputs = {k: v for k, v in inputs.items() if k not in ("labels", "shift_labels")}
         if self.share_prefix and (shared := chat_prefix.share_prefix(model_inputs, targets, model)) is not None:
             model_inputs, targets = shared
+        pad_id = getattr(self.processing_class, "pad_token_id", None) or 0
+        model_inputs, targets = chat_rounding.round_row(model_inputs, targets, self.pad_multiple, pad_id)
         keep = (targets != -100).nonzero().flatten()
         outputs = model(**model_inputs, logits_to_keep=keep, use_cache=False)
         logits = outputs.logits[0].float()  # (len(keep), vocab)

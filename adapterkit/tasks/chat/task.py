@@ -20,7 +20,7 @@ from ... import distributed
 from ...data.formats import conversations
 from ...data.sources import load_train_eval
 from ...methods.fp32_adapter_sum import add_adapters_in_fp32
-from ...training import trainable_in_fp32, training_kwargs
+from ...training import shape_multiple, trainable_in_fp32, training_kwargs
 from ..base import TaskData, TaskOptions
 from ..generation import Score, generate_eval_field
 from ..rows import checked_rows
@@ -97,6 +97,16 @@ class ChatTask:
         sizes by (prompt-learning methods prepend virtual tokens to every row and keep padded rows)."""
         opts = plan.task_options
         return bool(opts.padding_free and not opts.packing and not plan.method.needs.padded_rows)
+
+    def memory_needs(self, plan) -> dict[str, Any]:
+        """For the planner: on padded batches trl's SFTTrainer scores the LM head in tiles (its fused head, never the
+        whole logits); padding-free batches go through this task's loss, which builds the scored positions' logits."""
+        if self.padding_free(plan):
+            return {}
+        from trl.kernels.chunked_logprob import TOKEN_CHUNK_SIZE
+        from trl.trainer.utils import _CHUNKED_LOGPROB_CHUNK_SIZE
+
+        return {"lm_head_tile": (TOKEN_CHUNK_SIZE, _CHUNKED_LOGPROB_CHUNK_SIZE)}
 
     def eval_batch_lengths(self, plan) -> tuple[int, int] | None:
         """For the memory plan, before any weight is loaded: (tokens, labelled positions) of the largest eval
@@ -192,6 +202,11 @@ class ChatTask:
             # Grouping by length saves no compute without padding, and it puts the longest conversations in
             # one batch: random batches of 8 chatterbot conversations peak at ~750 tokens, the longest 8 at ~2,000.
             kwargs["train_sampling_strategy"] = "random"
+        # bf16 on a CPU: lengths rounded up (training.shape_multiple): padded batches by trl's collator, padding-free
+        # passes by the loss (rounding.py; trl's collator would split its pad tail into one-token sequences)
+        multiple = shape_multiple(plan.hardware)
+        if multiple and not padding_free:
+            kwargs["pad_to_multiple_of"] = multiple
         config = SFTConfig(**kwargs, packing=opts.packing, padding_free=padding_free,
                            max_length=opts.max_length if opts.packing else None, prediction_loss_only=True)
         evaluation = self.tokenized(data.eval, tokenizer, opts, "eval", plan.where)
@@ -206,6 +221,7 @@ class ChatTask:
         )
         trainer.tokens_per_pass = opts.tokens_per_pass if padding_free else None
         trainer.share_prefix = opts.share_prefix and padding_free
+        trainer.pad_multiple = multiple if padding_free else None
         trainable_in_fp32(trainer.model)  # undo trl's bf16 cast of QLoRA adapters (see the function)
         add_adapters_in_fp32(trainer.model, plan.hardware.precision)  # bf16: LoRA's early updates not rounded away
         return trainer

@@ -1,0 +1,51 @@
+"""Planner terms that depend on precision and on how the loss scores the LM head: bf16 on a CPU plans the rounded
+lengths the run pads to (training.shape_multiple), and trl's fused LM head (padded chat batches) is planned as one
+logits tile, not the whole logits."""
+
+from __future__ import annotations
+
+from conftest import tiny_recipe
+
+from adapterkit.recipe import recipe_from_dict
+
+
+def _plan(tiny_llama_dir, data_files, precision, **task):
+    from adapterkit.plan import make_plan
+
+    recipe = tiny_recipe("chat", "lora", tiny_llama_dir, data_files, train={"batch_size": 8},
+                         hardware={"precision": precision})
+    recipe["task"].update(task)
+    return make_plan(recipe_from_dict(recipe))
+
+
+def test_bf16_on_a_cpu_plans_the_rounded_lengths(tiny_llama_dir, data_files):
+    from adapterkit.memory.verdict import workload
+    from adapterkit.training import SHAPE_MULTIPLE
+
+    odd = 5 * SHAPE_MULTIPLE + 3  # not a multiple: bf16 batches of it are padded to 6 x SHAPE_MULTIPLE
+    for precision, seq in (("fp32", odd), ("bf16", 6 * SHAPE_MULTIPLE)):
+        padded = workload(_plan(tiny_llama_dir, data_files, precision, max_length=odd, padding_free=False))
+        assert (padded.batch_size, padded.seq_len) == (8, seq), precision
+        passes = workload(_plan(tiny_llama_dir, data_files, precision, max_length=odd, tokens_per_pass=odd))
+        assert (passes.batch_size, passes.seq_len) == (1, seq), precision
+
+
+def test_padded_chat_plans_one_fused_lm_head_tile(tiny_llama_dir, data_files):
+    from trl.kernels.chunked_logprob import TOKEN_CHUNK_SIZE
+    from trl.trainer.utils import _CHUNKED_LOGPROB_CHUNK_SIZE
+
+    from adapterkit import loading
+    from adapterkit.memory.estimate import FUSED_HEAD_COPIES, LOGIT_COPIES
+    from adapterkit.memory.verdict import assess, shape_of, workload
+
+    padded = _plan(tiny_llama_dir, data_files, "fp32", max_length=256, padding_free=False)
+    free = _plan(tiny_llama_dir, data_files, "fp32", max_length=256)
+    assert workload(padded).lm_head_tile == (TOKEN_CHUNK_SIZE, _CHUNKED_LOGPROB_CHUNK_SIZE)
+    assert workload(free).lm_head_tile is None  # the task's own loss builds the scored positions' logits
+
+    shape = shape_of(padded, loading.load_config(padded.recipe.model, padded.recipe.source))
+    tokens = 8 * 256
+    rows, cols = min(tokens, TOKEN_CHUNK_SIZE), min(shape.vocab, _CHUNKED_LOGPROB_CHUNK_SIZE)
+    logits = assess(padded, shape).estimate.terms["logits"]
+    assert logits == rows * cols * (4 + FUSED_HEAD_COPIES * 4)
+    assert assess(free, shape).estimate.terms["logits"] == 256 * shape.vocab * (4 + LOGIT_COPIES * 4)
