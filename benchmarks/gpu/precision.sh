@@ -26,9 +26,9 @@ cpu() { # cores name command... : one CPU job pinned to two cores, no GPU visibl
 run() { echo --output /tmp/runs/$1 --overwrite --force; }
 if nvidia-smi -L >/dev/null 2>&1; then  # the GPU first, alone: CPU jobs beside it slowed its launches
   for p in fp32 bf16; do
-    taskset -c 14,15 timeout 110 $PY -m adapterkit run "${chat[@]}" --set hardware.precision=$p $(run gpu-chat-$p) \
+    taskset -c 14,15 timeout 70 $PY -m adapterkit run "${chat[@]}" --set hardware.precision=$p $(run gpu-chat-$p) \
       > "$OUT/gpu-chat-$p.log" 2>&1; echo "== gpu-chat-$p rc=$?"
-    taskset -c 14,15 timeout 60 $PY benchmarks/gpu/profile_steps.py recipes/chat_lora.toml hardware.precision=$p \
+    taskset -c 14,15 timeout 45 $PY benchmarks/gpu/profile_steps.py recipes/chat_lora.toml hardware.precision=$p \
       task.num_samples=0 data.limit_eval=8 2>&1 | grep -v -i warn | grep -A 34 PROFILE > "$OUT/gpu-profile-$p.txt"
   done
 fi
