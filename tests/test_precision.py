@@ -183,3 +183,15 @@ def test_bf16_lora_layer_keeps_an_update_below_bf16_resolution(request, data_fil
     assert update.abs().max() < 2 ** -9 * frozen.abs().mean()  # below half a bf16 step of a typical output
     error = (output - frozen - update).norm() / update.norm()
     assert error < 0.05, f"the LoRA update reached the output with relative error {error:.3f}"
+
+
+def test_bf16_chat_run_trains_evaluates_and_answers(request, data_files, tmp_path):
+    """A whole chat LoRA run in bf16 through ``api.run``: training and eval under autocast, then the sample
+    answers, which are generated after training without autocast (the fp32 adapter sums must not leak an fp32
+    activation into the next bf16 frozen layer there: that was a dtype error, found on an AMX Xeon)."""
+    recipe = recipe_from_dict(tiny_recipe("chat", "lora", request.getfixturevalue("tiny_llama_dir"), data_files,
+                                          hardware={"precision": "bf16"}, train={"max_steps": 2}))
+    result = api.run(recipe, output=tmp_path / "run")
+    assert result.info["hardware"]["precision"] == "bf16"
+    assert (tmp_path / "run" / "samples.jsonl").read_text().strip()
+    assert result.metrics["eval_loss"] == pytest.approx(result.metrics["eval_loss"])  # finite

@@ -29,7 +29,10 @@ LOW_PRECISION = ("bf16", "fp16")
 def _output_in_fp32(module, inputs, output):
     import torch
 
-    if torch.is_tensor(output) and output.dtype in (torch.bfloat16, torch.float16):
+    # Only under autocast: outside it (the run's sample answers, generated after training) the next frozen bf16
+    # layer would get an fp32 input and no autocast to cast it back (a dtype error).
+    if torch.is_tensor(output) and output.dtype in (torch.bfloat16, torch.float16) \
+            and torch.is_autocast_enabled(output.device.type):
         return output.float()
     return output
 
