@@ -13,6 +13,7 @@ from typing import Any
 
 from . import curves, distributed, loading, measure, rundir, tracking
 from .errors import UserError
+from .hardware.attention import attention_kernels
 from .methods.base import WrapContext
 from .methods.input_casts import skip_input_casts_under_autocast
 from .plan import Plan, load_recipe, make_plan
@@ -102,7 +103,7 @@ def run(recipe: Recipe | str | Path, *, overrides: dict | list | None = None, ou
     text = recipe_to_toml(plan.recipe.model_copy(update={"hardware": plan.recipe.hardware.model_copy(update=launch)}),
                           resolved)
     claim = lambda folder: rundir.claim(folder, text, overwrite=overwrite)  # noqa: E731
-    with distributed.claimed(claim, run_dir, plan.hardware) as (run_dir, resume):
+    with distributed.claimed(claim, run_dir, plan.hardware) as (run_dir, resume), attention_kernels(plan.hardware.device):
         return _train_and_evaluate(plan, tokenizer, data, model, run_dir, resume, clock, started, callbacks)
 
 
