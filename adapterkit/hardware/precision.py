@@ -11,19 +11,22 @@ from __future__ import annotations
 
 # kind -> (precision "auto" picks, {task: precision where the task's own measurement differs}, why)
 RULES: dict[str, tuple[str, dict[str, str], str]] = {
-    "cpu-amx": ("fp32", {"classification": "bf16", "ner": "bf16"},
-                "issue #17, a 2-core Xeon with AMX, before frozen weights were stored in bf16: sentiment LoRA 1.3x "
-                "faster in bf16 (3,538 vs 2,720 tokens/s, macro-F1 0.8146 vs 0.8136), chat LoRA 12% slower and "
-                "58% larger; chat not re-measured after the fix, so it stays fp32 (hardware.precision = \"bf16\" "
-                "to try it)"),
+    "cpu-amx": ("fp32", {"classification": "bf16", "ner": "bf16", "chat": "bf16"},
+                "an AMX Xeon, 2 pinned cores, side by side (docs/defaults.md, Precision): chat LoRA 1.14x faster in "
+                "bf16 and 2% smaller after the bf16 fixes (fp32 adapter sums, shapes rounded to 16 tokens), eval "
+                "loss within 0.4% of fp32's (AMD EPYC, same numerics); sentiment LoRA 1.08-1.21x faster and 13% "
+                "smaller; issue #17 before the fixes: sentiment 1.3x faster at the same macro-F1. Other tasks "
+                "(lm, seq2seq, preference) are unmeasured there and stay fp32"),
     "cpu-avx512-bf16": ("fp32", {"classification": "bf16", "ner": "bf16"},
                         "measured side by side on a 2-core AMD EPYC (Zen 4): encoder LoRA (sentiment, NER) trains "
                         "1.25-2x faster in bf16 at the same eval loss; chat LoRA on SmolLM2, with LoRA's update added "
                         "in fp32, 1.1-1.3x faster and within 0.4% of fp32's eval loss, but 26% larger peak RSS at "
                         "40 steps (docs/defaults.md, Precision), so chat stays fp32"),
     "cpu": ("fp32", {}, "no bf16 matrix instructions: a bf16 matmul runs at ~1 GFLOP/s"),
-    "cuda-bf16": ("bf16", {}, "bf16 autocast with a bf16-stored frozen base is the usual CUDA practice; not measured "
-                              "by adapterkit's benchmarks yet"),
+    "cuda-bf16": ("bf16", {}, "bf16 autocast with a bf16-stored frozen base, the usual CUDA practice: 0.65x of fp32's "
+                              "GPU memory for chat LoRA on an H200; on that 135M model the step is bound by kernel "
+                              "launches and bf16 ran 2.3x slower than fp32 (cuDNN attention's per-shape plans, now "
+                              "left out: hardware/attention.py; not re-measured)"),
     "cuda": ("fp16", {}, "no bf16 on this GPU (pre-Ampere): fp16 autocast, as peft and transformers recommend"),
 }
 
