@@ -86,8 +86,9 @@ LOGIT_COPIES = 5.0
 EVAL_LOGIT_COPIES = 3.0  # eval: log-softmax + the entropy/accuracy metrics' temporaries
 # trl's fused LM head (SFTTrainer on padded batches): one tile of logits in the compute dtype plus this many fp32
 # tile-sized temporaries (the online log-softmax's float copy, exponentials and entropy terms; backward: the tile's
-# gradient and the fp32 operands of its gradient matmuls). Fitted on chat_lora, padded, in fp32 and bf16
-# (benchmarks/planner: 4.8 and 3.9 copies fit each alone); checked on chat_qlora.
+# gradient and the fp32 operands of its gradient matmuls). Fitted on chat_lora, padded, fp32 (4.8 copies; 7,954 and
+# 7,986 MiB measured), checked on chat_qlora fp32 (0.97). bf16 runs peak higher than this plans (chat_lora 0.86:
+# glibc keeps more of the half-size bf16 blocks resident; docs/defaults.md, "Precision").
 FUSED_HEAD_COPIES = 4.5
 # CPU, glibc's default allocator: freed heap blocks of temporaries stay resident (see steady_cpu_allocator).
 # Fitted on benchmarks/planner (results.json there): measured default-minus-steady RSS was 0.29x activations
