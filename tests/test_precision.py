@@ -17,10 +17,8 @@ MODELS = {"chat": "tiny_llama_dir", "classification": "tiny_bert_dir"}
 
 
 def _trainer(task, method, precision, request, data_files, tmp_path):
-    # No model dropout: bf16 on a CPU pads batches to a multiple of 16 tokens (training.shape_multiple), so the
-    # two precisions' batches differ in shape and would draw different dropout masks from the same seed.
     recipe = tiny_recipe(task, method, request.getfixturevalue(MODELS[task]), data_files,
-                         hardware={"precision": precision}, model={"dropout": 0.0})
+                         hardware={"precision": precision})
     recipe = recipe_from_dict(recipe)
     plan = make_plan(recipe)
     tokenizer = loading.load_tokenizer(recipe.model, recipe.source)
