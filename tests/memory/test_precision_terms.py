@@ -1,10 +1,11 @@
 """Planner terms that depend on precision and on how the loss scores the LM head: bf16 on a CPU plans the rounded
 lengths the run pads to (training.shape_multiple), and trl's fused LM head (padded chat batches) is planned as one
-logits tile, not the whole logits."""
+logits tile, not the whole logits; the lm task's Trainer (the model's loss only) fewer logits-sized tensors than trl's
+metrics need; glibc's heap slack does not halve in bf16."""
 
 from __future__ import annotations
 
-from conftest import tiny_recipe
+from conftest import REPO, tiny_recipe
 
 from adapterkit.recipe import recipe_from_dict
 
@@ -49,3 +50,42 @@ def test_padded_chat_plans_one_fused_lm_head_tile(tiny_llama_dir, data_files):
     logits = assess(padded, shape).estimate.terms["logits"]
     assert logits == rows * cols * (4 + FUSED_HEAD_COPIES * 4)
     assert assess(free, shape).estimate.terms["logits"] == 256 * shape.vocab * (4 + LOGIT_COPIES * 4)
+
+
+def test_lm_task_plans_the_model_loss_fp32_tensors_not_the_whole_logits_and_metrics(tiny_llama_dir, data_files):
+    """The lm task's Trainer only takes the model's loss (transformers' ForCausalLMLoss): its peak is log-softmax's
+    backward, CE_LOGIT_COPIES fp32 logits-sized tensors in either precision, not the logits plus trl's metrics."""
+    from adapterkit import loading
+    from adapterkit.memory.estimate import CE_LOGIT_COPIES, LOGIT_COPIES
+    from adapterkit.memory.verdict import assess, shape_of, workload
+    from adapterkit.plan import make_plan
+
+    files = {"lm_train": data_files["classification_train"], "lm_eval": data_files["classification_eval"]}
+    for precision in ("fp32", "bf16"):
+        recipe = tiny_recipe("lm", "lora", tiny_llama_dir, files, train={"batch_size": 4},
+                             hardware={"precision": precision})
+        recipe["task"]["max_length"] = 64
+        plan = make_plan(recipe_from_dict(recipe))
+        assert workload(plan).logit_metrics is False
+        shape = shape_of(plan, loading.load_config(plan.recipe.model, plan.recipe.source))
+        logits = assess(plan, shape).estimate.terms["logits"]
+        assert logits == 4 * 64 * shape.vocab * CE_LOGIT_COPIES * 4, precision
+        assert logits < 4 * 64 * shape.vocab * (2 + LOGIT_COPIES * 4)
+
+
+def test_heap_slack_is_sized_from_fp32_activations_in_bf16():
+    """glibc keeps the half-size bf16 blocks resident too: bf16 halves prompt tuning's activations, not its heap
+    slack (benchmarks/planner: sentiment_prompt bf16 measured 1,130 MiB, 0.896 with slack from bf16 activations)."""
+    from adapterkit import loading
+    from adapterkit.memory.verdict import assess, shape_of
+    from adapterkit.plan import load_recipe, make_plan
+
+    def terms(precision):
+        recipe = load_recipe(REPO / "recipes" / "sentiment_prompt.toml", [f"hardware.precision={precision}",
+                                                                          "hardware.profile=cpu-2c-24g"])
+        plan = make_plan(recipe)
+        return assess(plan, shape_of(plan, loading.load_config(recipe.model, recipe.source))).estimate.terms
+
+    fp32, bf16 = terms("fp32"), terms("bf16")
+    assert bf16["activations"] < 0.6 * fp32["activations"]
+    assert bf16["heap slack"] == fp32["heap slack"] > 0
