@@ -33,8 +33,8 @@ bytes. Every term and its formula (P = parameters, T = trainable parameters):
               tensors of a forward/backward pass) stay resident instead of going back to the OS, so RSS
               runs above the live tensors by
                 CPU_HEAP_SLACK x activations counted at 4 bytes an element (fp32-sized, in every precision)
-                + ADAPTER_TEMP_BYTES[precision] x tokens x (out_features of the linears with an adapter branch,
-                  over all layers: ``Footprint.branch_out_features``)
+                + (ADAPTER_TEMP_BYTES[precision] + FP32_SUM_TEMP_BYTES where the adapter sum is fp32) x tokens
+                  x (out_features of the linears with an adapter branch, over all layers: ``branch_out_features``)
               The second part is peft's LoRA forward (B's output and its scaled copy, freed per linear):
               measured, LoRA's slack is ~1x its activations, full fine-tuning's, prompt tuning's and
               bottleneck adapters' 0.3-0.6x. Measured, neither part halves under bf16 (glibc keeps half-size
@@ -110,10 +110,14 @@ CE_LOGIT_COPIES = 3.0
 # left: real runs reach higher than the benchmark's 2 steps (sentiment_lora: 1,598 MiB at 2 steps,
 # 1,638-1,696 MiB at 60 steps, 1,759 MiB for one epoch with the full eval; predicted 1,612 MiB).
 CPU_HEAP_SLACK = 0.25  # extra RSS per byte of fp32-sized activations, every method and precision
-# Freed bytes per token per unit of an adapter branch's out_features (LoRA) that stay resident: 2 elements of
-# 2 bytes under bf16/fp16 (sentiment_smollm_lora bf16: 2.0), 1.5 of 4 bytes in fp32 (SmolLM2, 2,048 tokens:
-# sentiment_smollm_lora 1.5, lm_lora ~1.3; MiniLM's 2.0 was within the benchmark's noise of 1.5: see docs/defaults.md).
-ADAPTER_TEMP_BYTES = {"fp32": 6.0, "bf16": 4.0, "fp16": 4.0}
+# Freed bytes per token per unit of an adapter branch's out_features (LoRA) that stay resident. peft's branch frees
+# two out-sized tensors per linear (B's output and its scaled copy): 8 bytes in fp32, of which ~6 stay
+# (sentiment_smollm_lora fp32: 6.0, lm_lora ~5.2); 4 bytes in bf16, of which ~1.3 stay (sentiment_smollm_lora bf16
+# re-measured at 3,110 MiB: 1.3; lm_lora bf16 ~0: its RSS was the same under ADAPTERKIT_MALLOC=steady).
+ADAPTER_TEMP_BYTES = {"fp32": 6.0, "bf16": 1.3, "fp16": 1.3}
+# Where the adapter sum is taken in fp32 under autocast (methods/fp32_adapter_sum.py, the chat task): the base output's
+# fp32 copy and the fp32 sum add 8 freed bytes per out-feature and token, kept at bf16's rate (1.3 of 4): 2.6.
+FP32_SUM_TEMP_BYTES = 2.6
 PROCESS_BASELINE_MIB = 580.0  # CPU: interpreter + libraries + tokenizer + dataset (calibrated)
 # CPU, bf16/fp16 compute: oneDNN's low-precision matmul kernels and the buffers it keeps per shape (bounded by the
 # rounded lengths, training.shape_multiple). Measured: bf16 runs of benchmarks/planner peaked 58-76 MiB above
@@ -143,6 +147,7 @@ class Workload:
     # the trainer computes metrics from the logits (trl's SFTTrainer: entropy, accuracy), keeping them alive
     # through backward; False: it only takes the model's loss (the lm task's Trainer)
     logit_metrics: bool = True
+    fp32_adapter_sums: bool = False  # LoRA's sum taken in fp32 under autocast (methods/fp32_adapter_sum.py)
 
 
 @dataclass
@@ -285,7 +290,8 @@ def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Es
     est.notes["overhead"] = "python + libraries + data (RSS baseline)" if work.device == "cpu" else "CUDA context + allocator"
     # CPU: glibc keeps freed temporaries resident (module docstring: heap slack); CUDA's allocator is in overhead.
     slack = CPU_HEAP_SLACK if work.device == "cpu" else 0.0
-    branch = ADAPTER_TEMP_BYTES[work.precision] * tokens * foot.branch_out_features if work.device == "cpu" else 0.0
+    per_out = ADAPTER_TEMP_BYTES[work.precision] + (FP32_SUM_TEMP_BYTES if work.fp32_adapter_sums else 0.0)
+    branch = per_out * tokens * foot.branch_out_features if work.device == "cpu" else 0.0
     est.terms["heap slack"] = slack * act_fp32 + branch
     if work.device == "cpu":
         est.notes["heap slack"] = (f"freed temporaries glibc keeps: {slack:.2f} x fp32-sized activations + "
