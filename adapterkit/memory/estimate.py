@@ -20,21 +20,29 @@ bytes. Every term and its formula (P = parameters, T = trainable parameters):
               case: every row max_length long). With activation checkpointing only each block's input is
               kept (tokens x layers x hidden x width) plus one block recomputed (tokens x E x width).
 * logits      language-model heads only: tokens x vocab x (width + LOGIT_COPIES x 4): the logits, their
-              fp32 log-softmax, its gradient, the logits' gradient and the metrics' temporaries
-              (classification heads: negligible). A fused LM head (``Workload.lm_head_tile``: trl's SFTTrainer
+              fp32 log-softmax, its gradient, the logits' gradient and the metrics' temporaries of trl's
+              SFTTrainer (classification heads: negligible). A trainer that only takes the model's own loss
+              (``Workload.logit_metrics`` off: the lm task's transformers Trainer, ForCausalLMLoss) drops the
+              logits with the model's output before backward; its peak is in log-softmax's backward, with
+              CE_LOGIT_COPIES fp32 tensors alive (the saved log-softmax, its incoming gradient, the logits'
+              fp32 gradient): tokens x vocab x CE_LOGIT_COPIES x 4, in either precision.
+              A fused LM head (``Workload.lm_head_tile``: trl's SFTTrainer
               on padded batches) holds one tile at a time: min(tokens, tile rows) x min(vocab, tile columns) x
               (width + FUSED_HEAD_COPIES x 4).
 * heap slack  (CPU only, glibc's default allocator) freed heap blocks of short-lived temporaries (the 1-30 MiB
               tensors of a forward/backward pass) stay resident instead of going back to the OS, so RSS
               runs above the live tensors by
-                CPU_HEAP_SLACK x activations
-                + ADAPTER_TEMPS_PER_OUT x tokens x (out_features of the linears with an adapter branch,
-                  over all layers: ``Footprint.branch_out_features``) x width
+                CPU_HEAP_SLACK x activations counted at 4 bytes an element (fp32-sized, in every precision)
+                + (ADAPTER_TEMP_BYTES[precision] + FP32_SUM_TEMP_BYTES where the adapter sum is fp32) x tokens
+                  x (out_features of the linears with an adapter branch, over all layers: ``branch_out_features``)
               The second part is peft's LoRA forward (B's output and its scaled copy, freed per linear):
               measured, LoRA's slack is ~1x its activations, full fine-tuning's, prompt tuning's and
-              bottleneck adapters' 0.3-0.6x. Logits get no slack: blocks above glibc's largest mmap threshold
+              bottleneck adapters' 0.3-0.6x. Measured, neither part halves under bf16 (glibc keeps half-size
+              bf16 blocks resident too; on the benchmark, slack sized from bf16 activations planned every
+              non-LoRA bf16 run 2-10% under): the first part is sized as in fp32, the branch part per precision.
+              Logits get no slack: blocks above glibc's largest mmap threshold
               (32 MiB; one LM logits tensor is tokens x vocab x 4 bytes) are always unmapped when freed.
-              Eval: CPU_HEAP_SLACK x its activations. Both constants fitted, see below.
+              Eval: CPU_HEAP_SLACK x its fp32-sized activations. Constants fitted, see below.
 * eval        after training, the eval loop (batch = 2 x train batch unless set, no gradients) holds the
               weights, the optimizer state, one block's activations and logits + log-softmax. Where the task
               read its eval split before loading weights (chat: ``eval_batch_lengths``), the largest real eval
@@ -58,7 +66,8 @@ gradients) + heap slack + overhead (gradients are freed after each step and grow
 activations). The per-element constants (ACT_*, *_DROPOUT_*, LOGIT_COPIES, PROCESS_BASELINE_MIB) were
 calibrated on CPU (fp32) against saved-tensor counts and the RSS high-water marks of ``benchmarks/planner``
 (MiniLM-L6 encoder, SmolLM2-135M decoder) with ``steady_cpu_allocator`` on (``ADAPTERKIT_MALLOC=steady``:
-RSS follows the live tensors). CPU_HEAP_SLACK was then fitted on the same benchmark under glibc's default
+RSS follows the live tensors). CPU_HEAP_SLACK, ADAPTER_TEMP_BYTES and FUSED_HEAD_COPIES were then fitted on the
+same benchmark, in fp32 and bf16, under glibc's default
 allocator, which is what ``adapterkit run`` uses unless told otherwise, so CPU predictions are for the
 default allocator (with ``ADAPTERKIT_MALLOC=steady`` they overestimate by the slack term). The same
 per-element counts are assumed under bf16/fp16 on CUDA, which no benchmark here has checked; CUDA has no
@@ -86,18 +95,29 @@ LOGIT_COPIES = 5.0
 EVAL_LOGIT_COPIES = 3.0  # eval: log-softmax + the entropy/accuracy metrics' temporaries
 # trl's fused LM head (SFTTrainer on padded batches): one tile of logits in the compute dtype plus this many fp32
 # tile-sized temporaries (the online log-softmax's float copy, exponentials and entropy terms; backward: the tile's
-# gradient and the fp32 operands of its gradient matmuls). Fitted on chat_lora, padded, fp32 (4.8 copies; 7,954 and
-# 7,986 MiB measured), checked on chat_qlora fp32 (0.97). bf16 runs peak higher than this plans (chat_lora 0.86:
-# glibc keeps more of the half-size bf16 blocks resident; docs/defaults.md, "Precision").
-FUSED_HEAD_COPIES = 4.5
+# gradient and the fp32 operands of its gradient matmuls). Fitted with the heap slack below on chat_lora and
+# chat_qlora, padded, in fp32 and bf16 (2 steps; 0.95-1.06 of 8,021 / 5,238 / 8,246 / 5,903 MiB measured; an
+# earlier chat_lora bf16 run peaked at 5,705 MiB: 0.97). 4.5 fitted the fp32 runs when the LoRA branches' slack was
+# planned at 8 bytes per fp32 element, which overstated it (sentiment_smollm_lora fp32: 1.105).
+FUSED_HEAD_COPIES = 6.0
+# fp32 logits-sized tensors alive at once in log-softmax's backward when the trainer only takes the model's loss.
+# Measured on lm_lora (transformers' ForCausalLMLoss, 512 x 49,152 logits): see docs/defaults.md.
+CE_LOGIT_COPIES = 3.0
 # CPU, glibc's default allocator: freed heap blocks of temporaries stay resident (see steady_cpu_allocator).
 # Fitted on benchmarks/planner (results.json there): measured default-minus-steady RSS was 0.29x activations
 # for full fine-tuning, 0.32x prompt tuning, 0.58x bottleneck adapters, 0.94-0.99x LoRA (2 x out_features per
 # token and adapted linear), 0.96x and 1.12x for chat LoRA and QLoRA (logits: none). Rounded up where a choice was
 # left: real runs reach higher than the benchmark's 2 steps (sentiment_lora: 1,598 MiB at 2 steps,
 # 1,638-1,696 MiB at 60 steps, 1,759 MiB for one epoch with the full eval; predicted 1,612 MiB).
-CPU_HEAP_SLACK = 0.25  # extra RSS per byte of activations, every method
-ADAPTER_TEMPS_PER_OUT = 2.0  # freed elements per token per unit of an adapter branch's out_features (LoRA)
+CPU_HEAP_SLACK = 0.25  # extra RSS per byte of fp32-sized activations, every method and precision
+# Freed bytes per token per unit of an adapter branch's out_features (LoRA) that stay resident. peft's branch frees
+# two out-sized tensors per linear (B's output and its scaled copy): 8 bytes in fp32, of which ~6 stay
+# (sentiment_smollm_lora fp32: 6.0, lm_lora ~5.2); 4 bytes in bf16, of which ~1.3 stay (sentiment_smollm_lora bf16
+# re-measured at 3,110 MiB: 1.3; lm_lora bf16 ~0: its RSS was the same under ADAPTERKIT_MALLOC=steady).
+ADAPTER_TEMP_BYTES = {"fp32": 6.0, "bf16": 1.3, "fp16": 1.3}
+# Where the adapter sum is taken in fp32 under autocast (methods/fp32_adapter_sum.py, the chat task): the base output's
+# fp32 copy and the fp32 sum add 8 freed bytes per out-feature and token, kept at bf16's rate (1.3 of 4): 2.6.
+FP32_SUM_TEMP_BYTES = 2.6
 PROCESS_BASELINE_MIB = 580.0  # CPU: interpreter + libraries + tokenizer + dataset (calibrated)
 # CPU, bf16/fp16 compute: oneDNN's low-precision matmul kernels and the buffers it keeps per shape (bounded by the
 # rounded lengths, training.shape_multiple). Measured: bf16 runs of benchmarks/planner peaked 58-76 MiB above
@@ -124,6 +144,10 @@ class Workload:
     # (tokens, vocabulary entries) of the one logits tile a fused LM head holds at a time (trl's SFTTrainer on
     # padded batches); None: the loss builds the whole logits
     lm_head_tile: tuple[int, int] | None = None
+    # the trainer computes metrics from the logits (trl's SFTTrainer: entropy, accuracy), keeping them alive
+    # through backward; False: it only takes the model's loss (the lm task's Trainer)
+    logit_metrics: bool = True
+    fp32_adapter_sums: bool = False  # LoRA's sum taken in fp32 under autocast (methods/fp32_adapter_sum.py)
 
 
 @dataclass
@@ -162,6 +186,19 @@ def autocast_copies(shape: ModelShape, method: Any, foot: Any, work: Workload) -
     if work.weights_dtype == "fp32":
         return shape.linear_params + head + (0 if method.trains_base else foot.trainable_params)
     return foot.trainable_params
+
+
+def _per_token(shape: ModelShape, foot: Any, seq: int, width: int, hidden_width: int) -> float:
+    """Bytes one token keeps for backward in one block: linear outputs (and inputs) at ``width``, the residual
+    stream and norms at ``hidden_width``, dropout masks and outputs (module docstring: activations)."""
+    per_token = ACT_PER_OUT * shape.block_out_features * width + ACT_PER_HIDDEN * shape.hidden * hidden_width
+    if foot.keeps_linear_inputs:
+        per_token += ACT_PER_IN * shape.block_in_features * width
+    if shape.attention_dropout:
+        per_token += ATTN_DROPOUT_PER_SCORE * shape.heads * seq * width
+    if shape.hidden_dropout:
+        per_token += HIDDEN_DROPOUT_PER_HIDDEN * shape.hidden * width
+    return per_token
 
 
 def _logit_rows(tokens: int, vocab: int, work: Workload, copies: float, fused_copies: float):
@@ -211,17 +248,15 @@ def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Es
     width = BYTES[work.precision]
     hidden_width = 4 if method.quantization is not None else max(width, BYTES[work.weights_dtype])
     seq = work.seq_len + foot.extra_tokens
-    per_token = ACT_PER_OUT * shape.block_out_features * width + ACT_PER_HIDDEN * shape.hidden * hidden_width
-    if foot.keeps_linear_inputs:
-        per_token += ACT_PER_IN * shape.block_in_features * width
-    if shape.attention_dropout:
-        per_token += ATTN_DROPOUT_PER_SCORE * shape.heads * seq * width
-    if shape.hidden_dropout:
-        per_token += HIDDEN_DROPOUT_PER_HIDDEN * shape.hidden * width
+    per_token = _per_token(shape, foot, seq, width, hidden_width)
     tokens = work.batch_size * seq
     est.activations_full = tokens * shape.layers * per_token
     est.activations_checkpointed = tokens * (shape.layers * shape.hidden * hidden_width + per_token)
     act = est.activations_checkpointed if work.gradient_checkpointing else est.activations_full
+    # the same activations counted at 4 bytes an element: what the heap slack is sized from (module docstring)
+    per_token_fp32 = _per_token(shape, foot, seq, 4, 4)
+    act_fp32 = tokens * ((shape.layers * shape.hidden * 4 + per_token_fp32) if work.gradient_checkpointing
+                         else shape.layers * per_token_fp32)
     est.terms["activations"] = act
     est.notes["activations"] = (f"batch {work.batch_size} x {seq} tokens x {shape.layers} layers, "
                                 f"checkpointing {'on' if work.gradient_checkpointing else 'off'} "
@@ -232,9 +267,13 @@ def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Es
     if est.terms["autocast copies"]:
         est.notes["autocast copies"] = f"{work.precision} copies of the fp32 weights the matmuls read"
     logit_tokens, logit_vocab, copies = _logit_rows(tokens, shape.vocab, work, LOGIT_COPIES, FUSED_HEAD_COPIES)
-    est.terms["logits"] = logit_tokens * logit_vocab * (width + copies * 4) if shape.lm_logits else 0.0
+    # the model's own loss only: the logits are dropped before backward, CE_LOGIT_COPIES fp32 tensors at its peak
+    per_logit = width + copies * 4 if work.logit_metrics or work.lm_head_tile else CE_LOGIT_COPIES * 4
+    est.terms["logits"] = logit_tokens * logit_vocab * per_logit if shape.lm_logits else 0.0
     if shape.lm_logits and work.lm_head_tile:
         est.notes["logits"] = f"fused LM head: one {logit_tokens} x {logit_vocab} tile at a time"
+    elif shape.lm_logits and not work.logit_metrics:
+        est.notes["logits"] = f"the model's loss: {CE_LOGIT_COPIES:.0f} fp32 logits-sized tensors in backward"
     overhead = (PROCESS_BASELINE_MIB if work.device == "cpu" else CUDA_OVERHEAD_MIB) * MIB
     est.terms["overhead"] = overhead
     kernels = CPU_LOW_PRECISION_KERNELS_MIB * MIB if work.device == "cpu" and work.precision != "fp32" else 0.0
@@ -251,10 +290,11 @@ def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Es
     est.notes["overhead"] = "python + libraries + data (RSS baseline)" if work.device == "cpu" else "CUDA context + allocator"
     # CPU: glibc keeps freed temporaries resident (module docstring: heap slack); CUDA's allocator is in overhead.
     slack = CPU_HEAP_SLACK if work.device == "cpu" else 0.0
-    branch = ADAPTER_TEMPS_PER_OUT * tokens * foot.branch_out_features * width if work.device == "cpu" else 0.0
-    est.terms["heap slack"] = slack * act + branch
+    per_out = ADAPTER_TEMP_BYTES[work.precision] + (FP32_SUM_TEMP_BYTES if work.fp32_adapter_sums else 0.0)
+    branch = per_out * tokens * foot.branch_out_features if work.device == "cpu" else 0.0
+    est.terms["heap slack"] = slack * act_fp32 + branch
     if work.device == "cpu":
-        est.notes["heap slack"] = (f"freed temporaries glibc keeps: {slack:.2f} x activations + "
+        est.notes["heap slack"] = (f"freed temporaries glibc keeps: {slack:.2f} x fp32-sized activations + "
                                    f"{branch / MIB:.0f} MiB of adapter-branch outputs")
     # Gradients are freed after each optimizer step (zero_grad(set_to_none)) and grow while backward frees
     # activations: the step peaks at the larger of (activations + logits) and gradients, not their sum.
@@ -268,7 +308,7 @@ def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Es
     eval_rows, eval_vocab, eval_copies = _logit_rows(scored, shape.vocab, work, EVAL_LOGIT_COPIES, EVAL_LOGIT_COPIES)
     eval_logits = eval_rows * eval_vocab * (width + eval_copies * 4) if shape.lm_logits else 0.0
     est.eval = (weights + est.terms["reference model"] + est.terms["trainable"] + est.terms["optimizer"]
-                + eval_tokens * per_token * (1 + slack) + eval_logits + overhead + est.terms["mapped checkpoint"]
+                + eval_tokens * (per_token + slack * per_token_fp32) + eval_logits + overhead + est.terms["mapped checkpoint"]
                 + kernels)
     if work.device == "cpu":
         est.load = (on_disk + (weights if converted else 0.0)) + overhead + est.terms["reference model"]

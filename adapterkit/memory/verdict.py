@@ -75,14 +75,17 @@ def workload(plan, eval_lengths: tuple[int, int] | None = None) -> Workload:
                     eval_tokens=eval_lengths[0] if eval_lengths else None,
                     eval_scored=eval_lengths[1] if eval_lengths else None,
                     frozen_reference=bool(needs.get("frozen_reference", False)),
-                    lm_head_tile=needs.get("lm_head_tile"))
+                    lm_head_tile=needs.get("lm_head_tile"), logit_metrics=needs.get("logit_metrics", True),
+                    fp32_adapter_sums=bool(needs.get("fp32_adapter_sums", False)))
 
 
 def memory_needs(plan) -> dict[str, Any]:
     """What the task adds to the workload, through its optional ``memory_needs(plan)``: ``rows_per_example``
     (preference pairs run chosen and rejected in one batch), ``frozen_reference`` (a second, frozen copy of
     the base model is held as the reference) and ``lm_head_tile`` ((tokens, vocabulary entries): the loss scores
-    the LM head in tiles of at most that size instead of building the whole logits)."""
+    the LM head in tiles of at most that size instead of building the whole logits) and ``logit_metrics`` (False:
+    the trainer only takes the model's loss, no metrics computed from the logits; default True) and
+    ``fp32_adapter_sums`` (LoRA's sum is taken in fp32 under autocast: methods/fp32_adapter_sum.py)."""
     rule = getattr(plan.task, "memory_needs", None)
     return rule(plan) if rule else {}
 

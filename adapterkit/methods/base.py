@@ -48,7 +48,7 @@ class Footprint:
     keeps_linear_inputs: bool = True
     # Sum of out_features (over all layers) of the linears that carry an adapter branch (LoRA: x@A@B, scaled,
     # added to the base output): per token, its short-lived outputs are freed at once; on CPU they are part
-    # of the heap slack (``memory/estimate.py``: ADAPTER_TEMPS_PER_OUT), not of the live activations.
+    # of the heap slack (``memory/estimate.py``: ADAPTER_TEMP_BYTES), not of the live activations.
     branch_out_features: int = 0
 
 

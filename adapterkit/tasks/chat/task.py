@@ -19,7 +19,7 @@ from pydantic import Field
 from ... import distributed
 from ...data.formats import conversations
 from ...data.sources import load_train_eval
-from ...methods.fp32_adapter_sum import add_adapters_in_fp32
+from ...methods.fp32_adapter_sum import LOW_PRECISION, add_adapters_in_fp32
 from ...training import shape_multiple, trainable_in_fp32, training_kwargs
 from ..base import TaskData, TaskOptions
 from ..generation import Score, generate_eval_field
@@ -100,13 +100,15 @@ class ChatTask:
 
     def memory_needs(self, plan) -> dict[str, Any]:
         """For the planner: on padded batches trl's SFTTrainer scores the LM head in tiles (its fused head, never the
-        whole logits); padding-free batches go through this task's loss, which builds the scored positions' logits."""
+        whole logits); padding-free batches go through this task's loss, which builds the scored positions' logits. Under
+        bf16/fp16, LoRA's sums are taken in fp32 (add_adapters_in_fp32): more freed temporaries per adapted layer."""
+        sums = {"fp32_adapter_sums": plan.hardware.precision in LOW_PRECISION}  # add_adapters_in_fp32 (build_trainer)
         if self.padding_free(plan):
-            return {}
+            return sums
         from trl.kernels.chunked_logprob import TOKEN_CHUNK_SIZE
         from trl.trainer.utils import _CHUNKED_LOGPROB_CHUNK_SIZE
 
-        return {"lm_head_tile": (TOKEN_CHUNK_SIZE, _CHUNKED_LOGPROB_CHUNK_SIZE)}
+        return {**sums, "lm_head_tile": (TOKEN_CHUNK_SIZE, _CHUNKED_LOGPROB_CHUNK_SIZE)}
 
     def eval_batch_lengths(self, plan) -> tuple[int, int] | None:
         """For the memory plan, before any weight is loaded: (tokens, labelled positions) of the largest eval
