@@ -79,52 +79,29 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .calibration import (  # noqa: F401  (re-exported: the planner's tests and benchmarks read them here)
+    ACT_PER_HIDDEN,
+    ACT_PER_IN,
+    ACT_PER_OUT,
+    ADAPTER_TEMP_BYTES,
+    ATTN_DROPOUT_PER_SCORE,
+    CE_LOGIT_COPIES,
+    CPU_HEAP_SLACK,
+    CPU_LOW_PRECISION_KERNELS_MIB,
+    CUDA_OVERHEAD_MIB,
+    EVAL_LOGIT_COPIES,
+    FP32_SUM_TEMP_BYTES,
+    FUSED_HEAD_COPIES,
+    HIDDEN_DROPOUT_PER_HIDDEN,
+    LOGIT_COPIES,
+    PROCESS_BASELINE_MIB,
+    QUANT_BYTES,
+)
 from .shape import ModelShape
 
 GIB = 2**30
 MIB = 2**20
 BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
-ACT_PER_OUT = 1.0  # saved elements per token per unit of a block's linear out_features (calibrated)
-ACT_PER_HIDDEN = 2.1  # saved elements per token per hidden unit: norms, residual stream (calibrated)
-ACT_PER_IN = 0.71  # per unit of in_features, when the method keeps linear inputs for weight gradients
-ATTN_DROPOUT_PER_SCORE = 2.25  # attention dropout: probabilities, mask and dropped copy per score (heads x seq)
-HIDDEN_DROPOUT_PER_HIDDEN = 5.0  # hidden dropout: masks and outputs of the residual-branch dropouts
-# fp32 copies besides the logits themselves: log-softmax, its gradient, the logits' gradient (3), and ~2 for
-# trl's SFTTrainer, which also computes per-token entropy and accuracy from the logits (measured: +2.3 copies).
-LOGIT_COPIES = 5.0
-EVAL_LOGIT_COPIES = 3.0  # eval: log-softmax + the entropy/accuracy metrics' temporaries
-# trl's fused LM head (SFTTrainer on padded batches): one tile of logits in the compute dtype plus this many fp32
-# tile-sized temporaries (the online log-softmax's float copy, exponentials and entropy terms; backward: the tile's
-# gradient and the fp32 operands of its gradient matmuls). Fitted with the heap slack below on chat_lora and
-# chat_qlora, padded, in fp32 and bf16 (2 steps; 0.95-1.06 of 8,021 / 5,238 / 8,246 / 5,903 MiB measured; an
-# earlier chat_lora bf16 run peaked at 5,705 MiB: 0.97). 4.5 fitted the fp32 runs when the LoRA branches' slack was
-# planned at 8 bytes per fp32 element, which overstated it (sentiment_smollm_lora fp32: 1.105).
-FUSED_HEAD_COPIES = 6.0
-# fp32 logits-sized tensors alive at once in log-softmax's backward when the trainer only takes the model's loss.
-# Measured on lm_lora (transformers' ForCausalLMLoss, 512 x 49,152 logits): see docs/defaults.md.
-CE_LOGIT_COPIES = 3.0
-# CPU, glibc's default allocator: freed heap blocks of temporaries stay resident (see steady_cpu_allocator).
-# Fitted on benchmarks/planner (results.json there): measured default-minus-steady RSS was 0.29x activations
-# for full fine-tuning, 0.32x prompt tuning, 0.58x bottleneck adapters, 0.94-0.99x LoRA (2 x out_features per
-# token and adapted linear), 0.96x and 1.12x for chat LoRA and QLoRA (logits: none). Rounded up where a choice was
-# left: real runs reach higher than the benchmark's 2 steps (sentiment_lora: 1,598 MiB at 2 steps,
-# 1,638-1,696 MiB at 60 steps, 1,759 MiB for one epoch with the full eval; predicted 1,612 MiB).
-CPU_HEAP_SLACK = 0.25  # extra RSS per byte of fp32-sized activations, every method and precision
-# Freed bytes per token per unit of an adapter branch's out_features (LoRA) that stay resident. peft's branch frees
-# two out-sized tensors per linear (B's output and its scaled copy): 8 bytes in fp32, of which ~6 stay
-# (sentiment_smollm_lora fp32: 6.0, lm_lora ~5.2); 4 bytes in bf16, of which ~1.3 stay (sentiment_smollm_lora bf16
-# re-measured at 3,110 MiB: 1.3; lm_lora bf16 ~0: its RSS was the same under ADAPTERKIT_MALLOC=steady).
-ADAPTER_TEMP_BYTES = {"fp32": 6.0, "bf16": 1.3, "fp16": 1.3}
-# Where the adapter sum is taken in fp32 under autocast (methods/fp32_adapter_sum.py, the chat task): the base output's
-# fp32 copy and the fp32 sum add 8 freed bytes per out-feature and token, kept at bf16's rate (1.3 of 4): 2.6.
-FP32_SUM_TEMP_BYTES = 2.6
-PROCESS_BASELINE_MIB = 580.0  # CPU: interpreter + libraries + tokenizer + dataset (calibrated)
-# CPU, bf16/fp16 compute: oneDNN's low-precision matmul kernels and the buffers it keeps per shape (bounded by the
-# rounded lengths, training.shape_multiple). Measured: bf16 runs of benchmarks/planner peaked 58-76 MiB above
-# the other terms (ner_lora, ner_bottleneck, sentiment_lora, sentiment_full), chat_lora at its defaults 116 MiB.
-CPU_LOW_PRECISION_KERNELS_MIB = 64.0
-CUDA_OVERHEAD_MIB = 600.0  # CUDA context (~300-500 MiB with lazy module loading) + allocator slack
-QUANT_BYTES = {True: 0.5 + 1 / 64 + 4 / (64 * 256), False: 0.5 + 4 / 64}  # per 4-bit weight, by double_quant
 
 
 @dataclass(frozen=True)
