@@ -15,7 +15,6 @@ from . import curves, distributed, loading, measure, rundir, tracking
 from .errors import UserError
 from .hardware.attention import attention_kernels
 from .methods.base import WrapContext
-from .methods.input_casts import skip_input_casts_under_autocast
 from .plan import Plan, load_recipe, make_plan
 from .preflight import preflight
 from .recipe import Recipe, recipe_to_toml
@@ -56,6 +55,8 @@ def prepare_model(plan: Plan, tokenizer, data, config=None):
         model = plan.method.wrap(model, plan.method_options, ctx)
     trainable_in_fp32(model)  # a task head copied from a bf16-stored base (peft's modules_to_save) trains in fp32
     if plan.hardware.precision in ("bf16", "fp16"):
+        from .methods.input_casts import skip_input_casts_under_autocast  # imports torch: not on the CLI's light path
+
         skip_input_casts_under_autocast(model)  # no fp32 copy of each adapted layer's input (see the module)
     return model
 
