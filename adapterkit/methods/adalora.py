@@ -45,15 +45,12 @@ def footprint(options: AdaLoraOptions, shape) -> Footprint:
 def wrap(model, options: AdaLoraOptions, ctx: WrapContext):
     from peft import AdaLoraConfig
 
-    from ..anatomy import head_module_names
-
     total = ctx.total_steps or 1
     tinit, tfinal = int(options.tinit_share * total), int(options.tfinal_share * total)
     config = AdaLoraConfig(task_type=ctx.peft_task_type, init_r=options.init_r, target_r=options.target_r,
                            lora_alpha=options.alpha or 2 * options.target_r, lora_dropout=options.dropout,
                            tinit=tinit, tfinal=tfinal, deltaT=options.delta_t, orth_reg_weight=options.orth_reg_weight,
-                           total_step=total, target_modules=options.target_modules,
-                           exclude_modules=head_module_names(model) or None)
+                           total_step=total, target_modules=options.target_modules)
     return peft_model(model, config)
 
 

@@ -48,12 +48,9 @@ def footprint(options: BoftOptions, shape) -> Footprint:
 def wrap(model, options: BoftOptions, ctx: WrapContext):
     from peft import BOFTConfig
 
-    from ..anatomy import head_module_names
-
     config = BOFTConfig(task_type=ctx.peft_task_type, boft_block_size=options.block_size, boft_block_num=0,
                         boft_n_butterfly_factor=options.n_butterfly_factor, boft_dropout=options.dropout,
-                        target_modules=targets(options, model.config.model_type),
-                        exclude_modules=head_module_names(model) or None)
+                        target_modules=targets(options, model.config.model_type))
     return peft_model(model, config)
 
 

@@ -28,11 +28,9 @@ def footprint(options: LohaOptions, shape) -> Footprint:
 def wrap(model, options: LohaOptions, ctx: WrapContext):
     from peft import LoHaConfig
 
-    from ..anatomy import head_module_names
-
     config = LoHaConfig(task_type=ctx.peft_task_type, r=options.r, alpha=options.alpha or options.r,
                         rank_dropout=options.rank_dropout, module_dropout=options.module_dropout,
-                        target_modules=options.target_modules, exclude_modules=head_module_names(model) or None)
+                        target_modules=options.target_modules)
     return peft_model(model, config)
 
 

@@ -43,12 +43,10 @@ def footprint(options: LokrOptions, shape) -> Footprint:
 def wrap(model, options: LokrOptions, ctx: WrapContext):
     from peft import LoKrConfig
 
-    from ..anatomy import head_module_names
-
     config = LoKrConfig(task_type=ctx.peft_task_type, r=options.r, alpha=options.alpha or options.r,
                         rank_dropout=options.rank_dropout, module_dropout=options.module_dropout,
                         decompose_both=options.decompose_both, decompose_factor=options.decompose_factor,
-                        target_modules=options.target_modules, exclude_modules=head_module_names(model) or None)
+                        target_modules=options.target_modules)
     return peft_model(model, config)
 
 

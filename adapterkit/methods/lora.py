@@ -49,8 +49,8 @@ class LoraOptions(MethodOptions):
 INIT = {"default": True, "gaussian": "gaussian", "pissa": "pissa", "olora": "olora", "eva": "eva"}
 
 
-def lora_config(options: LoraOptions, ctx: WrapContext, exclude: list[str] | None = None):
-    """peft's LoraConfig; ``exclude`` keeps modules (the task head, trained whole) out of "all-linear"."""
+def lora_config(options: LoraOptions, ctx: WrapContext):
+    """peft's LoraConfig (``peft_model`` keeps the task head, trained whole, out of "all-linear")."""
     from peft import EvaConfig, LoraConfig
 
     # EVA masks label padding in per-token labels; a sequence label is no mask
@@ -65,7 +65,6 @@ def lora_config(options: LoraOptions, ctx: WrapContext, exclude: list[str] | Non
         use_rslora=options.use_rslora,
         bias=options.bias,
         modules_to_save=options.modules_to_save,
-        exclude_modules=exclude or None,
         init_lora_weights=INIT[options.init],
         eva_config=eva,
     )
@@ -99,9 +98,7 @@ def check_model(options: LoraOptions, config, task: str) -> str | None:
 
 
 def wrap(model, options: LoraOptions, ctx: WrapContext):
-    from ..anatomy import head_module_names
-
-    model = peft_model(model, lora_config(options, ctx, exclude=head_module_names(model)))
+    model = peft_model(model, lora_config(options, ctx))
     if options.init in MUTATES_BASE:
         keep_initial_adapter(model)
     return model

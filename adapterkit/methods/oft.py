@@ -31,12 +31,9 @@ def footprint(options: OftOptions, shape) -> Footprint:
 def wrap(model, options: OftOptions, ctx: WrapContext):
     from peft import OFTConfig
 
-    from ..anatomy import head_module_names
-
     config = OFTConfig(task_type=ctx.peft_task_type, r=0, oft_block_size=options.block_size,
                        block_share=options.block_share, coft=options.coft, eps=options.eps,
-                       module_dropout=options.module_dropout, target_modules=options.target_modules,
-                       exclude_modules=head_module_names(model) or None)
+                       module_dropout=options.module_dropout, target_modules=options.target_modules)
     return peft_model(model, config)
 
 

@@ -46,12 +46,16 @@ PROMPT_NO_MERGE = ("prompt-learning methods (prompt, prefix, ptuning) prepend le
 
 def peft_model(model, config):
     """peft's model for ``config``, with the task head (``anatomy.head_module_names``) trained whole and saved
-    (peft's ``modules_to_save``; left alone, peft saves only modules named ``classifier`` or ``score``)."""
+    (peft's ``modules_to_save``; left alone, peft saves only modules named ``classifier`` or ``score``) and, where
+    the tuner has ``exclude_modules`` and the method left it unset, kept out of the adapted layers ("all-linear"
+    would otherwise adapt the head it also trains whole)."""
     from peft import get_peft_model
 
     from ..anatomy import head_module_names
 
     heads = head_module_names(model)
+    if heads and hasattr(config, "exclude_modules") and config.exclude_modules is None:
+        config.exclude_modules = heads
     if heads and hasattr(config, "modules_to_save"):
         config.modules_to_save = [*(config.modules_to_save or []),
                                   *(h for h in heads if h not in (config.modules_to_save or []))]

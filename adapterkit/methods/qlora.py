@@ -76,10 +76,8 @@ def disable_packed_cpu_kernel(model) -> int:
 def wrap(model, options: QLoraOptions, ctx: WrapContext):
     from peft import prepare_model_for_kbit_training
 
-    from ..anatomy import head_module_names
-
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=ctx.gradient_checkpointing)
-    model = peft_model(model, lora_config(options, ctx, exclude=head_module_names(model)))
+    model = peft_model(model, lora_config(options, ctx))
     disable_packed_cpu_kernel(model)
     return model
 
