@@ -38,16 +38,27 @@ OVERRIDES = ["data.limit_eval=16"]
 # training, and on a CPU it took minutes of the benchmark's time.
 RECIPE_OVERRIDES = {"ner_lora": ["task.max_length=64"], "ner_bottleneck": ["task.max_length=64"],
                     "chat_lora": ["task.padding_free=false", "task.num_samples=0"],
-                    "chat_qlora": ["task.padding_free=false", "task.num_samples=0"]}
+                    "chat_qlora": ["task.padding_free=false", "task.num_samples=0"], "chat_dpo": ["task.num_samples=0"]}
+# A recipe that continues another recipe's adapter (model.adapter) runs after it, on the adapter this benchmark's
+# own run of it saved (in --runs, same precision), not on whatever runs/ holds.
+CONTINUES = {"chat_dpo": "chat_lora"}
 
 
-def overrides_for(recipe: Path, precision: str) -> list[str]:
-    return [*OVERRIDES, *RECIPE_OVERRIDES.get(recipe.stem, []), f"hardware.precision={precision}"]
+def ordered(paths: list[Path]) -> list[Path]:
+    """Every recipe after the recipe it continues (CONTINUES), otherwise by name."""
+    late = [p for p in paths if p.stem in CONTINUES]
+    return [p for p in paths if p.stem not in CONTINUES] + late
+
+
+def overrides_for(recipe: Path, precision: str, runs: Path) -> list[str]:
+    adapter = [f"model.adapter={runs / f'{CONTINUES[recipe.stem]}-{precision}' / 'adapter'}"] \
+        if recipe.stem in CONTINUES else []
+    return [*OVERRIDES, *RECIPE_OVERRIDES.get(recipe.stem, []), *adapter, f"hardware.precision={precision}"]
 
 
 def measure(recipe: Path, steps: int, run_dir: Path, precision: str) -> dict:
     cmd = [sys.executable, "-m", "adapterkit", "run", str(recipe), "--set", f"train.max_steps={steps}",
-           *(a for o in overrides_for(recipe, precision) for a in ("--set", o)), "--output", str(run_dir),
+           *(a for o in overrides_for(recipe, precision, run_dir.parent) for a in ("--set", o)), "--output", str(run_dir),
            "--overwrite", "--force"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     env.pop("ADAPTERKIT_MALLOC", None)  # measure what users get: glibc's default allocator, not the opt-in one
@@ -62,13 +73,13 @@ def measure(recipe: Path, steps: int, run_dir: Path, precision: str) -> dict:
             else "rss_high_water", "seconds": time.time() - started, "trainable_params": info["trainable_params"]}
 
 
-def predict(recipe: Path, steps: int, precision: str) -> dict:
+def predict(recipe: Path, steps: int, precision: str, runs: Path) -> dict:
     from adapterkit import loading
     from adapterkit.memory.estimate import MIB
     from adapterkit.memory.verdict import assess, shape_of
     from adapterkit.plan import load_recipe, make_plan
 
-    loaded = load_recipe(recipe, [f"train.max_steps={steps}", *overrides_for(recipe, precision)])
+    loaded = load_recipe(recipe, [f"train.max_steps={steps}", *overrides_for(recipe, precision, runs)])
     plan = make_plan(loaded)
     fit = assess(plan, shape_of(plan, loading.load_config(loaded.model, loaded.source)))
     est = fit.estimate
@@ -92,14 +103,14 @@ def main() -> int:
                              "AMX, else fp32)")
     parser.add_argument("--reuse", action="store_true", help="keep earlier measurements found in --runs")
     args = parser.parse_args()
-    paths = sorted((REPO / "recipes").glob("*.toml"))
+    paths = ordered(sorted((REPO / "recipes").glob("*.toml")))
     if args.recipes:
         paths = [p for p in paths if p.stem in args.recipes]
     rows = []
     for path in paths:
         for precision in args.precisions.split(","):
             run_dir = args.runs / f"{path.stem}-{precision}"
-            row = {"recipe": path.stem, **predict(path, args.steps, precision)}
+            row = {"recipe": path.stem, **predict(path, args.steps, precision, args.runs)}
             if args.reuse and (run_dir / "run.json").is_file():
                 info = json.loads((run_dir / "run.json").read_text())
                 row.update(measured_mib=info.get("cuda_max_allocated_mib") or info["peak_rss_mib"], reused=True,
@@ -115,7 +126,7 @@ def main() -> int:
                   f"ratio {shown}", flush=True)
     ratios = [r["ratio"] for r in rows if "ratio" in r]
     result = {"run_info": {"steps": args.steps, "overrides": OVERRIDES, "recipe_overrides": RECIPE_OVERRIDES,
-                           "machine": platform.machine(), "precisions": args.precisions,
+                           "continues": CONTINUES, "machine": platform.machine(), "precisions": args.precisions,
                            "cpu": f"{cpu_model()} ({cpu_kind(cpu_flags())})",
                            "cpus": os.cpu_count(), "python": platform.python_version(),
                            "allocator": "glibc default (ADAPTERKIT_MALLOC unset)",
