@@ -163,28 +163,53 @@ def test_adapter_inputs_are_not_copied_to_fp32_under_autocast(request, data_file
         assert layer(x).isfinite().all()
 
 
-def test_bf16_lora_layer_keeps_an_update_below_bf16_resolution(request, data_files, tmp_path):
-    """LoRA's B starts at zero and moves by about the learning rate per step, so its first updates are far
-    smaller than bf16's resolution of the frozen layer's output (2^-9 of it). peft adds the update and casts the
-    sum back to the base output's dtype: added to a bf16 output it rounded away, the forward pass did not see the
-    adapter and bf16 runs learned slower (chat LoRA on SmolLM2: +2.5% eval loss after 10 steps, docs/defaults.md).
-    Under autocast, as the Trainer runs it, the layer's output must carry the update as fp32 computes it."""
-    _, trainer = _trainer("chat", "lora", "bf16", request, data_files, tmp_path)
-    from peft.tuners.lora import LoraLayer
+def _first_adapted(model):
+    """The first layer a method adapts, and its trainable parameters (the adapter's own)."""
+    from peft.tuners.tuners_utils import BaseTunerLayer
 
-    layer = next(m for m in trainer.model.modules() if isinstance(m, LoraLayer))
-    base = layer.get_base_layer()
+    from adapterkit.methods.bottleneck import CHILD
+
+    for module in model.modules():
+        if isinstance(module, BaseTunerLayer) or isinstance(getattr(module, CHILD, None), torch.nn.Module):
+            params = [p for p in module.parameters() if p.requires_grad]
+            if params:
+                return module, params
+    raise AssertionError("no adapted layer")
+
+
+@pytest.mark.parametrize("method", ["lora", "loha", "lokr", "vera", "ia3", "bottleneck"])
+def test_bf16_adapted_layer_keeps_an_update_below_bf16_resolution(method, request, data_files, tmp_path):
+    """An adapter starts as the identity (LoRA's B, LoHa's w2_b, VeRA's lambda_b, a bottleneck's up: zeros; IA3's
+    scaling: ones) and moves by about the learning rate per step, so its first updates are far smaller than bf16's
+    resolution of the frozen layer's output (2^-9 of it). Added to a bf16 output and cast back to bf16 (peft's LoRA
+    casts to the base output's dtype, LoHa/LoKr/VeRA/IA3 to their input's, a bottleneck hook to the projection's),
+    the update rounded away: the forward pass did not see the adapter and bf16 runs learned slower (chat LoRA on
+    SmolLM2: +2.5% eval loss after 10 steps, docs/defaults.md). Under autocast, as the Trainer runs it, the layer's
+    output must carry the update as fp32 computes it."""
+    import copy
+
+    _, trainer = _trainer("chat", method, "bf16", request, data_files, tmp_path)
+    layer, params = _first_adapted(trainer.model)
     generator = torch.Generator().manual_seed(0)
-    x = torch.randn(64, base.in_features, generator=generator).to(torch.bfloat16)  # a bf16 activation
-    lora_a, lora_b = layer.lora_A["default"].weight, layer.lora_B["default"].weight
-    lora_b.data = 1e-6 * torch.randn(lora_b.shape, generator=generator)  # ~ one early update of B
+    start = [p.detach().clone() for p in params]
+    width = next(m for m in layer.modules() if isinstance(m, torch.nn.Linear)).in_features
+    x = torch.randn(64, width, generator=generator).to(torch.bfloat16)  # a bf16 activation
+    reference = copy.deepcopy(layer).float()  # the same layer in fp32, no autocast: what the update is
     with torch.no_grad(), trainer.accelerator.autocast():
-        frozen = base(x).float()
-        output = layer(x).float()
-    update = layer.scaling["default"] * (x.float() @ lora_a.detach().T @ lora_b.detach().T)
+        frozen = layer(x).float()  # at the identity start: the frozen layer's own output
+    for param, ref in zip(params, [p for p in reference.parameters() if p.requires_grad], strict=True):
+        step = 1e-6 * torch.randn(param.shape, generator=generator)  # ~ one early update
+        param.data, ref.data = param.data + step, ref.data + step
+    with torch.no_grad():
+        with trainer.accelerator.autocast():
+            output = layer(x).float()
+        moved = reference(x.float())
+        for ref, value in zip([p for p in reference.parameters() if p.requires_grad], start, strict=True):
+            ref.data = value.float().clone()
+        update = moved - reference(x.float())  # fp32's update: the moved layer less the identity start
     assert update.abs().max() < 2 ** -9 * frozen.abs().mean()  # below half a bf16 step of a typical output
     error = (output - frozen - update).norm() / update.norm()
-    assert error < 0.05, f"the LoRA update reached the output with relative error {error:.3f}"
+    assert error < 0.05, f"{method}: the update reached the output with relative error {error:.3f}"
 
 
 def test_bf16_chat_run_trains_evaluates_and_answers(request, data_files, tmp_path):

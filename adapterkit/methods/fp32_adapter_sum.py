@@ -1,4 +1,4 @@
-"""Under bf16/fp16 autocast, LoRA's update is added to the frozen layer's output in fp32, not rounded away.
+"""Under bf16/fp16 autocast, an adapter's update is added to the frozen layer's output in fp32, not rounded away.
 
 peft's LoRA layer computes ``result = base_layer(x)`` (bf16 under autocast), adds
 ``lora_B(lora_A(x)) * scaling`` and casts the sum back to ``result``'s dtype. A bf16 ``result`` is exactly
@@ -16,6 +16,15 @@ no longer on bf16's grid keeps the update on average), and the residual stream t
 becomes fp32. The matmuls stay bf16; the cost is an fp32 copy of each adapted layer's output. torch's CPU
 ``layer_norm`` refuses an fp32 input with bf16 weights (an encoder adds an adapted output to its residual and
 normalises it), so ``nn.LayerNorm`` weights are kept in fp32 too (they take a bf16 input as well).
+
+The same rounding hits every method that adds an update to a frozen layer's output, and each gets the same fix:
+- peft's LoHa, LoKr, VeRA and IA3 layers cast their sum back to their *input's* dtype, so their input is made fp32
+  as well (a pre-hook; the frozen matmul autocasts it back to bf16, as before);
+- bottleneck adapters (``methods/bottleneck.py``) add their output to the projection's in a forward hook, in that
+  output's dtype: the fp32 hook is put before it.
+Not covered: OFT/BOFT rotate the frozen weight itself and hand it to an autocast matmul in bf16 (the rotation's
+early steps round away inside peft), and IA3 on a feed-forward layer scales that layer's input, which peft casts to
+the weight's dtype (rounding that keeps a small scaling on average, as any bf16 matmul input does).
 
 Applied by the chat task (its trainer, so training and the in-run eval alike), where it was measured;
 classification and NER, whose bf16 eval loss already matched fp32's, are left as measured.
@@ -37,23 +46,50 @@ def _output_in_fp32(module, inputs, output):
     return output
 
 
+def _input_in_fp32(module, args):
+    """Forward pre-hook: a layer that casts its sum back to its input's dtype gets an fp32 input under autocast."""
+    if args:
+        first = _output_in_fp32(module, args, args[0])
+        if first is not args[0]:
+            return (first, *args[1:])
+    return None
+
+
+def _sum_layers(model):
+    """(projection whose output gets the update, layer to give an fp32 input or None) for every adapted layer."""
+    import torch
+    from peft.tuners.ia3 import IA3Layer
+    from peft.tuners.lora import LoraLayer
+    from peft.tuners.lycoris_utils import LycorisLayer
+    from peft.tuners.vera import VeraLayer
+
+    from .bottleneck import CHILD
+
+    for module in model.modules():
+        if isinstance(module, LoraLayer):  # LoRA, DoRA, AdaLoRA, QLoRA: the sum takes the base output's dtype
+            yield module.get_base_layer(), None
+        elif isinstance(module, LycorisLayer | VeraLayer | IA3Layer):  # LoHa, LoKr, VeRA, IA3: the input's dtype
+            yield module.get_base_layer(), module
+        elif isinstance(getattr(module, CHILD, None), torch.nn.Module):  # a bottleneck adapter's hook
+            yield module, None
+
+
 def add_adapters_in_fp32(model, precision: str) -> int:
-    """Hook every LoRA layer's frozen base layer (LoRA, DoRA, AdaLoRA, QLoRA) so its output is fp32 when the
-    run autocasts to ``precision`` (bf16/fp16); nothing under fp32. Returns how many layers were hooked."""
+    """Hook every adapted layer (above) so its sum is taken and returned in fp32 when the run autocasts to
+    ``precision`` (bf16/fp16); nothing under fp32. Returns how many layers were hooked."""
     if precision not in LOW_PRECISION:
-        return 0
-    try:
-        from peft.tuners.lora import LoraLayer
-    except ImportError:  # peft is a dependency; a model without it has no LoRA layer either
         return 0
     import torch
 
     hooked = 0
-    for module in model.modules():
-        if isinstance(module, LoraLayer) and not getattr(module, "_adapterkit_fp32_sum", False):
-            module.get_base_layer().register_forward_hook(_output_in_fp32)
-            module._adapterkit_fp32_sum = True
-            hooked += 1
+    for base, layer in _sum_layers(model):
+        if getattr(base, "_adapterkit_fp32_sum", False):
+            continue
+        base.register_forward_hook(_output_in_fp32, prepend=True)  # before a bottleneck's own hook adds to it
+        if layer is not None:
+            layer.register_forward_pre_hook(_input_in_fp32)
+        base._adapterkit_fp32_sum = True
+        hooked += 1
     if hooked:
         for module in model.modules():
             if isinstance(module, torch.nn.LayerNorm):

@@ -101,7 +101,7 @@ class ChatTask:
     def memory_needs(self, plan) -> dict[str, Any]:
         """For the planner: on padded batches trl's SFTTrainer scores the LM head in tiles (its fused head, never the
         whole logits); padding-free batches go through this task's loss, which builds the scored positions' logits. Under
-        bf16/fp16, LoRA's sums are taken in fp32 (add_adapters_in_fp32): more freed temporaries per adapted layer."""
+        bf16/fp16, adapter sums are taken in fp32 (add_adapters_in_fp32): more freed temporaries per adapted layer."""
         sums = {"fp32_adapter_sums": plan.hardware.precision in LOW_PRECISION}  # add_adapters_in_fp32 (build_trainer)
         if self.padding_free(plan):
             return sums
@@ -225,7 +225,7 @@ class ChatTask:
         trainer.share_prefix = opts.share_prefix and padding_free
         trainer.pad_multiple = multiple if padding_free else None
         trainable_in_fp32(trainer.model)  # undo trl's bf16 cast of QLoRA adapters (see the function)
-        add_adapters_in_fp32(trainer.model, plan.hardware.precision)  # bf16: LoRA's early updates not rounded away
+        add_adapters_in_fp32(trainer.model, plan.hardware.precision)  # bf16: early adapter updates not rounded away
         return trainer
 
     def evaluate(self, plan, trainer, data: TaskData, run_dir: Path) -> dict[str, Any]:
