@@ -8,6 +8,7 @@ for the same recipe, precision and overrides.
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/planner/run.py                # all recipes, 2 steps each
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/planner/run.py chat_lora --steps 2
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/planner/run.py --reuse        # re-predict, keep measurements
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/planner/run.py chat_lora chat_dpo  # chat_dpo needs chat_lora's run
 
 Writes ``benchmarks/planner/results.json`` (or ``--out``) and prints predicted/measured per recipe.
 Target on a CPU: every ratio within 0.90-1.10. Runs use glibc's default allocator (``ADAPTERKIT_MALLOC`` is
