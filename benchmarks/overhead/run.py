@@ -150,12 +150,14 @@ def main() -> None:
         else:
             measured[name] = adapterkit_run(work / "same-settings.toml", [], work / name)
 
-    result = {"max_steps": args.max_steps, "machine": describe_device({"device": "cpu"}), "runs": measured}
+    result = {"max_steps": args.max_steps, "machine": describe_device({"device": "cpu", "precision": "precision per run"}),
+              "runs": measured}
     print(f"\nsteps: {args.max_steps} (batch 32, max length 64); {result['machine']}")
-    print(f"{'':16} {'train s':>8} {'process s':>10} {'tok/s':>7} {'RSS MiB':>8} {'eval loss':>10} {'accuracy':>9} "
-          f"{'macro-F1':>9}")
+    print(f"{'':16} {'prec':>5} {'train s':>8} {'process s':>10} {'tok/s':>7} {'RSS MiB':>8} {'eval loss':>10} "
+          f"{'accuracy':>9} {'macro-F1':>9}")
     for name, r in measured.items():
-        print(f"{name:16} {r['train_seconds']:8.1f} {r['process_seconds']:10.1f} {r['tokens_per_second']:7.0f} "
+        print(f"{name:16} {r.get('precision', 'fp32'):>5} {r['train_seconds']:8.1f} {r['process_seconds']:10.1f} "
+              f"{r['tokens_per_second']:7.0f} "
               f"{r['peak_rss_mib'] or 0:8.0f} {r['eval_loss']:10.4f} {r['eval_accuracy']:9.4f} {r['eval_macro_f1']:9.4f}")
     targets = {}
     if {"adapterkit", "plain-lora"} <= measured.keys():
