@@ -124,7 +124,7 @@ class Workload:
     # the trainer computes metrics from the logits (trl's SFTTrainer: entropy, accuracy), keeping them alive
     # through backward; False: it only takes the model's loss (the lm task's Trainer)
     logit_metrics: bool = True
-    fp32_adapter_sums: bool = False  # LoRA's sum taken in fp32 under autocast (methods/fp32_adapter_sum.py)
+    fp32_adapter_sums: bool = False  # adapter sums taken in fp32 under autocast (methods/fp32_adapter_sum.py)
 
 
 @dataclass
@@ -178,6 +178,12 @@ def _per_token(shape: ModelShape, foot: Any, seq: int, width: int, hidden_width:
     return per_token
 
 
+def _activations(shape: ModelShape, tokens: int, per_token: float, hidden_width: int) -> tuple[float, float]:
+    """(without, with) activation checkpointing: every block's saved tensors, or each block's input plus one
+    block recomputed."""
+    return tokens * shape.layers * per_token, tokens * (shape.layers * shape.hidden * hidden_width + per_token)
+
+
 def _logit_rows(tokens: int, vocab: int, work: Workload, copies: float, fused_copies: float):
     """(rows, vocabulary entries, fp32 copies) of the logits held at once: the whole logits, or one fused tile."""
     if work.lm_head_tile is None:
@@ -227,13 +233,11 @@ def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Es
     seq = work.seq_len + foot.extra_tokens
     per_token = _per_token(shape, foot, seq, width, hidden_width)
     tokens = work.batch_size * seq
-    est.activations_full = tokens * shape.layers * per_token
-    est.activations_checkpointed = tokens * (shape.layers * shape.hidden * hidden_width + per_token)
+    est.activations_full, est.activations_checkpointed = _activations(shape, tokens, per_token, hidden_width)
     act = est.activations_checkpointed if work.gradient_checkpointing else est.activations_full
     # the same activations counted at 4 bytes an element: what the heap slack is sized from (module docstring)
     per_token_fp32 = _per_token(shape, foot, seq, 4, 4)
-    act_fp32 = tokens * ((shape.layers * shape.hidden * 4 + per_token_fp32) if work.gradient_checkpointing
-                         else shape.layers * per_token_fp32)
+    act_fp32 = _activations(shape, tokens, per_token_fp32, 4)[1 if work.gradient_checkpointing else 0]
     est.terms["activations"] = act
     est.notes["activations"] = (f"batch {work.batch_size} x {seq} tokens x {shape.layers} layers, "
                                 f"checkpointing {'on' if work.gradient_checkpointing else 'off'} "

@@ -85,7 +85,7 @@ def memory_needs(plan) -> dict[str, Any]:
     the base model is held as the reference) and ``lm_head_tile`` ((tokens, vocabulary entries): the loss scores
     the LM head in tiles of at most that size instead of building the whole logits) and ``logit_metrics`` (False:
     the trainer only takes the model's loss, no metrics computed from the logits; default True) and
-    ``fp32_adapter_sums`` (LoRA's sum is taken in fp32 under autocast: methods/fp32_adapter_sum.py)."""
+    ``fp32_adapter_sums`` (adapter sums are taken in fp32 under autocast: methods/fp32_adapter_sum.py)."""
     rule = getattr(plan.task, "memory_needs", None)
     return rule(plan) if rule else {}
 

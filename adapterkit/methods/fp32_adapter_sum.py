@@ -35,24 +35,27 @@ from __future__ import annotations
 LOW_PRECISION = ("bf16", "fp16")
 
 
-def _output_in_fp32(module, inputs, output):
+def _fp32_under_autocast(value):
+    """A bf16/fp16 tensor as fp32 while autocast is on; anything else as it is."""
     import torch
 
     # Only under autocast: outside it (the run's sample answers, generated after training) the next frozen bf16
     # layer would get an fp32 input and no autocast to cast it back (a dtype error).
-    if torch.is_tensor(output) and output.dtype in (torch.bfloat16, torch.float16) \
-            and torch.is_autocast_enabled(output.device.type):
-        return output.float()
-    return output
+    if torch.is_tensor(value) and value.dtype in (torch.bfloat16, torch.float16) \
+            and torch.is_autocast_enabled(value.device.type):
+        return value.float()
+    return value
+
+
+def _output_in_fp32(module, inputs, output):
+    """Forward hook: the frozen projection's output in fp32 under autocast."""
+    return _fp32_under_autocast(output)
 
 
 def _input_in_fp32(module, args):
     """Forward pre-hook: a layer that casts its sum back to its input's dtype gets an fp32 input under autocast."""
-    if args:
-        first = _output_in_fp32(module, args, args[0])
-        if first is not args[0]:
-            return (first, *args[1:])
-    return None
+    first = _fp32_under_autocast(args[0]) if args else None
+    return (first, *args[1:]) if args and first is not args[0] else None
 
 
 def _sum_layers(model):
