@@ -90,7 +90,7 @@ def run(recipe: Recipe | str | Path, *, overrides: dict | list | None = None, ou
     if distributed.is_main():
         rundir.check_output(run_dir, overwrite=overwrite)
     if plan.hardware.device == "cpu":
-        measure.steady_cpu_allocator()  # only with ADAPTERKIT_MALLOC=steady (see its docstring)
+        measure.cpu_allocator()  # ADAPTERKIT_MALLOC (see its docstring)
     clock = measure.Stopwatch()
     started = time.time()
     with clock.phase("load"):

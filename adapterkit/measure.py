@@ -50,24 +50,47 @@ def directory_size_bytes(path) -> int:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
 
-def steady_cpu_allocator(threshold: int = 2**20) -> bool:
-    """With ``ADAPTERKIT_MALLOC=steady``, make a CPU run's RSS follow its live tensors (glibc only).
+# ADAPTERKIT_MALLOC: what a CPU run pins glibc's mmap threshold at (None: glibc's own, dynamic threshold).
+ALLOCATOR_THRESHOLDS = {"glibc": None, "steady": 2**20}
+DEFAULT_ALLOCATOR = "glibc"
+
+
+def allocator_threshold(mode: str) -> int | None:
+    """The mmap threshold in bytes an ``ADAPTERKIT_MALLOC`` value pins (None: glibc's own); a clear error otherwise."""
+    if mode in ALLOCATOR_THRESHOLDS:
+        return ALLOCATOR_THRESHOLDS[mode]
+    try:
+        mib = float(mode)
+    except ValueError:
+        mib = 0.0
+    if not 0 < mib <= 32:  # glibc caps the threshold at 32 MiB on 64-bit systems
+        from .errors import UserError
+
+        raise UserError(f"expected 'glibc', 'steady' or an mmap threshold in MiB (0-32], got {mode!r}",
+                        where="ADAPTERKIT_MALLOC")
+    return int(mib * 2**20)
+
+
+def cpu_allocator() -> int | None:
+    """Apply ``ADAPTERKIT_MALLOC`` to this process's glibc allocator; returns the pinned threshold (None: glibc's).
 
     glibc serves large blocks with mmap but raises that threshold (up to 32 MiB) each time one is freed;
     after that, activations (a few MiB each) come from the heap, whose freed holes are not returned to
     the OS. peft's LoRA layers make several short-lived tensors per linear, and measured peak RSS then
-    ran 1.5-2x the live memory and varied by ~10% from run to run. Pinning the threshold at 1 MiB
-    (``mallopt(M_MMAP_THRESHOLD)``) stops that, but every such block is then mapped and page-faulted
-    afresh: measured on the sentiment recipe, training took 1.7x as long (half of it kernel time) for 25%
-    less peak RSS, and a threshold of 8 MiB gave glibc's speed and glibc's RSS. So it is opt-in, with
-    ``ADAPTERKIT_MALLOC=steady`` (for memory measurements); by default glibc keeps its own behaviour.
+    ran 1.5-2x the live memory and varied from run to run (padded chat in bf16: one of two levels ~1 GiB
+    apart). ``mallopt(M_MMAP_THRESHOLD)`` pins the threshold (and stops glibc adjusting it): ``steady``
+    (1 MiB) makes RSS follow live tensors, but every such block is then mapped and page-faulted afresh:
+    measured on the sentiment recipe, training took 1.7x as long (half of it kernel time) for 25% less
+    peak RSS. ``glibc`` keeps glibc's behaviour; a number pins the threshold at that many MiB
+    (``benchmarks/allocator`` compares them).
     """
     import ctypes
     import os
 
-    if os.environ.get("ADAPTERKIT_MALLOC") != "steady":
-        return False
+    threshold = allocator_threshold(os.environ.get("ADAPTERKIT_MALLOC", DEFAULT_ALLOCATOR))
+    if threshold is None:
+        return None
     try:
-        return bool(ctypes.CDLL("libc.so.6").mallopt(-3, threshold))  # -3: M_MMAP_THRESHOLD
+        return threshold if ctypes.CDLL("libc.so.6").mallopt(-3, threshold) else None  # -3: M_MMAP_THRESHOLD
     except (OSError, AttributeError):
-        return False
+        return None

@@ -43,7 +43,7 @@ def evaluate_base(recipe: Recipe | str | Path, *, overrides=None, output: str | 
     plan, config = checked.plan, checked.model_config
     recipe = plan.recipe
     if plan.hardware.device == "cpu":
-        measure.steady_cpu_allocator()  # as adapterkit run does, so peak RSS compares with the tuned rows
+        measure.cpu_allocator()  # as adapterkit run does, so peak RSS compares with the tuned rows
     run_dir = Path(output) if output else rundir.default_run_dir(f"{recipe.name}-{METHOD_NAME}")
     resolved = {"method": plan.method_options.model_dump(), "task": plan.task_options.model_dump()}
     with rundir.claim(run_dir, recipe_to_toml(recipe, resolved), overwrite=overwrite):

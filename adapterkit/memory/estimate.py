@@ -65,7 +65,7 @@ peak = max(load, train, eval), with train = weights + trainable + optimizer + ma
 gradients) + heap slack + overhead (gradients are freed after each step and grow while backward frees
 activations). The per-element constants (ACT_*, *_DROPOUT_*, LOGIT_COPIES, PROCESS_BASELINE_MIB) were
 calibrated on CPU (fp32) against saved-tensor counts and the RSS high-water marks of ``benchmarks/planner``
-(MiniLM-L6 encoder, SmolLM2-135M decoder) with ``steady_cpu_allocator`` on (``ADAPTERKIT_MALLOC=steady``:
+(MiniLM-L6 encoder, SmolLM2-135M decoder) with ``measure.cpu_allocator`` pinned (``ADAPTERKIT_MALLOC=steady``:
 RSS follows the live tensors). CPU_HEAP_SLACK, ADAPTER_TEMP_BYTES and FUSED_HEAD_COPIES were then fitted on the
 same benchmark, in fp32 and bf16, under glibc's default
 allocator, which is what ``adapterkit run`` uses unless told otherwise, so CPU predictions are for the
