@@ -36,6 +36,16 @@ def cpu_has_fast_bf16() -> bool:
     return cpu_kind(cpu_flags()) != "cpu"
 
 
+def torch_ships_cuda() -> bool:
+    """Whether the installed torch is a CUDA build (PyPI's default on Linux), found without importing torch: its
+    CUDA libraries are loaded at import even on a CPU run, and stay resident (``memory/calibration.py``)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("torch")
+    folders = (spec.submodule_search_locations or []) if spec else []
+    return any((Path(folder) / "lib" / "libtorch_cuda.so").is_file() for folder in folders)
+
+
 def detect(task: str | None = None) -> Hardware:
     """This machine; its precision is ``precision.RULES``' choice for its kind of device (and ``task``)."""
     import psutil

@@ -35,7 +35,12 @@ ADAPTER_TEMP_BYTES = {"fp32": 6.0, "bf16": 1.3, "fp16": 1.3}
 # Where the adapter sum is taken in fp32 under autocast (methods/fp32_adapter_sum.py, the chat task): the base output's
 # fp32 copy and the fp32 sum add 8 freed bytes per out-feature and token, kept at bf16's rate (1.3 of 4): 2.6.
 FP32_SUM_TEMP_BYTES = 2.6
-PROCESS_BASELINE_MIB = 580.0  # CPU: interpreter + libraries + tokenizer + dataset (calibrated)
+PROCESS_BASELINE_MIB = 580.0  # CPU: interpreter + libraries + tokenizer + dataset (calibrated, torch's CPU build)
+# CPU run with a CUDA build of torch (PyPI's default on Linux): its CUDA libraries (cuBLAS, cuDNN, NCCL, ...) load at
+# import and stay resident. Measured on the 2-core AMD EPYC, torch 2.14.1+cu130 against 2.13.0+cpu, the same
+# benchmarks/planner rows (chat_lora, ner_lora, sentiment_full, sentiment_lora in fp32 and bf16): +346-397 MiB, 390
+# or more in 6 of 8 (importing torch, transformers, peft, trl and datasets alone: 886 vs 509 MiB, +377).
+CPU_CUDA_LIBRARIES_MIB = 390.0
 # CPU, bf16/fp16 compute: oneDNN's low-precision matmul kernels and the buffers it keeps per shape (bounded by the
 # rounded lengths, training.shape_multiple). Measured: bf16 runs of benchmarks/planner peaked 58-76 MiB above
 # the other terms (ner_lora, ner_bottleneck, sentiment_lora, sentiment_full), chat_lora at its defaults 116 MiB.

@@ -59,7 +59,8 @@ bytes. Every term and its formula (P = parameters, T = trainable parameters):
               and eval (a file only converted to bf16 is unmapped after loading).
 * kernels     (CPU, bf16/fp16) oneDNN's low-precision kernels and per-shape buffers: CPU_LOW_PRECISION_KERNELS_MIB.
 * overhead    CPU: the Python process with torch/transformers/peft/trl/datasets imported, the tokenizer
-              and the dataset (PROCESS_BASELINE_MIB, measured); CUDA: context + allocator slack.
+              and the dataset (PROCESS_BASELINE_MIB, measured), plus CPU_CUDA_LIBRARIES_MIB when torch is a
+              CUDA build (its libraries load at import); CUDA: context + allocator slack.
 
 peak = max(load, train, eval), with train = weights + trainable + optimizer + max(activations + logits,
 gradients) + heap slack + overhead (gradients are freed after each step and grow while backward frees
@@ -86,6 +87,7 @@ from .calibration import (  # noqa: F401  (re-exported: the planner's tests and 
     ADAPTER_TEMP_BYTES,
     ATTN_DROPOUT_PER_SCORE,
     CE_LOGIT_COPIES,
+    CPU_CUDA_LIBRARIES_MIB,
     CPU_HEAP_SLACK,
     CPU_LOW_PRECISION_KERNELS_MIB,
     CUDA_OVERHEAD_MIB,
@@ -125,6 +127,7 @@ class Workload:
     # through backward; False: it only takes the model's loss (the lm task's Trainer)
     logit_metrics: bool = True
     fp32_adapter_sums: bool = False  # adapter sums taken in fp32 under autocast (methods/fp32_adapter_sum.py)
+    torch_ships_cuda: bool = False  # a CUDA build of torch: its libraries are resident on a CPU run too
 
 
 @dataclass
@@ -255,7 +258,8 @@ def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Es
         est.notes["logits"] = f"fused LM head: one {logit_tokens} x {logit_vocab} tile at a time"
     elif shape.lm_logits and not work.logit_metrics:
         est.notes["logits"] = f"the model's loss: {CE_LOGIT_COPIES:.0f} fp32 logits-sized tensors in backward"
-    overhead = (PROCESS_BASELINE_MIB if work.device == "cpu" else CUDA_OVERHEAD_MIB) * MIB
+    cuda_libraries = CPU_CUDA_LIBRARIES_MIB if work.device == "cpu" and work.torch_ships_cuda else 0.0
+    overhead = (PROCESS_BASELINE_MIB + cuda_libraries if work.device == "cpu" else CUDA_OVERHEAD_MIB) * MIB
     est.terms["overhead"] = overhead
     kernels = CPU_LOW_PRECISION_KERNELS_MIB * MIB if work.device == "cpu" and work.precision != "fp32" else 0.0
     est.terms["low-precision kernels"] = kernels
@@ -268,7 +272,8 @@ def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Es
     on_disk = shape.checkpoint_bytes or shape.total_params * BYTES[shape.checkpoint_dtype]
     converted = method.quantization is not None or work.weights_dtype != shape.checkpoint_dtype
     est.terms["mapped checkpoint"] = on_disk if work.device == "cpu" and method.quantization is not None else 0.0
-    est.notes["overhead"] = "python + libraries + data (RSS baseline)" if work.device == "cpu" else "CUDA context + allocator"
+    est.notes["overhead"] = ("CUDA context + allocator" if work.device != "cpu" else "python + libraries + data (RSS baseline)"
+                             + (f", {cuda_libraries:.0f} MiB of them torch's CUDA libraries" if cuda_libraries else ""))
     # CPU: glibc keeps freed temporaries resident (module docstring: heap slack); CUDA's allocator is in overhead.
     slack = CPU_HEAP_SLACK if work.device == "cpu" else 0.0
     per_out = ADAPTER_TEMP_BYTES[work.precision] + (FP32_SUM_TEMP_BYTES if work.fp32_adapter_sums else 0.0)

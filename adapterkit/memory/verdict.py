@@ -52,6 +52,7 @@ def workload(plan, eval_lengths: tuple[int, int] | None = None) -> Workload:
     scored positions) of the eval split's largest batch, read by the task before any weight is loaded
     (``eval_batch_lengths``), which replace that bound.
     """
+    from ..hardware.detect import torch_ships_cuda
     from ..loading import weights_dtype
     from ..training import shape_multiple
 
@@ -76,7 +77,8 @@ def workload(plan, eval_lengths: tuple[int, int] | None = None) -> Workload:
                     eval_scored=eval_lengths[1] if eval_lengths else None,
                     frozen_reference=bool(needs.get("frozen_reference", False)),
                     lm_head_tile=needs.get("lm_head_tile"), logit_metrics=needs.get("logit_metrics", True),
-                    fp32_adapter_sums=bool(needs.get("fp32_adapter_sums", False)))
+                    fp32_adapter_sums=bool(needs.get("fp32_adapter_sums", False)),
+                    torch_ships_cuda=hw.device == "cpu" and torch_ships_cuda())
 
 
 def memory_needs(plan) -> dict[str, Any]:

@@ -95,7 +95,10 @@ def predict(recipe: Path, steps: int, precision: str, runs: Path) -> dict:
 
 
 def main() -> int:
+    from importlib.metadata import version
+
     from adapterkit.hardware import cpu_flags, cpu_has_fast_bf16, cpu_model
+    from adapterkit.hardware.detect import torch_ships_cuda
     from adapterkit.hardware.precision import cpu_kind
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -134,6 +137,7 @@ def main() -> int:
                            "continues": CONTINUES, "machine": platform.machine(), "precisions": args.precisions,
                            "cpu": f"{cpu_model()} ({cpu_kind(cpu_flags())})",
                            "cpus": os.cpu_count(), "python": platform.python_version(),
+                           "torch": version("torch") + (" (a CUDA build)" if torch_ships_cuda() else ""),
                            "allocator": "glibc default (ADAPTERKIT_MALLOC unset)",
                            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
                            "target": "0.90 <= predicted/measured <= 1.10"},
