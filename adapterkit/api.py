@@ -84,13 +84,14 @@ def run(recipe: Recipe | str | Path, *, overrides: dict | list | None = None, ou
     before the run directory is written: it appears when training starts."""
     # plan, model config, compatibility, memory verdict: refuses a recipe that will not fit, unless force
     distributed.quiet_other_ranks()  # several ranks (torchrun): rank 0 logs, claims and writes the run directory
+    threshold = measure.allocator_setting()  # ADAPTERKIT_MALLOC, checked before anything is read
     checked = preflight(_recipe(recipe, overrides), force=force)
     plan, recipe = checked.plan, checked.plan.recipe
     run_dir = Path(output) if output else rundir.default_run_dir(recipe.name)
     if distributed.is_main():
         rundir.check_output(run_dir, overwrite=overwrite)
     if plan.hardware.device == "cpu":
-        measure.cpu_allocator()  # ADAPTERKIT_MALLOC (see its docstring)
+        measure.pin_mmap_threshold(threshold)
     clock = measure.Stopwatch()
     started = time.time()
     with clock.phase("load"):

@@ -60,19 +60,26 @@ def allocator_threshold(mode: str) -> int | None:
     if mode in ALLOCATOR_THRESHOLDS:
         return ALLOCATOR_THRESHOLDS[mode]
     try:
-        mib = float(mode)
-    except ValueError:
-        mib = 0.0
-    if not 0 < mib <= 32:  # glibc caps the threshold at 32 MiB on 64-bit systems
+        threshold = int(float(mode) * 2**20)
+    except (ValueError, OverflowError):
+        threshold = 0
+    if not 4096 <= threshold <= 32 * 2**20:  # a page at least; glibc caps the threshold at 32 MiB on 64-bit systems
         from .errors import UserError
 
-        raise UserError(f"expected 'glibc', 'steady' or an mmap threshold in MiB (0-32], got {mode!r}",
+        raise UserError(f"expected 'glibc', 'steady' or an mmap threshold in MiB (4 KiB to 32 MiB), got {mode!r}",
                         where="ADAPTERKIT_MALLOC")
-    return int(mib * 2**20)
+    return threshold
 
 
-def cpu_allocator() -> int | None:
-    """Apply ``ADAPTERKIT_MALLOC`` to this process's glibc allocator; returns the pinned threshold (None: glibc's).
+def allocator_setting() -> int | None:
+    """``ADAPTERKIT_MALLOC``'s threshold, checked (a run reads it before anything else, on every device)."""
+    import os
+
+    return allocator_threshold(os.environ.get("ADAPTERKIT_MALLOC", DEFAULT_ALLOCATOR))
+
+
+def pin_mmap_threshold(threshold: int | None) -> bool:
+    """Pin this process's glibc mmap threshold (``ADAPTERKIT_MALLOC``; None: leave glibc's own); True if pinned.
 
     glibc serves large blocks with mmap but raises that threshold (up to 32 MiB) each time one is freed;
     after that, activations (a few MiB each) come from the heap, whose freed holes are not returned to
@@ -81,16 +88,20 @@ def cpu_allocator() -> int | None:
     apart). ``mallopt(M_MMAP_THRESHOLD)`` pins the threshold (and stops glibc adjusting it): ``steady``
     (1 MiB) makes RSS follow live tensors, but every such block is then mapped and page-faulted afresh:
     measured on the sentiment recipe, training took 1.7x as long (half of it kernel time) for 25% less
-    peak RSS. ``glibc`` keeps glibc's behaviour; a number pins the threshold at that many MiB
-    (``benchmarks/allocator`` compares them).
+    peak RSS. ``glibc`` (the default) keeps glibc's behaviour; a number pins the threshold at that many MiB
+    (``benchmarks/allocator`` compares them: a 4 MiB pin gained nothing at the shipped defaults).
     """
     import ctypes
-    import os
+    import logging
 
-    threshold = allocator_threshold(os.environ.get("ADAPTERKIT_MALLOC", DEFAULT_ALLOCATOR))
     if threshold is None:
-        return None
+        return False
     try:
-        return threshold if ctypes.CDLL("libc.so.6").mallopt(-3, threshold) else None  # -3: M_MMAP_THRESHOLD
+        if ctypes.CDLL("libc.so.6").mallopt(-3, threshold):  # -3: M_MMAP_THRESHOLD
+            logging.getLogger("adapterkit").info("allocator: glibc's mmap threshold pinned at %.3g MiB", threshold / 2**20)
+            return True
     except (OSError, AttributeError):
-        return None
+        pass
+    logging.getLogger("adapterkit").warning("ADAPTERKIT_MALLOC: this C library has no glibc mallopt; the allocator is "
+                                            "left as it is")
+    return False

@@ -136,11 +136,12 @@ def describe_device(hardware: dict[str, Any]) -> str:
     if hardware.get("device") == "cuda":
         name = hardware.get("name", "cuda")
         return f"{name}, {hardware.get('memory_gb', 0):.0f} GiB x {hardware.get('devices', 1)}"
-    from .hardware.detect import cpu_model
+    from .hardware.detect import cpu_flags, cpu_model
+    from .hardware.precision import cpu_kind
 
-    model = cpu_model()
     memory = f", {hardware['memory_gb']:.0f} GiB RAM" if hardware.get("memory_gb") else ""
-    return f"CPU {model}, {os.cpu_count()} cores{memory}, {hardware.get('precision', 'fp32')}"
+    precision = f", {hardware['precision']}" if hardware.get("precision") else ""  # none: a benchmark of several
+    return f"CPU {cpu_model()} ({cpu_kind(cpu_flags())}), {os.cpu_count()} cores{memory}{precision}"
 
 
 def check(result: dict[str, Any]) -> list[str]:

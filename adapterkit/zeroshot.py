@@ -39,11 +39,12 @@ def evaluate_base(recipe: Recipe | str | Path, *, overrides=None, output: str | 
                   overwrite: bool = False):
     """Evaluate the untuned base model; returns an ``api.RunResult``."""
 
+    threshold = measure.allocator_setting()
     checked = preflight(base_recipe(recipe, overrides), memory="skip")  # nothing trains: no training-memory verdict
     plan, config = checked.plan, checked.model_config
     recipe = plan.recipe
     if plan.hardware.device == "cpu":
-        measure.cpu_allocator()  # as adapterkit run does, so peak RSS compares with the tuned rows
+        measure.pin_mmap_threshold(threshold)  # as adapterkit run does, so peak RSS compares with the tuned rows
     run_dir = Path(output) if output else rundir.default_run_dir(f"{recipe.name}-{METHOD_NAME}")
     resolved = {"method": plan.method_options.model_dump(), "task": plan.task_options.model_dump()}
     with rundir.claim(run_dir, recipe_to_toml(recipe, resolved), overwrite=overwrite):

@@ -109,12 +109,12 @@ def test_a_malicious_pickle_is_refused_in_one_line(one_step_recipe, tiny_bert_di
     assert not (tmp_path / "PWNED").exists() and not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("value", ["lots", "0", "64"])
+@pytest.mark.parametrize("value", ["lots", "0", "1e-9", "64", "1e400"])
 def test_a_bad_allocator_setting_is_one_line_and_exit_2(one_step_recipe, tmp_path, monkeypatch, capsys, value):
-    """``ADAPTERKIT_MALLOC`` (measure.cpu_allocator) takes 'glibc', 'steady' or a threshold in MiB up to glibc's 32;
-    anything else names the variable, before the run writes anything."""
+    """``ADAPTERKIT_MALLOC`` (measure.allocator_threshold) takes 'glibc', 'steady' or a threshold from a page to glibc's
+    32 MiB; anything else names the variable before the run reads or writes anything, on any device."""
     monkeypatch.setenv("ADAPTERKIT_MALLOC", value)
     out = tmp_path / "out"
-    assert main(["run", str(one_step_recipe), "--output", str(out)]) == 2
+    assert main(["run", str(one_step_recipe), "--set", "model.name='./missing'", "--output", str(out)]) == 2
     one_line_error(capsys, "ADAPTERKIT_MALLOC", repr(value))
     assert not out.exists()

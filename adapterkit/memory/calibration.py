@@ -20,7 +20,7 @@ FUSED_HEAD_COPIES = 6.0
 # fp32 logits-sized tensors alive at once in log-softmax's backward when the trainer only takes the model's loss.
 # Measured on lm_lora (transformers' ForCausalLMLoss, 512 x 49,152 logits): see docs/defaults.md.
 CE_LOGIT_COPIES = 3.0
-# CPU, glibc's default allocator: freed heap blocks of temporaries stay resident (see measure.cpu_allocator).
+# CPU, glibc's default allocator: freed heap blocks of temporaries stay resident (see measure.pin_mmap_threshold).
 # Fitted on benchmarks/planner (results.json there): measured default-minus-steady RSS was 0.29x activations
 # for full fine-tuning, 0.32x prompt tuning, 0.58x bottleneck adapters, 0.94-0.99x LoRA (2 x out_features per
 # token and adapted linear), 0.96x and 1.12x for chat LoRA and QLoRA (logits: none). Rounded up where a choice was

@@ -58,15 +58,14 @@ bytes. Every term and its formula (P = parameters, T = trainable parameters):
               and (measured) a quantized one stays so through training: the "mapped checkpoint" term of train
               and eval (a file only converted to bf16 is unmapped after loading).
 * kernels     (CPU, bf16/fp16) oneDNN's low-precision kernels and per-shape buffers: CPU_LOW_PRECISION_KERNELS_MIB.
-* overhead    CPU: the Python process with torch/transformers/peft/trl/datasets imported, the tokenizer
-              and the dataset (PROCESS_BASELINE_MIB, measured), plus CPU_CUDA_LIBRARIES_MIB when torch is a
-              CUDA build (its libraries load at import); CUDA: context + allocator slack.
+* overhead    CPU: the Python process with torch/transformers/peft/trl/datasets imported, the tokenizer and the dataset
+              (PROCESS_BASELINE_MIB, measured), + CPU_CUDA_LIBRARIES_MIB for a CUDA build of torch; CUDA: context + allocator.
 
 peak = max(load, train, eval), with train = weights + trainable + optimizer + max(activations + logits,
 gradients) + heap slack + overhead (gradients are freed after each step and grow while backward frees
 activations). The per-element constants (ACT_*, *_DROPOUT_*, LOGIT_COPIES, PROCESS_BASELINE_MIB) were
 calibrated on CPU (fp32) against saved-tensor counts and the RSS high-water marks of ``benchmarks/planner``
-(MiniLM-L6 encoder, SmolLM2-135M decoder) with ``measure.cpu_allocator`` pinned (``ADAPTERKIT_MALLOC=steady``:
+(MiniLM-L6 encoder, SmolLM2-135M decoder) with ``measure.pin_mmap_threshold`` (``ADAPTERKIT_MALLOC=steady``:
 RSS follows the live tensors). CPU_HEAP_SLACK, ADAPTER_TEMP_BYTES and FUSED_HEAD_COPIES were then fitted on the
 same benchmark, in fp32 and bf16, under glibc's default
 allocator, which is what ``adapterkit run`` uses unless told otherwise, so CPU predictions are for the
@@ -265,15 +264,15 @@ def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Es
     est.terms["low-precision kernels"] = kernels
     if kernels:
         est.notes["low-precision kernels"] = "oneDNN's bf16/fp16 kernels and per-shape buffers"
-    # CPU: a checkpoint the loader quantizes stays memory-mapped beside the 4-bit weights (measured: QLoRA's RSS
-    # = LoRA's - smaller weights + the file); one it only converts to another dtype (an fp32 file stored in bf16)
-    # is unmapped after loading (measured, SmolLM2 fp32 -> bf16: 1 MiB of the file left resident); an
-    # unconverted one *is* the weights.
+    # CPU: a checkpoint the loader quantizes stays memory-mapped beside the 4-bit weights (measured: QLoRA's RSS = LoRA's
+    # - smaller weights + the file); one it only converts to another dtype (an fp32 file stored in bf16) is unmapped
+    # after loading (measured, SmolLM2 fp32 -> bf16: 1 MiB of the file left resident); an unconverted one *is* the weights.
     on_disk = shape.checkpoint_bytes or shape.total_params * BYTES[shape.checkpoint_dtype]
     converted = method.quantization is not None or work.weights_dtype != shape.checkpoint_dtype
     est.terms["mapped checkpoint"] = on_disk if work.device == "cpu" and method.quantization is not None else 0.0
-    est.notes["overhead"] = ("CUDA context + allocator" if work.device != "cpu" else "python + libraries + data (RSS baseline)"
-                             + (f", {cuda_libraries:.0f} MiB of them torch's CUDA libraries" if cuda_libraries else ""))
+    cpu_note = "python + libraries + data (RSS baseline)" + (f", {cuda_libraries:.0f} MiB of them torch's CUDA libraries"
+                                                             if cuda_libraries else "")
+    est.notes["overhead"] = cpu_note if work.device == "cpu" else "CUDA context + allocator"
     # CPU: glibc keeps freed temporaries resident (module docstring: heap slack); CUDA's allocator is in overhead.
     slack = CPU_HEAP_SLACK if work.device == "cpu" else 0.0
     per_out = ADAPTER_TEMP_BYTES[work.precision] + (FP32_SUM_TEMP_BYTES if work.fp32_adapter_sums else 0.0)

@@ -5,8 +5,9 @@ peak RSS from each run's run.json.
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/allocator/run.py                      # every recipe
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/allocator/run.py sentiment_lora --repeats 2
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/allocator/run.py --variants glibc,steady
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/allocator/run.py chat_lora chat_dpo  # chat_dpo needs chat_lora's run
 
-A variant is ``ADAPTERKIT_MALLOC``'s value for the run (``adapterkit/measure.py: cpu_allocator``); "unset" leaves
+A variant is ``ADAPTERKIT_MALLOC``'s value for the run (``adapterkit/measure.py: allocator_threshold``); "unset" leaves
 the variable out (the run's default). Writes ``benchmarks/allocator/results.json`` (or ``--out``).
 """
 
@@ -51,13 +52,15 @@ def environment(variant: str) -> dict:
 
 def side_by_side(recipe: Path, variants: list[str], runs: Path) -> dict:
     started = time.time()
+    runs.mkdir(parents=True, exist_ok=True)
+    logs = {v: runs / f"{recipe.stem}-{v}.log" for v in variants}  # files, not pipes: a full pipe would stall a run
     procs = {v: subprocess.Popen(command(recipe, runs / f"{recipe.stem}-{v}", v, runs), cwd=REPO, env=environment(v),
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for v in variants}
+                                 stdout=subprocess.DEVNULL, stderr=logs[v].open("w")) for v in variants}
     out = {}
     for variant, proc in procs.items():
-        _, err = proc.communicate()
-        if proc.returncode != 0:
-            out[variant] = {"error": f"exit {proc.returncode}: {(err.strip().splitlines() or ['?'])[-1]}"}
+        if proc.wait() != 0:
+            tail = (logs[variant].read_text().strip().splitlines() or ["?"])[-1]
+            out[variant] = {"error": f"exit {proc.returncode}: {tail}"}
             continue
         info = json.loads((runs / f"{recipe.stem}-{variant}" / "run.json").read_text())
         out[variant] = {"peak_rss_mib": round(info["peak_rss_mib"], 1), "precision": info["hardware"]["precision"],
