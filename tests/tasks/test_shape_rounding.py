@@ -67,7 +67,8 @@ def test_bf16_collator_rounds_padded_batches_with_the_same_loss(task, request, d
 @pytest.mark.parametrize("attention,share", [("sdpa", False), ("sdpa", True), ("eager", True)])
 def test_rounded_padding_free_pass_gives_the_same_loss_and_gradients(attention, share, request, data_files, tmp_path):
     """The chat loss pads a padding-free pass (shared opening or not) to the multiple: the model sees a row of a
-    multiple of SHAPE_MULTIPLE tokens, and the loss and gradients are the unpadded row's."""
+    multiple of SHAPE_MULTIPLE tokens, its LM head a multiple of SHAPE_MULTIPLE positions (the labelled ones and
+    ignored repeats), and the loss and gradients are the unpadded row's."""
     assert _trainer("chat", "bf16", request, data_files, tmp_path).pad_multiple == training.SHAPE_MULTIPLE
     trainer = _trainer("chat", "fp32", request, data_files, tmp_path)
     assert trainer.pad_multiple is None
@@ -76,13 +77,17 @@ def test_rounded_padding_free_pass_gives_the_same_loss_and_gradients(attention, 
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(8)])
     lengths = []
     hook = trainer.model.get_input_embeddings().register_forward_hook(lambda m, args, out: lengths.append(out.shape[1]))
+    scored = []
+    head = trainer.model.get_output_embeddings().register_forward_hook(lambda m, args, out: scored.append(out.shape[1]))
     results = []
     for multiple in (None, training.SHAPE_MULTIPLE):
         trainer.pad_multiple = multiple
         results.append(_loss_and_grads(trainer, batch))
     hook.remove()
-    assert lengths[0] % training.SHAPE_MULTIPLE and lengths[1] == -(-lengths[0] // training.SHAPE_MULTIPLE) \
-        * training.SHAPE_MULTIPLE
+    head.remove()
+    for counts in (lengths, scored):
+        assert counts[0] % training.SHAPE_MULTIPLE and counts[1] == -(-counts[0] // training.SHAPE_MULTIPLE) \
+            * training.SHAPE_MULTIPLE, counts
     _assert_same(*results)
 
 

@@ -73,11 +73,12 @@ class SelectiveLossSFTTrainer(SFTTrainer):
             model_inputs, targets = shared
         pad_id = getattr(self.processing_class, "pad_token_id", None) or 0
         model_inputs, targets = chat_rounding.round_row(model_inputs, targets, self.pad_multiple, pad_id)
-        keep = (targets != -100).nonzero().flatten()
+        labelled = (targets != -100).nonzero().flatten()
+        keep, kept_targets = chat_rounding.round_kept(labelled, targets, self.pad_multiple)
         outputs = model(**model_inputs, logits_to_keep=keep, use_cache=False)
         logits = outputs.logits[0].float()  # (len(keep), vocab)
-        total = F.cross_entropy(logits, targets[keep], reduction="sum")
-        count = num_items_in_batch if num_items_in_batch is not None else keep.numel()
+        total = F.cross_entropy(logits, kept_targets, reduction="sum")  # the rounding's extra rows: -100, ignored
+        count = num_items_in_batch if num_items_in_batch is not None else labelled.numel()
         loss = total / torch.as_tensor(count, device=total.device).clamp(min=1)
         return (loss, {"loss": loss}) if return_outputs else loss
 
