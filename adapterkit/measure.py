@@ -102,6 +102,6 @@ def pin_mmap_threshold(threshold: int | None) -> bool:
             return True
     except (OSError, AttributeError):
         pass
-    logging.getLogger("adapterkit").warning("ADAPTERKIT_MALLOC: this C library has no glibc mallopt; the allocator is "
-                                            "left as it is")
+    logging.getLogger("adapterkit").warning("ADAPTERKIT_MALLOC: glibc's mallopt is not available or refused the "
+                                            "threshold; the allocator is left as it is")
     return False

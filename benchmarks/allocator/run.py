@@ -54,11 +54,14 @@ def side_by_side(recipe: Path, variants: list[str], runs: Path) -> dict:
     started = time.time()
     runs.mkdir(parents=True, exist_ok=True)
     logs = {v: runs / f"{recipe.stem}-{v}.log" for v in variants}  # files, not pipes: a full pipe would stall a run
+    files = {v: logs[v].open("w") for v in variants}
     procs = {v: subprocess.Popen(command(recipe, runs / f"{recipe.stem}-{v}", v, runs), cwd=REPO, env=environment(v),
-                                 stdout=subprocess.DEVNULL, stderr=logs[v].open("w")) for v in variants}
+                                 stdout=subprocess.DEVNULL, stderr=files[v]) for v in variants}
     out = {}
     for variant, proc in procs.items():
-        if proc.wait() != 0:
+        code = proc.wait()
+        files[variant].close()
+        if code != 0:
             tail = (logs[variant].read_text().strip().splitlines() or ["?"])[-1]
             out[variant] = {"error": f"exit {proc.returncode}: {tail}"}
             continue

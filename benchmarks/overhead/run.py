@@ -132,8 +132,7 @@ def main() -> None:
     if unknown := sorted(set(runs) - set(RUNS)):
         sys.exit(f"--runs: unknown {unknown}; choose from {', '.join(RUNS)}")
 
-    from adapterkit.hardware import cpu_flags, cpu_model
-    from adapterkit.hardware.precision import cpu_kind
+    from adapterkit.results import describe_device
 
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -151,7 +150,7 @@ def main() -> None:
         else:
             measured[name] = adapterkit_run(work / "same-settings.toml", [], work / name)
 
-    machine = f"CPU {cpu_model()} ({cpu_kind(cpu_flags())}), {os.cpu_count()} cores, precision per run"
+    machine = f"{describe_device({'device': 'cpu'})}, precision per run"
     result = {"max_steps": args.max_steps, "machine": machine, "date": time.strftime("%Y-%m-%d"), "runs": measured}
     print(f"\nsteps: {args.max_steps} (batch 32, max length 64); {result['machine']}")
     print(f"{'':16} {'prec':>5} {'train s':>8} {'process s':>10} {'tok/s':>7} {'RSS MiB':>8} {'eval loss':>10} "
