@@ -41,9 +41,10 @@ PROCESS_BASELINE_MIB = 580.0  # CPU: interpreter + libraries + tokenizer + datas
 # benchmarks/planner rows (chat_lora, ner_lora, sentiment_full, sentiment_lora in fp32 and bf16): +346-397 MiB, 390
 # or more in 6 of 8 (importing torch, transformers, peft, trl and datasets alone: 886 vs 509 MiB, +377).
 CPU_CUDA_LIBRARIES_MIB = 390.0
-# CPU, bf16/fp16 compute: oneDNN's low-precision matmul kernels and the buffers it keeps per shape (bounded by the
-# rounded lengths, training.shape_multiple). Measured: bf16 runs of benchmarks/planner peaked 58-76 MiB above
-# the other terms (ner_lora, ner_bottleneck, sentiment_lora, sentiment_full), chat_lora at its defaults 116 MiB.
-CPU_LOW_PRECISION_KERNELS_MIB = 64.0
+# CPU, bf16/fp16 compute: oneDNN's matmul primitives (memory/kernels.py). Measured with benchmarks/planner/kernels.py on the
+# 2-core AMD EPYC (Zen 4, AVX512-BF16, no AMX): 0.7 MiB per primitive (1.4-1.7 MiB per new token count through a frozen
+# bf16 linear, 2 primitives; 2.0 through a trained one, 3), ~40 MiB for oneDNN itself at the first bf16 matmul.
+ONEDNN_BASE_MIB = 40.0
+ONEDNN_PRIMITIVE_MIB = 0.72
 CUDA_OVERHEAD_MIB = 600.0  # CUDA context (~300-500 MiB with lazy module loading) + allocator slack
 QUANT_BYTES = {True: 0.5 + 1 / 64 + 4 / (64 * 256), False: 0.5 + 4 / 64}  # per 4-bit weight, by double_quant

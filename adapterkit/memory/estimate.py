@@ -57,7 +57,7 @@ bytes. Every term and its formula (P = parameters, T = trainable parameters):
               quantizes it, file pages (its size on disk) and the converted weights are resident at once,
               and (measured) a quantized one stays so through training: the "mapped checkpoint" term of train
               and eval (a file only converted to bf16 is unmapped after loading).
-* kernels     (CPU, bf16/fp16) oneDNN's low-precision kernels and per-shape buffers: CPU_LOW_PRECISION_KERNELS_MIB.
+* kernels     (CPU, bf16/fp16) oneDNN's matmul primitives, per distinct shape and token count (``memory/kernels.py``).
 * overhead    CPU: the Python process with torch/transformers/peft/trl/datasets imported, the tokenizer and the dataset
               (PROCESS_BASELINE_MIB, measured), + CPU_CUDA_LIBRARIES_MIB for a CUDA build of torch; CUDA: context + allocator.
 
@@ -67,11 +67,10 @@ activations). The per-element constants (ACT_*, *_DROPOUT_*, LOGIT_COPIES, PROCE
 calibrated on CPU (fp32) against saved-tensor counts and the RSS high-water marks of ``benchmarks/planner``
 (MiniLM-L6 encoder, SmolLM2-135M decoder) with ``measure.pin_mmap_threshold`` (``ADAPTERKIT_MALLOC=steady``:
 RSS follows the live tensors). CPU_HEAP_SLACK, ADAPTER_TEMP_BYTES and FUSED_HEAD_COPIES were then fitted on the
-same benchmark, in fp32 and bf16, under glibc's default
-allocator, which is what ``adapterkit run`` uses unless told otherwise, so CPU predictions are for the
-default allocator (with ``ADAPTERKIT_MALLOC=steady`` they overestimate by the slack term). The same
-per-element counts are assumed under bf16/fp16 on CUDA, which no benchmark here has checked; CUDA has no
-heap-slack term (its caching allocator's slack is part of CUDA_OVERHEAD_MIB).
+same benchmark, in fp32 and bf16, under glibc's default allocator, which is what ``adapterkit run`` uses unless
+told otherwise, so CPU predictions are for the default allocator (with ``ADAPTERKIT_MALLOC=steady`` they
+overestimate by the slack term). The same per-element counts are assumed under bf16/fp16 on CUDA, which no
+benchmark here has checked; CUDA has no heap-slack term (its caching allocator's slack is in CUDA_OVERHEAD_MIB).
 """
 
 from __future__ import annotations
@@ -88,7 +87,6 @@ from .calibration import (  # noqa: F401  (re-exported: the planner's tests and 
     CE_LOGIT_COPIES,
     CPU_CUDA_LIBRARIES_MIB,
     CPU_HEAP_SLACK,
-    CPU_LOW_PRECISION_KERNELS_MIB,
     CUDA_OVERHEAD_MIB,
     EVAL_LOGIT_COPIES,
     FP32_SUM_TEMP_BYTES,
@@ -98,6 +96,7 @@ from .calibration import (  # noqa: F401  (re-exported: the planner's tests and 
     PROCESS_BASELINE_MIB,
     QUANT_BYTES,
 )
+from .kernels import low_precision_kernels
 from .shape import ModelShape
 
 GIB = 2**30
@@ -127,6 +126,7 @@ class Workload:
     logit_metrics: bool = True
     fp32_adapter_sums: bool = False  # adapter sums taken in fp32 under autocast (methods/fp32_adapter_sum.py)
     torch_ships_cuda: bool = False  # a CUDA build of torch: its libraries are resident on a CPU run too
+    pass_lengths: int = 1  # distinct token counts a pass can have (bf16/fp16 on a CPU: memory/kernels.py)
 
 
 @dataclass
@@ -260,10 +260,10 @@ def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Es
     cuda_libraries = CPU_CUDA_LIBRARIES_MIB if work.device == "cpu" and work.torch_ships_cuda else 0.0
     overhead = (PROCESS_BASELINE_MIB + cuda_libraries if work.device == "cpu" else CUDA_OVERHEAD_MIB) * MIB
     est.terms["overhead"] = overhead
-    kernels = CPU_LOW_PRECISION_KERNELS_MIB * MIB if work.device == "cpu" and work.precision != "fp32" else 0.0
+    kernels, kernels_note = low_precision_kernels(shape, foot, work, method.trains_base)
     est.terms["low-precision kernels"] = kernels
-    if kernels:
-        est.notes["low-precision kernels"] = "oneDNN's bf16/fp16 kernels and per-shape buffers"
+    if kernels_note:
+        est.notes["low-precision kernels"] = kernels_note
     # CPU: a checkpoint the loader quantizes stays memory-mapped beside the 4-bit weights (measured: QLoRA's RSS = LoRA's
     # - smaller weights + the file); one it only converts to another dtype (an fp32 file stored in bf16) is unmapped
     # after loading (measured, SmolLM2 fp32 -> bf16: 1 MiB of the file left resident); an unconverted one *is* the weights.

@@ -70,6 +70,8 @@ def workload(plan, eval_lengths: tuple[int, int] | None = None) -> Workload:
         batch, seq = 1, per_pass
     needs = memory_needs(plan)
     rows = needs.get("rows_per_example", 1)
+    # every rounded length up to the longest pass, unless the task's passes are all one length (packed blocks)
+    lengths = 1 if needs.get("fixed_length") else max(1, seq // multiple)
     return Workload(batch_size=batch * rows, seq_len=seq, eval_batch_size=eval_batch * rows, precision=hw.precision,
                     device=hw.device, gradient_checkpointing=hw.gradient_checkpointing,
                     weights_dtype=weights_dtype(plan.method, hw),
@@ -78,7 +80,7 @@ def workload(plan, eval_lengths: tuple[int, int] | None = None) -> Workload:
                     frozen_reference=bool(needs.get("frozen_reference", False)),
                     lm_head_tile=needs.get("lm_head_tile"), logit_metrics=needs.get("logit_metrics", True),
                     fp32_adapter_sums=bool(needs.get("fp32_adapter_sums", False)),
-                    torch_ships_cuda=hw.device == "cpu" and torch_ships_cuda())
+                    torch_ships_cuda=hw.device == "cpu" and torch_ships_cuda(), pass_lengths=lengths)
 
 
 def memory_needs(plan) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from .base import Footprint, Method, MethodOptions, WrapContext
-from .lora import targeted_linears
+from .lora import lora_matmul_shapes, targeted_linears
 from .peft_tuner import load_peft, merge_peft, peft_model, save_peft
 
 
@@ -39,7 +39,8 @@ def footprint(options: AdaLoraOptions, shape) -> Footprint:
     """init_r x (in + out + 1) per adapted linear (P, Q and the singular values; pruning masks, never frees)."""
     targeted = targeted_linears(options, shape)
     adapters = sum(options.init_r * (i + o + 1) for _, i, o in targeted)
-    return Footprint(adapters + shape.task_head_params, branch_out_features=sum(o for _, _, o in targeted))
+    return Footprint(adapters + shape.task_head_params, branch_out_features=sum(o for _, _, o in targeted),
+                     branch_matmul_shapes=lora_matmul_shapes(targeted, options.init_r))
 
 
 def wrap(model, options: AdaLoraOptions, ctx: WrapContext):

@@ -82,11 +82,17 @@ def targeted_linears(options: LoraOptions, shape) -> list[tuple[str, int, int]]:
     return [lin for lin in shape.linears if any(lin[0] == t or lin[0].endswith("." + t) for t in targets)]
 
 
+def lora_matmul_shapes(targeted, r: int) -> tuple[tuple[int, int], ...]:
+    """The distinct matmul shapes of LoRA branches on these linears: in -> r (A), r -> out (B)."""
+    return tuple(sorted({(i, r) for _, i, _ in targeted} | {(r, o) for _, _, o in targeted}))
+
+
 def footprint(options: LoraOptions, shape) -> Footprint:
     """r x (in + out) per adapted linear (A is r x in, B is out x r), + out for DoRA's magnitude, + task head."""
     targeted = targeted_linears(options, shape)
     adapters = sum(options.r * (i + o) + (o if options.use_dora else 0) for _, i, o in targeted)
-    return Footprint(adapters + shape.task_head_params, branch_out_features=sum(o for _, _, o in targeted))
+    return Footprint(adapters + shape.task_head_params, branch_out_features=sum(o for _, _, o in targeted),
+                     branch_matmul_shapes=lora_matmul_shapes(targeted, options.r))
 
 
 def check_model(options: LoraOptions, config, task: str) -> str | None:

@@ -94,8 +94,9 @@ class LmTask:
         return TaskData(table(train_rows), table(eval_rows), None, skipped + skipped_eval)
 
     def memory_needs(self, plan) -> dict[str, Any]:
-        """For the planner: transformers' Trainer takes the model's loss and computes nothing else from the logits."""
-        return {"logit_metrics": False}
+        """For the planner: transformers' Trainer takes the model's loss and computes nothing else from the logits;
+        every block has ``max_length`` tokens."""
+        return {"logit_metrics": False, "fixed_length": True}
 
     def model_kwargs(self, data: TaskData) -> dict[str, Any]:
         return {}

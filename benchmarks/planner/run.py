@@ -3,7 +3,9 @@
 Each recipe runs for a few steps, once per precision (``--precisions``), in its own ``adapterkit run``
 process (so the RSS high-water mark is that run's alone); the measured peak is ``peak_rss_mib`` from its
 run.json (``cuda_max_allocated_mib`` when the run used a GPU), the prediction is ``adapterkit plan``'s peak
-for the same recipe, precision and overrides.
+for the same recipe, precision and overrides. Recipes in DEFAULTS_ROWS also get a row at their own defaults, run
+for as many steps as it takes what grows with the shapes a run meets to grow (bf16 kernels on a CPU), which a
+2-step run does not show.
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/planner/run.py                # all recipes, 2 steps each
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/planner/run.py chat_lora --steps 2
@@ -47,6 +49,10 @@ RECIPE_OVERRIDES = {"ner_lora": ["task.max_length=64"], "ner_bottleneck": ["task
 # A recipe that continues another recipe's adapter (model.adapter) runs after it, on the adapter this benchmark's
 # own run of it saved (in --runs, same precision), not on whatever runs/ holds.
 CONTINUES = {"chat_dpo": "chat_lora"}
+# Rows at the recipe's own defaults (none of the overrides above), run long enough for what grows with the shapes a
+# run meets to have grown: under bf16 on a CPU oneDNN keeps kernels per matmul shape (memory/kernels.py), and chat's
+# padding-free passes meet every rounded length; chat_lora bf16 peaked at 1,796 MiB from step 60 to step 200 (AMD EPYC).
+DEFAULTS_ROWS = {"chat_lora": 80}
 
 
 def ordered(paths: list[Path]) -> list[Path]:
@@ -55,15 +61,18 @@ def ordered(paths: list[Path]) -> list[Path]:
     return [p for p in paths if p.stem not in CONTINUES] + late
 
 
-def overrides_for(recipe: Path, precision: str, runs: Path) -> list[str]:
+def overrides_for(recipe: Path, precision: str, runs: Path, defaults: bool = False) -> list[str]:
+    if defaults:
+        return [f"hardware.precision={precision}"]
     adapter = [f"model.adapter={runs / f'{CONTINUES[recipe.stem]}-{precision}' / 'adapter'}"] \
         if recipe.stem in CONTINUES else []
     return [*OVERRIDES, *RECIPE_OVERRIDES.get(recipe.stem, []), *adapter, f"hardware.precision={precision}"]
 
 
-def measure(recipe: Path, steps: int, run_dir: Path, precision: str) -> dict:
+def measure(recipe: Path, steps: int, run_dir: Path, precision: str, defaults: bool = False) -> dict:
+    sets = overrides_for(recipe, precision, run_dir.parent, defaults)
     cmd = [sys.executable, "-m", "adapterkit", "run", str(recipe), "--set", f"train.max_steps={steps}",
-           *(a for o in overrides_for(recipe, precision, run_dir.parent) for a in ("--set", o)), "--output", str(run_dir),
+           *(a for o in sets for a in ("--set", o)), "--output", str(run_dir),
            "--overwrite", "--force"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     env.pop("ADAPTERKIT_MALLOC", None)  # measure what users get: glibc's default allocator, not the opt-in one
@@ -78,13 +87,13 @@ def measure(recipe: Path, steps: int, run_dir: Path, precision: str) -> dict:
             else "rss_high_water", "seconds": time.time() - started, "trainable_params": info["trainable_params"]}
 
 
-def predict(recipe: Path, steps: int, precision: str, runs: Path) -> dict:
+def predict(recipe: Path, steps: int, precision: str, runs: Path, defaults: bool = False) -> dict:
     from adapterkit import loading
     from adapterkit.memory.estimate import MIB
     from adapterkit.memory.verdict import assess, shape_of
     from adapterkit.plan import load_recipe, make_plan
 
-    loaded = load_recipe(recipe, [f"train.max_steps={steps}", *overrides_for(recipe, precision, runs)])
+    loaded = load_recipe(recipe, [f"train.max_steps={steps}", *overrides_for(recipe, precision, runs, defaults)])
     plan = make_plan(loaded)
     fit = assess(plan, shape_of(plan, loading.load_config(loaded.model, loaded.source)))
     est = fit.estimate
@@ -110,31 +119,37 @@ def main() -> int:
                         help="each recipe runs once per precision (default: fp32,bf16 on CPUs with AVX512-BF16 or "
                              "AMX, else fp32)")
     parser.add_argument("--reuse", action="store_true", help="keep earlier measurements found in --runs")
+    parser.add_argument("--no-defaults-rows", action="store_true", help="skip the long rows at recipes' defaults")
     args = parser.parse_args()
     paths = ordered(sorted((REPO / "recipes").glob("*.toml")))
     if args.recipes:
         paths = [p for p in paths if p.stem in args.recipes]
     rows = []
-    for path in paths:
+    cases = [(path, path.stem, args.steps, False) for path in paths]
+    if not args.no_defaults_rows:
+        cases += [(path, f"{path.stem} (defaults)", DEFAULTS_ROWS[path.stem], True) for path in paths
+                  if path.stem in DEFAULTS_ROWS]
+    for path, name, steps, defaults in cases:
         for precision in args.precisions.split(","):
-            run_dir = args.runs / f"{path.stem}-{precision}"
-            row = {"recipe": path.stem, **predict(path, args.steps, precision, args.runs)}
+            run_dir = args.runs / f"{path.stem}{'-defaults' if defaults else ''}-{precision}"
+            row = {"recipe": name, "steps": steps, **predict(path, steps, precision, args.runs, defaults)}
             if args.reuse and (run_dir / "run.json").is_file():
                 info = json.loads((run_dir / "run.json").read_text())
                 row.update(measured_mib=info.get("cuda_max_allocated_mib") or info["peak_rss_mib"], reused=True,
                            trainable_params=info["trainable_params"])
             else:
-                row.update(measure(path, args.steps, run_dir, precision))
+                row.update(measure(path, steps, run_dir, precision, defaults))
             if "measured_mib" in row:
                 row["ratio"] = row["predicted_mib"] / row["measured_mib"]
             rows.append(row)
             shown = f"{row['ratio']:.2f}" if "ratio" in row else row.get("error", "?")
-            print(f"{path.stem:<18} {precision:5} predicted {row['predicted_mib']:7.0f} MiB "
+            print(f"{name:<20} {precision:5} predicted {row['predicted_mib']:7.0f} MiB "
                   f"({row['predicted_phase']:5})  measured {row.get('measured_mib', float('nan')):7.0f} MiB  "
                   f"ratio {shown}", flush=True)
     ratios = [r["ratio"] for r in rows if "ratio" in r]
     result = {"run_info": {"steps": args.steps, "overrides": OVERRIDES, "recipe_overrides": RECIPE_OVERRIDES,
-                           "continues": CONTINUES, "machine": platform.machine(), "precisions": args.precisions,
+                           "continues": CONTINUES,
+                           "defaults_rows_steps": DEFAULTS_ROWS, "machine": platform.machine(), "precisions": args.precisions,
                            "cpu": f"{cpu_model()} ({cpu_kind(cpu_flags())})",
                            "cpus": os.cpu_count(), "python": platform.python_version(),
                            "torch": version("torch") + (" (a CUDA build)" if torch_ships_cuda() else ""),
