@@ -40,10 +40,11 @@ cpu 14,15 chat-bf16-pass512 $PY -m adapterkit run "${chat[@]}" --set hardware.pr
   $(run chat-bf16-pass512) &
 cpu 8,9 mfu $PY benchmarks/mfu/run.py --steps 10 --matmul-seconds 4 --precisions fp32,bf16 --out "$OUT/mfu.json" &
 cpu 10,11 planner-fp32 $PY benchmarks/planner/run.py chat_lora sentiment_lora ner_lora sentiment_full --precisions fp32 \
-  --runs /tmp/pl --out "$OUT/planner-fp32.json" &
+  --no-defaults-rows --runs /tmp/pl --out "$OUT/planner-fp32.json" &
 cpu 12,13 planner-bf16 $PY benchmarks/planner/run.py chat_lora sentiment_lora ner_lora sentiment_full --precisions bf16 \
-  --runs /tmp/pl --out "$OUT/planner-bf16.json" &
+  --no-defaults-rows --runs /tmp/pl --out "$OUT/planner-bf16.json" &
 wait
+cpu 0,1 kernels $PY benchmarks/planner/kernels.py --out "$OUT/kernels.json"  # oneDNN's MiB per primitive here (AMX?)
 for r in /tmp/runs/*/; do echo "-- $(basename $r)"; $PY - "$r" <<'PY'
 import json, sys
 info = json.load(open(sys.argv[1] + "run.json"))

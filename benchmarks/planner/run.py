@@ -90,12 +90,13 @@ def measure(recipe: Path, steps: int, run_dir: Path, precision: str, defaults: b
 def predict(recipe: Path, steps: int, precision: str, runs: Path, defaults: bool = False) -> dict:
     from adapterkit import loading
     from adapterkit.memory.estimate import MIB
-    from adapterkit.memory.verdict import assess, shape_of
+    from adapterkit.memory.verdict import assess, eval_lengths, shape_of
     from adapterkit.plan import load_recipe, make_plan
 
     loaded = load_recipe(recipe, [f"train.max_steps={steps}", *overrides_for(recipe, precision, runs, defaults)])
     plan = make_plan(loaded)
-    fit = assess(plan, shape_of(plan, loading.load_config(loaded.model, loaded.source)))
+    # as the preflight plans a run: with the eval split's real lengths where the task reads them before any weight
+    fit = assess(plan, shape_of(plan, loading.load_config(loaded.model, loaded.source)), eval_lengths(plan))
     est = fit.estimate
     return {"precision": precision, "predicted_mib": est.peak / MIB, "predicted_phase": est.phase, "method": plan.method.name,
             "profile": plan.hardware.name, "predicted_trainable_params": est.trainable_params,
