@@ -42,8 +42,8 @@ PROCESS_BASELINE_MIB = 580.0  # CPU: interpreter + libraries + tokenizer + datas
 # or more in 6 of 8 (importing torch, transformers, peft, trl and datasets alone: 886 vs 509 MiB, +377).
 CPU_CUDA_LIBRARIES_MIB = 390.0
 # CPU, bf16/fp16 compute: oneDNN's matmul primitives (memory/kernels.py). Measured with benchmarks/planner/kernels.py on the
-# 2-core AMD EPYC (Zen 4, AVX512-BF16, no AMX): 0.7 MiB per primitive (1.4-1.7 MiB per new token count through a frozen
-# bf16 linear, 2 primitives; 2.0 through a trained one, 3), ~40 MiB for oneDNN itself at the first bf16 matmul.
+# 2-core AMD EPYC (Zen 4, AVX512-BF16, no AMX): 0.7 MiB per primitive (1.4-1.8 MiB per new token count through a frozen
+# bf16 linear, 2 primitives; 2.1 through a trained one, 3), ~40 MiB for oneDNN itself at the first bf16 matmul.
 ONEDNN_BASE_MIB = 40.0
 ONEDNN_PRIMITIVE_MIB = 0.72
 CUDA_OVERHEAD_MIB = 600.0  # CUDA context (~300-500 MiB with lazy module loading) + allocator slack

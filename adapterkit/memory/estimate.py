@@ -260,7 +260,7 @@ def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Es
     cuda_libraries = CPU_CUDA_LIBRARIES_MIB if work.device == "cpu" and work.torch_ships_cuda else 0.0
     overhead = (PROCESS_BASELINE_MIB + cuda_libraries if work.device == "cpu" else CUDA_OVERHEAD_MIB) * MIB
     est.terms["overhead"] = overhead
-    kernels, kernels_note = low_precision_kernels(shape, foot, work, method.trains_base)
+    kernels, kernels_note = low_precision_kernels(shape, foot, work, method.trains_base or method.footprint is None)
     est.terms["low-precision kernels"] = kernels
     if kernels_note:
         est.notes["low-precision kernels"] = kernels_note

@@ -70,8 +70,12 @@ def workload(plan, eval_lengths: tuple[int, int] | None = None) -> Workload:
         batch, seq = 1, per_pass
     needs = memory_needs(plan)
     rows = needs.get("rows_per_example", 1)
-    # every rounded length up to the longest pass, unless the task's passes are all one length (packed blocks)
-    lengths = 1 if needs.get("fixed_length") else max(1, seq // multiple)
+    # token counts a pass can have (bf16/fp16 on a CPU, memory/kernels.py): every rounded length up to the longest
+    # pass; every length where the task's collator cannot round; one where passes are all one length (packed blocks)
+    if shape_multiple(hw) is None or needs.get("fixed_length"):
+        lengths = 1
+    else:
+        lengths = seq if needs.get("unrounded_lengths") else max(1, seq // multiple)
     return Workload(batch_size=batch * rows, seq_len=seq, eval_batch_size=eval_batch * rows, precision=hw.precision,
                     device=hw.device, gradient_checkpointing=hw.gradient_checkpointing,
                     weights_dtype=weights_dtype(plan.method, hw),

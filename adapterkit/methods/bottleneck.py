@@ -221,7 +221,8 @@ def footprint(options: BottleneckOptions, shape) -> Footprint:
     points = 2 if options.config == "houlsby" else 1
     head = shape.task_head_params + shape.pooler_params if options.train_head else 0
     norms = shape.layers * 2 * 2 * h if options.train_layer_norms else 0
-    return Footprint(shape.layers * points * per_adapter + head + norms, keeps_linear_inputs=False)
+    return Footprint(shape.layers * points * per_adapter + head + norms, keeps_linear_inputs=False,
+                     branch_matmul_shapes=((h, m), (m, h)))
 
 
 METHOD = Method(

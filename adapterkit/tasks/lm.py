@@ -18,6 +18,7 @@ from pydantic import Field
 
 from ..data.files import read_text
 from ..data.sources import load_rows, load_train_eval, locate
+from ..methods.fp32_adapter_sum import LOW_PRECISION, add_adapters_in_fp32
 from ..training import training_kwargs
 from .base import TaskData, TaskOptions
 from .rows import checked_rows, non_empty_string
@@ -95,8 +96,9 @@ class LmTask:
 
     def memory_needs(self, plan) -> dict[str, Any]:
         """For the planner: transformers' Trainer takes the model's loss and computes nothing else from the logits;
-        every block has ``max_length`` tokens."""
-        return {"logit_metrics": False, "fixed_length": True}
+        every block has ``max_length`` tokens; under bf16/fp16 adapter sums are fp32 (build_trainer)."""
+        return {"logit_metrics": False, "fixed_length": True,
+                "fp32_adapter_sums": plan.hardware.precision in LOW_PRECISION}
 
     def model_kwargs(self, data: TaskData) -> dict[str, Any]:
         return {}
@@ -115,7 +117,7 @@ class LmTask:
         kwargs["train_sampling_strategy"] = "random"  # every block is max_length long: nothing to group
         # no padding in a packed block; "non_padding" would drop every end-of-sequence token that is also the pad
         kwargs["include_num_input_tokens_seen"] = "all"
-        return Trainer(
+        trainer = Trainer(
             model=model,
             args=TrainingArguments(**kwargs),
             train_dataset=None if data.train is None else packed(data.train, tokenizer, block),
@@ -123,6 +125,8 @@ class LmTask:
             processing_class=tokenizer,
             data_collator=default_data_collator,
         )
+        add_adapters_in_fp32(trainer.model, plan.hardware.precision)  # bf16: early adapter updates not rounded away
+        return trainer
 
     def evaluate(self, plan, trainer, data: TaskData, run_dir: Path) -> dict[str, Any]:
         metrics = {k: float(v) for k, v in trainer.evaluate().items() if isinstance(v, (int, float))}

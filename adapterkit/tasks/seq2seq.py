@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import Field
 
 from ..data.sources import load_train_eval
-from ..training import training_kwargs
+from ..training import shape_multiple, training_kwargs
 from .base import TaskData, TaskOptions
 from .generation import Score, generate_eval_field, scores, write_generations
 from .rows import checked_rows, clip_pieces, non_empty_string, warn_truncated
@@ -99,7 +99,8 @@ class Seq2SeqTask:
             train_dataset=None if data.train is None else self.tokenize(data.train, tokenizer, opts),
             eval_dataset=self.tokenize(data.eval, tokenizer, opts),  # in data.eval's order: answers line up
             processing_class=tokenizer,
-            data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
+            # bf16/fp16 on a CPU: lengths rounded up (training.shape_multiple), a bounded set of oneDNN shapes
+            data_collator=DataCollatorForSeq2Seq(tokenizer, model=model, pad_to_multiple_of=shape_multiple(plan.hardware)),
         )
 
     def evaluate(self, plan, trainer, data: TaskData, run_dir: Path) -> dict[str, Any]:

@@ -24,6 +24,9 @@ cpu() { # cores name command... : one CPU job pinned to two cores, no GPU visibl
   echo "== $name rc=$?"
 }
 run() { echo --output /tmp/runs/$1 --overwrite --force; }
+# oneDNN's MiB per bf16 primitive on this CPU (AMX?): ~1 min, beside the GPU phase, before the CPU pairs start
+cpu 0,1 kernels $PY benchmarks/planner/kernels.py --out "$OUT/kernels.json" &
+kernels=$!
 if nvidia-smi -L >/dev/null 2>&1; then  # the GPU first, alone: CPU jobs beside it slowed its launches
   for p in fp32 bf16; do
     taskset -c 14,15 timeout 70 $PY -m adapterkit run "${chat[@]}" --set hardware.precision=$p $(run gpu-chat-$p) \
@@ -32,6 +35,7 @@ if nvidia-smi -L >/dev/null 2>&1; then  # the GPU first, alone: CPU jobs beside 
       task.num_samples=0 data.limit_eval=8 2>&1 | grep -v -i warn | grep -A 34 PROFILE > "$OUT/gpu-profile-$p.txt"
   done
 fi
+wait $kernels
 cpu 0,1 chat-fp32 $PY -m adapterkit run "${chat[@]}" --set hardware.precision=fp32 $(run chat-fp32) &
 cpu 2,3 chat-bf16 $PY -m adapterkit run "${chat[@]}" --set hardware.precision=bf16 $(run chat-bf16) &
 cpu 4,5 sent-fp32 $PY -m adapterkit run "${sent[@]}" --set hardware.precision=fp32 $(run sent-fp32) &
@@ -44,7 +48,6 @@ cpu 10,11 planner-fp32 $PY benchmarks/planner/run.py chat_lora sentiment_lora ne
 cpu 12,13 planner-bf16 $PY benchmarks/planner/run.py chat_lora sentiment_lora ner_lora sentiment_full --precisions bf16 \
   --no-defaults-rows --runs /tmp/pl --out "$OUT/planner-bf16.json" &
 wait
-cpu 0,1 kernels $PY benchmarks/planner/kernels.py --out "$OUT/kernels.json"  # oneDNN's MiB per primitive here (AMX?)
 for r in /tmp/runs/*/; do echo "-- $(basename $r)"; $PY - "$r" <<'PY'
 import json, sys
 info = json.load(open(sys.argv[1] + "run.json"))

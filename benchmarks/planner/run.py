@@ -5,10 +5,10 @@ process (so the RSS high-water mark is that run's alone); the measured peak is `
 run.json (``cuda_max_allocated_mib`` when the run used a GPU), the prediction is ``adapterkit plan``'s peak
 for the same recipe, precision and overrides. Recipes in DEFAULTS_ROWS also get a row at their own defaults, run
 for as many steps as it takes what grows with the shapes a run meets to grow (bf16 kernels on a CPU), which a
-2-step run does not show.
+2-step run does not show (a filter that names such a recipe runs its defaults row too: --no-defaults-rows skips it).
 
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/planner/run.py                # all recipes, 2 steps each
-    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/planner/run.py chat_lora --steps 2
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/planner/run.py chat_lora --steps 2 --no-defaults-rows
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/planner/run.py --reuse        # re-predict, keep measurements
     HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/planner/run.py chat_lora chat_dpo  # chat_dpo needs chat_lora's run
 

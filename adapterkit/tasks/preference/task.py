@@ -15,11 +15,12 @@ from typing import Any, Literal
 from pydantic import Field
 
 from ...data.sources import load_train_eval
-from ...training import trainable_in_fp32, training_kwargs
+from ...methods.fp32_adapter_sum import LOW_PRECISION, add_adapters_in_fp32
+from ...training import shape_multiple, trainable_in_fp32, training_kwargs
 from ..base import TaskData, TaskOptions
 from ..rows import checked_rows
 from .rows import check_row, normalised
-from .trainers import LOSSES, build, loss_record
+from .trainers import LOSSES, ROUNDS_LENGTHS, build, loss_record
 
 log = logging.getLogger("adapterkit")
 Loss = Literal[LOSSES]  # type: ignore[valid-type]
@@ -65,10 +66,13 @@ class PreferenceTask:
 
     def memory_needs(self, plan) -> dict[str, Any]:
         """For the planner: rows per example in a pass (a pair's chosen and rejected run in one batch) and
-        whether a frozen copy of the base is held as the reference (methods that cannot switch themselves off)."""
+        whether a frozen copy of the base is held as the reference (methods that cannot switch themselves off);
+        under bf16/fp16 adapter sums are fp32 (build_trainer); ORPO's and SimPO's batches are not rounded in length."""
         loss = loss_record(plan.task_options.loss)
         return {"rows_per_example": 1 if loss.unpaired else 2,
-                "frozen_reference": loss.uses_reference and not plan.method.can_disable}
+                "frozen_reference": loss.uses_reference and not plan.method.can_disable,
+                "fp32_adapter_sums": plan.hardware.precision in LOW_PRECISION,
+                "unrounded_lengths": loss.name not in ROUNDS_LENGTHS}
 
     def build_trainer(self, plan, model, tokenizer, data: TaskData, run_dir: Path):
         from datasets import Dataset
@@ -87,10 +91,12 @@ class PreferenceTask:
             ref_model = frozen_reference(plan, tokenizer)
         args = training_kwargs(plan, run_dir)
         args["train_sampling_strategy"] = "random"  # rows are pairs of token lists: no length to group by
-        trainer = build(loss, args, opts.beta, opts.max_length, model, ref_model, tokenizer, train, evaluation)
+        trainer = build(loss, args, opts.beta, opts.max_length, model, ref_model, tokenizer, train, evaluation,
+                        pad_multiple=shape_multiple(plan.hardware))  # bf16 on a CPU: a bounded set of shapes
         if data.train is None:
             restore_reference(trainer.model, plan.recipe.model.adapter)
         trainable_in_fp32(trainer.model)  # trl casts QLoRA adapters to bf16 (see the function)
+        add_adapters_in_fp32(trainer.model, plan.hardware.precision)  # bf16: small adapter updates not rounded away
         return trainer
 
     def evaluate(self, plan, trainer, data: TaskData, run_dir: Path) -> dict[str, Any]:

@@ -17,6 +17,7 @@ DPO_LOSSES = {"dpo": "sigmoid", "ipo": "ipo", "hinge": "hinge", "robust": "robus
               "bco_pair": "bco_pair", "sppo_hard": "sppo_hard", "nca_pair": "nca_pair", "aot": "aot",
               "apo_zero": "apo_zero", "apo_down": "apo_down", "discopop": "discopop"}
 LOSSES = (*DPO_LOSSES, "orpo", "simpo", "kto")
+ROUNDS_LENGTHS = (*DPO_LOSSES, "kto")  # trl's collators for these pad to a multiple (pad_to_multiple_of)
 
 
 @dataclass(frozen=True)
@@ -30,11 +31,15 @@ def loss_record(name: str) -> Loss:
     return Loss(name, uses_reference=name not in ("orpo", "simpo"), unpaired=name == "kto")
 
 
-def build(loss: Loss, args: dict, beta: float | None, max_length: int, model, ref_model, tokenizer, train, evaluation):
-    """The trl trainer for ``loss``; ``args``: adapterkit's shared Trainer arguments (``training.training_kwargs``)."""
+def build(loss: Loss, args: dict, beta: float | None, max_length: int, model, ref_model, tokenizer, train, evaluation,
+          pad_multiple: int | None = None):
+    """The trl trainer for ``loss``; ``args``: adapterkit's shared Trainer arguments (``training.training_kwargs``);
+    ``pad_multiple``: batches padded to a multiple of that many tokens (DPO and KTO: trl's collators take it; ORPO's
+    and SimPO's do not: ``ROUNDS_LENGTHS``)."""
     import warnings
 
     common = {**args, "max_length": max_length}
+    rounded = {"pad_to_multiple_of": pad_multiple} if pad_multiple and loss.name in ROUNDS_LENGTHS else {}
     if beta is not None:
         common["beta"] = beta
     data = {"train_dataset": train, "eval_dataset": evaluation, "processing_class": tokenizer}
@@ -45,13 +50,13 @@ def build(loss: Loss, args: dict, beta: float | None, max_length: int, model, re
         if loss.name in DPO_LOSSES:
             from trl import DPOConfig, DPOTrainer
 
-            config = DPOConfig(**common, loss_type=[DPO_LOSSES[loss.name]])
+            config = DPOConfig(**common, **rounded, loss_type=[DPO_LOSSES[loss.name]])
             return DPOTrainer(model=model, ref_model=ref_model, args=config, **data)
         if loss.name == "kto":
             from trl import KTOConfig, KTOTrainer
 
             # KTO's KL estimate pairs each row with its neighbour in a fixed-order batch (KTOConfig's docs)
-            config = KTOConfig(**{**common, "train_sampling_strategy": "sequential"})
+            config = KTOConfig(**{**common, **rounded, "train_sampling_strategy": "sequential"})
             return KTOTrainer(model=model, ref_model=ref_model, args=config, **data)
         if loss.name == "orpo":
             from trl.experimental.orpo import ORPOConfig, ORPOTrainer
