@@ -17,12 +17,14 @@ RULES: dict[str, tuple[str, dict[str, str], str]] = {
                 "loss within 0.4% of fp32's (AMD EPYC, same numerics); sentiment LoRA 1.08-1.21x faster and 13% "
                 "smaller; issue #17 before the fixes: sentiment 1.3x faster at the same macro-F1. Other tasks "
                 "(lm, seq2seq, preference) are unmeasured there and stay fp32"),
-    "cpu-avx512-bf16": ("fp32", {"classification": "bf16", "ner": "bf16", "chat": "bf16"},
+    "cpu-avx512-bf16": ("fp32", {"classification": "bf16", "ner": "bf16", "chat": "bf16", "lm": "bf16",
+                                 "preference": "bf16"},
                         "measured on a 2-core AMD EPYC (Zen 4): encoder LoRA (sentiment, NER) trains 1.25-2x faster "
                         "in bf16 at the same eval loss; chat LoRA on SmolLM2, with its adapter sums in fp32 and its "
                         "pass lengths and LM-head rows rounded to 16, 1.39x faster at 100 steps, 9% smaller peak RSS "
-                        "and within 0.2% of fp32's eval loss (docs/defaults.md, Precision); other tasks (lm, seq2seq, "
-                        "preference) are unmeasured in bf16 and stay fp32"),
+                        "and within 0.2% of fp32's eval loss; lm_lora and chat_dpo at their defaults, side by side, "
+                        "1.52x and 1.27x faster, 28% and 26% smaller, eval loss +0.04% and -0.5% (docs/defaults.md, "
+                        "Precision); seq2seq is unmeasured in bf16 and stays fp32"),
     "cpu": ("fp32", {}, "no bf16 matrix instructions: a bf16 matmul runs at ~1 GFLOP/s"),
     "cuda-bf16": ("bf16", {}, "bf16 autocast with a bf16-stored frozen base, the usual CUDA practice: 0.65x of fp32's "
                               "GPU memory for chat LoRA on an H200; on that 135M model the step is bound by kernel "
