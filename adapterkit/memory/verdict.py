@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import UserError
+from ..methods.continuing import saved_options
 from ..strategies import STRATEGIES, refusal
 from .estimate import GIB, Estimate, Workload, estimate
 from .shape import ModelShape, model_shape
@@ -114,7 +115,8 @@ def eval_lengths(plan) -> tuple[int, int] | None:
 
 def assess(plan, shape: ModelShape, lengths: tuple[int, int] | None = None) -> Fit:
     """Per device: one rank's estimate under the plan's strategy against one rank's budget (memory/sharding.py)."""
-    one = estimate(shape, plan.method, plan.method_options, workload(plan, lengths))
+    options = saved_options(plan.method_options, plan.recipe.model.adapter, plan.recipe.source)  # continuing: its own
+    one = estimate(shape, plan.method, options, workload(plan, lengths))
     return Fit(plan, per_device(one, shape, plan.hardware), rank_budget(plan.hardware) * GIB, shape)
 
 

@@ -76,6 +76,28 @@ def with_resolved_adapter(recipe):
     return recipe.model_copy(update={"model": recipe.model.model_copy(update={"adapter": folder})})
 
 
+# PEFT's saved config key -> the method options field it sets (the options that size an adapter)
+_SAVED_OPTIONS = {"r": "r", "lora_alpha": "alpha", "target_modules": "target_modules", "use_dora": "use_dora",
+                  "init_r": "init_r", "target_r": "target_r"}
+
+
+def saved_options(options, adapter: str | None, recipe_source: str):
+    """``options`` as the saved adapter ``model.adapter`` names sets them (its own rank, targets...), for plans made
+    before any weight is read; ``options`` unchanged when there is no adapter, or none saved yet."""
+    if not adapter:
+        return options
+    try:
+        config = resolve_adapter(adapter, recipe_source) / "adapter_config.json"
+    except UserError:
+        return options  # not trained yet: the preflight says so; a plan alone goes on with the recipe's options
+    saved = _json(config) if config.is_file() else {}
+    fields = type(options).model_fields
+    update = {ours: saved[theirs] for theirs, ours in _SAVED_OPTIONS.items() if ours in fields and saved.get(theirs) is not None}
+    if isinstance(update.get("target_modules"), list):
+        update["target_modules"] = sorted(update["target_modules"])
+    return options.model_copy(update=update) if update else options
+
+
 def continue_adapter(method, base_model, folder: Path):
     """The saved adapter on ``base_model``, its weights trainable."""
     import logging

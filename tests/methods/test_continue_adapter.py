@@ -65,3 +65,20 @@ def test_mismatches_are_refused_in_one_line(sft_run, tiny_llama_dir, data_files,
             preflight(recipe, memory="skip")
         assert message in str(err.value) and "model.adapter" in str(err.value)
         assert "\n" not in str(err.value)
+
+
+def test_the_plan_counts_the_saved_adapters_own_rank_and_targets(tiny_llama_dir, data_files, tmp_path):
+    """The adapter's own options apply, not the recipe's [method] ones, so the planner sizes what will train: an
+    r=2 adapter on q_proj only, continued by a recipe that says r=16 on every linear, plans r=2 on q_proj."""
+    from adapterkit.memory.verdict import assess, shape_of
+
+    data = tiny_recipe("chat", "lora", tiny_llama_dir, data_files, train={"max_steps": 1},
+                       method={"r": 2, "target_modules": ["q_proj"]})
+    small = api.run(recipe_from_dict(data, name="small"), output=tmp_path / "small").run_dir
+    checked = preflight(_recipe(tiny_llama_dir, data_files, adapter=str(small / "adapter")), memory="assess")
+    fresh = preflight(_recipe(tiny_llama_dir, data_files), memory="assess")
+    shape = shape_of(fresh.plan, fresh.model_config)
+    q = [(i, o) for n, i, o in shape.linears if n.endswith("q_proj")]
+    assert checked.fit.estimate.trainable_params == sum(2 * (i + o) for i, o in q)
+    assert fresh.fit.estimate.trainable_params > checked.fit.estimate.trainable_params
+    assert assess(checked.plan, shape).estimate.trainable_params == checked.fit.estimate.trainable_params
