@@ -17,7 +17,7 @@ MODELS = {"chat": "tiny_llama_dir", "classification": "tiny_bert_dir"}
 
 
 def _trainer(task, method, precision, request, data_files, tmp_path):
-    recipe = tiny_recipe(task, method, request.getfixturevalue(MODELS.get(task, "tiny_llama_dir")), data_files,
+    recipe = tiny_recipe(task, method, request.getfixturevalue(MODELS[task]), data_files,
                          hardware={"precision": precision})
     recipe = recipe_from_dict(recipe)
     plan = make_plan(recipe)

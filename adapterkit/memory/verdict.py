@@ -58,7 +58,8 @@ def workload(plan, eval_lengths: tuple[int, int] | None = None) -> Workload:
     from ..training import shape_multiple
 
     train, hw, opts = plan.recipe.train, plan.hardware, plan.task_options
-    multiple = shape_multiple(hw) or 1  # bf16 on a CPU: batches and passes are rounded up to this many tokens
+    rounding = shape_multiple(hw)  # bf16 on a CPU: batches and passes are rounded up to this many tokens
+    multiple = rounding or 1
     world = hw.world_size  # train.batch_size is the global batch: each rank computes its share
     # an encoder-decoder's targets may be longer than its sources (seq2seq's task.max_target_length)
     seq = max(getattr(opts, "max_length", None) or 512, getattr(opts, "max_target_length", None) or 0)
@@ -73,7 +74,7 @@ def workload(plan, eval_lengths: tuple[int, int] | None = None) -> Workload:
     rows = needs.get("rows_per_example", 1)
     # token counts a pass can have (bf16/fp16 on a CPU, memory/kernels.py): every rounded length up to the longest
     # pass; every length where the task's collator cannot round; one where passes are all one length (packed blocks)
-    if shape_multiple(hw) is None or needs.get("fixed_length"):
+    if rounding is None or needs.get("fixed_length"):
         lengths = 1
     else:
         lengths = seq if needs.get("unrounded_lengths") else max(1, seq // multiple)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -62,8 +63,6 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "kernels.json")
     args = parser.parse_args()
     sys.path.insert(0, str(HERE.parents[1]))
-    from adapterkit.hardware import cpu_flags, cpu_model
-    from adapterkit.hardware.precision import cpu_kind
     from adapterkit.memory.calibration import ONEDNN_BASE_MIB, ONEDNN_PRIMITIVE_MIB
 
     rows = {}
@@ -76,10 +75,11 @@ def main() -> None:
                "first_bf16_matmul_mib_max": max(r["first_mib"] for r in rows.values()),
                "calibration": {"ONEDNN_BASE_MIB": ONEDNN_BASE_MIB, "ONEDNN_PRIMITIVE_MIB": ONEDNN_PRIMITIVE_MIB}}
     print(json.dumps(summary))
-    import platform
-
     import torch
-    run_info = {"cpu": f"{cpu_model()} ({cpu_kind(cpu_flags())})", "machine": platform.machine(),
+
+    from adapterkit.results import describe_device
+
+    run_info = {"cpu": describe_device({"device": "cpu"}), "machine": platform.machine(),
                 "torch": torch.__version__, "threads": 2, "lengths": LENGTHS}
     args.out.write_text(json.dumps({"run_info": run_info,
                                      "cases": rows, "summary": summary}, indent=1) + "\n")
