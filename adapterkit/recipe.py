@@ -3,7 +3,7 @@
 A recipe has six sections, and optionally ``[tune]``, the search space of ``adapterkit tune``. ``[method]``
 and ``[task]`` carry a ``name`` plus that method's or task's
 own options, which are validated by the options model the method or task declares (``plan.load_recipe``).
-The bottom layer: this module imports nothing of adapterkit but ``errors``.
+Near the bottom layer: this module imports nothing of adapterkit but ``overrides`` (``--set``) and ``errors``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from .errors import UserError
+from .overrides import apply_overrides
 
 MAX_STEPS = 10**8  # bounds that catch a typo (1e23 steps), far above any real run
 # Where a run's training curves go (``train.report_to``): transformers' reporting integrations; the package each needs.
@@ -204,35 +205,6 @@ class Recipe(Section):
                                  "recipe keys -> choices or ranges), checked by ``adapterkit.tune.space``; a run "
                                  "ignores it")
     source: str = Field("<memory>", exclude=True, description="file the recipe came from, for messages")
-
-
-def parse_override(item: str) -> tuple[list[str], Any]:
-    """``train.max_steps=20`` -> (["train", "max_steps"], 20). Values are TOML literals, else strings."""
-    key, sep, raw = item.partition("=")
-    if not sep or not key.strip():
-        raise UserError(f"--set {item!r}: expected KEY=VALUE such as train.max_steps=20")
-    try:
-        value = tomllib.loads(f"v = {raw.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw.strip()
-    return key.strip().split("."), value
-
-
-def apply_overrides(data: dict[str, Any], overrides: dict[str, Any] | list[str] | None) -> dict[str, Any]:
-    """Set dotted keys; ``overrides`` is a mapping {"train.max_steps": 20} or a list of ``KEY=VALUE``."""
-    if not overrides:
-        return data
-    items = [parse_override(o) for o in overrides] if isinstance(overrides, list) else [
-        (k.split("."), v) for k, v in overrides.items()]
-    for path, value in items:
-        node = data
-        for part in path[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise UserError(f"--set {'.'.join(path)}: {part!r} is not a section")
-            node = child
-        node[path[-1]] = value
-    return data
 
 
 def describe_validation_error(err: ValidationError, prefix: str = "") -> str:

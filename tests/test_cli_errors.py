@@ -45,8 +45,10 @@ def finished_run(tmp_path_factory, tiny_bert_dir, data_files) -> Path:
     (["run", "{recipe}", "--set", "train.epochs=1e12"], "train.epochs"),
     (["run", "{recipe}", "--set", "method.r=false"], "method.r"),
     (["run", "{recipe}", "--set", "model.name='./missing'"], "model folder './missing' not found"),
+    # the shell ate the quotes of --set method={name="loha"}: refused at once, with the argument to type
+    (["run", "{recipe}", "--set", "method={{name=loha}}"], "type --set 'method={name=\"loha\"}'"),
 ], ids=["plan-profile", "plan-methods", "plan-no-methods", "seeds-letters", "seeds-empty", "bool-steps",
-        "huge-steps", "huge-epochs", "bool-rank", "missing-folder"])
+        "huge-steps", "huge-epochs", "bool-rank", "missing-folder", "unquoted-table"])
 def test_bad_command_lines_are_one_line_and_exit_2(one_step_recipe, tmp_path, args, expected, capsys):
     out = tmp_path / "out"
     argv = [a.format(recipe=one_step_recipe) for a in args] + (["--output", str(out)] if args[0] in ("run", "compare") else [])

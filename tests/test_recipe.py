@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from adapterkit.errors import UserError
+from adapterkit.overrides import apply_overrides, parse_override
 from adapterkit.plan import load_recipe
-from adapterkit.recipe import apply_overrides, parse_override
 
 GOOD = """
 [model]
@@ -43,6 +43,24 @@ def test_overrides_are_toml_literals():
     assert parse_override("model.name=builtin:minilm-l6") == (["model", "name"], "builtin:minilm-l6")
     data = apply_overrides({"train": {"max_steps": 1}}, ["train.max_steps=7", "method.r=2"])
     assert data == {"train": {"max_steps": 7}, "method": {"r": 2}}
+
+
+@pytest.mark.parametrize("item, hint", [
+    ("method={name=loha}", """--set 'method={name="loha"}'"""),  # what bash leaves of --set method={name="loha"}
+    ("task.generate_eval=[rouge, bleu]", """--set 'task.generate_eval=["rouge", "bleu"]'"""),
+    ("data.columns={text=review, label=sentiment}", """--set 'data.columns={text="review", label="sentiment"}'"""),
+    ("method={name=lora, use_dora=true}", """--set 'method={name="lora", use_dora=true}'"""),
+    ("method={name=\"lora\"", "check its brackets and commas"),
+])
+def test_a_table_or_array_the_shell_unquoted_is_refused_with_what_to_type(item, hint):
+    """Kept as a string, ``{name=loha}`` failed later as "method: Input should be a valid dictionary"."""
+    with pytest.raises(UserError) as err:
+        parse_override(item)
+    assert hint in str(err.value) and "\n" not in str(err.value)
+    # what the hint says to type parses to what was meant
+    if hint.startswith("--set"):
+        key, _, value = hint[len("--set '"):-1].partition("=")
+        assert parse_override(f"{key}={value}")[0] == key.split(".")
 
 
 def test_cli_overrides_reach_the_recipe(tmp_path):

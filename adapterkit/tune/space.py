@@ -23,7 +23,8 @@ from typing import Any
 
 from ..compare import method_overrides
 from ..errors import UserError
-from ..recipe import Recipe, parse_override
+from ..overrides import parse_override
+from ..recipe import Recipe
 
 METHOD_NAME = "method.name"
 _RANGE = re.compile(r"^\s*([^.\s][^\s]*?)\s*\.\.\s*([^\s:]+)\s*(?::\s*(\w+)\s*)?$")
