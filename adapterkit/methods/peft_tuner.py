@@ -60,7 +60,11 @@ def peft_model(model, config):
         config.modules_to_save = [*(config.modules_to_save or []),
                                   *(h for h in heads if h not in (config.modules_to_save or []))]
     with _quiet_peft():
-        return align_token_outputs(get_peft_model(model, config))
+        model = get_peft_model(model, config)
+    for each in model.peft_config.values():  # peft appends its defaults for the task type: ["classifier", "score"]
+        if getattr(each, "modules_to_save", None):
+            each.modules_to_save = list(dict.fromkeys(each.modules_to_save))  # saved once each in adapter_config.json
+    return align_token_outputs(model)
 
 
 def align_token_outputs(model):

@@ -102,6 +102,8 @@ def test_merged_classification_round_trip(cls_run, tmp_path):
     # the classifier head trains whole (peft modules_to_save): vLLM's LoRA loader rejects that
     assert not record["vllm_lora"]["loadable"]
     assert any("modules_to_save" in r for r in record["vllm_lora"]["reasons"])
+    saved = json.loads((cls_run / "adapter" / "adapter_config.json").read_text())["modules_to_save"]
+    assert "classifier" in saved and len(saved) == len(set(saved))  # peft's own defaults not added twice
 
 
 @pytest.mark.parametrize("method", ["ia3", "full", "freeze"])
