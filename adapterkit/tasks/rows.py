@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 
+from .. import distributed
 from ..data.files import bad_row
 from ..errors import UserError
 
@@ -75,9 +76,10 @@ def non_empty_string(value) -> bool:
 
 
 def warn_truncated(dataset, max_length: int):
-    """Texts longer than ``task.max_length`` tokens are cut there (not skipped); say how many reach the limit."""
+    """Texts longer than ``task.max_length`` tokens are cut there (not skipped); say how many reach the limit (once:
+    every rank of a multi-process run tokenizes the same rows)."""
     at_limit = sum(len(ids) >= max_length for ids in dataset["input_ids"])
-    if at_limit:
+    if at_limit and distributed.is_main():
         log.warning("%d of %d examples reach task.max_length = %d tokens; longer ones are truncated to it",
                     at_limit, len(dataset), max_length)
     return dataset

@@ -119,6 +119,21 @@ def test_skipped_rows_reach_run_json_and_the_log(tmp_path, tiny_bert_dir, caplog
     assert "1 of 9 examples reach task.max_length = 32 tokens" in caplog.text  # truncated, not skipped
 
 
+def test_truncation_is_said_once_across_ranks(monkeypatch, caplog):
+    """Every rank of a torchrun launch tokenizes the same rows: rank 0 alone says how many were cut."""
+    from datasets import Dataset
+
+    from adapterkit.tasks.rows import warn_truncated
+
+    rows = Dataset.from_dict({"input_ids": [[1] * 32, [1] * 3]})
+    for rank, said in (("0", True), ("1", False)):
+        monkeypatch.setenv("RANK", rank)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="adapterkit"):
+            warn_truncated(rows, 32)
+        assert ("1 of 2 examples reach task.max_length = 32" in caplog.text) == said, rank
+
+
 def test_chat_max_length_too_short_for_any_assistant_turn_is_a_user_error(tmp_path, tiny_llama_dir):
     """A max_length that truncates every conversation before its answer leaves nothing to learn from: a
     one-line error naming task.max_length, not trl's StopIteration from an empty dataloader."""
