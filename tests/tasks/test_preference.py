@@ -84,11 +84,12 @@ def _run_dir(plan):
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("loss", ["dpo", "orpo", "kto"])
+@pytest.mark.parametrize("loss", ["dpo", "orpo", "simpo", "kto"])
 def test_preference_trains_a_few_steps(loss, tiny_llama_dir, pair_files, tmp_path):
     result = api.run(_recipe(tiny_llama_dir, pair_files, loss=loss), output=tmp_path / "run")
     metrics, run_dir = result.metrics, result.run_dir
     assert result.info["steps"] == 2 and result.info["task"] == "preference"
+    assert result.info["train_tokens"] > 0  # ORPO's and SimPO's paired batches have no input_ids: were counted 0
     assert math.isfinite(metrics["eval_loss"])
     if loss != "kto":  # KTO's rows are unpaired: no pairwise accuracy
         assert 0 <= metrics["eval_reward_accuracy"] <= 1

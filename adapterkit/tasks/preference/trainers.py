@@ -31,6 +31,28 @@ def loss_record(name: str) -> Loss:
     return Loss(name, uses_reference=name not in ("orpo", "simpo"), unpaired=name == "kto")
 
 
+def _counting_pairs(trainer_class):
+    """``trainer_class`` counting the tokens of trl's paired batches. ORPO's and CPO's (SimPO's) batches carry
+    ``chosen_``/``rejected_input_ids`` (each the prompt and an answer), not the ``input_ids`` the Trainer counts, so
+    ``num_input_tokens_seen`` (the run's train tokens and tokens/s) stayed 0; their tokens are counted as DPO's
+    concatenated ``input_ids`` are (non-padding, or all, as the arguments say)."""
+    import torch
+
+    class CountingPairs(trainer_class):
+        def _track_num_input_tokens(self, inputs):
+            mode = self.args.include_num_input_tokens_seen
+            if "input_ids" in inputs or mode == "no" or "chosen_input_ids" not in inputs:
+                return super()._track_num_input_tokens(inputs)
+            sides = ("chosen", "rejected")
+            count = sum(inputs[f"{side}_attention_mask"].sum() if mode == "non_padding"
+                        else inputs[f"{side}_input_ids"].numel() for side in sides)
+            count = torch.as_tensor(count, device=self.args.device, dtype=torch.int64)
+            self.state.num_input_tokens_seen += self.accelerator.gather(count).sum().item()
+
+    CountingPairs.__name__ = CountingPairs.__qualname__ = trainer_class.__name__
+    return CountingPairs
+
+
 def build(loss: Loss, args: dict, beta: float | None, max_length: int, model, ref_model, tokenizer, train, evaluation,
           pad_multiple: int | None = None):
     """The trl trainer for ``loss``; ``args``: adapterkit's shared Trainer arguments (``training.training_kwargs``);
@@ -61,7 +83,8 @@ def build(loss: Loss, args: dict, beta: float | None, max_length: int, model, re
         if loss.name == "orpo":
             from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
-            return ORPOTrainer(model=model, args=ORPOConfig(**common), **data)
+            return _counting_pairs(ORPOTrainer)(model=model, args=ORPOConfig(**common), **data)
         from trl.experimental.cpo import CPOConfig, CPOTrainer
 
-        return CPOTrainer(model=model, args=CPOConfig(**common, loss_type="simpo", cpo_alpha=0.0), **data)
+        return _counting_pairs(CPOTrainer)(model=model, args=CPOConfig(**common, loss_type="simpo", cpo_alpha=0.0),
+                                           **data)
