@@ -50,9 +50,12 @@ def export_onnx(model, tokenizer, path: Path) -> list[str]:
     names = input_names(model, tokenizer)
     sample = tokenizer(["an example sentence to trace", "another"], padding=True, return_tensors="pt")
     dynamic = tuple({0: Dim.DYNAMIC, 1: Dim.DYNAMIC} for _ in names)
-    quiet = logging.getLogger("torch.onnx")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)  # "torchvision is not installed. Skipping torchvision::nms" and the like
+    # torch.onnx: "torchvision is not installed. Skipping torchvision::nms" and the like; onnx_ir's passes log each
+    # initializer they deduplicate at INFO (85 lines for a MiniLM): none of it is the user's concern
+    quiet = [logging.getLogger(name) for name in ("torch.onnx", "onnx_ir", "onnxscript")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch.export's deprecation notes on pytree specs
@@ -60,7 +63,8 @@ def export_onnx(model, tokenizer, path: Path) -> list[str]:
                               input_names=names, output_names=["logits"], dynamo=True, dynamic_shapes=(dynamic,),
                               external_data=False, verbose=False)
     finally:
-        quiet.setLevel(level)
+        for logger, level in zip(quiet, levels, strict=True):
+            logger.setLevel(level)
     return names
 
 
