@@ -1,0 +1,126 @@
+"""``adapterkit export`` refuses: a sabotaged export (wrongly scaled, NaN weights) fails its self-check and is
+removed; runs that cannot merge, bad options and folders of the user's files are refused in one line, with
+nothing of the user's replaced."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import snapshot
+from export_runs import _run, chat_run, cls_run  # noqa: F401  (fixtures)
+
+from adapterkit.cli import main
+from adapterkit.errors import UserError
+from adapterkit.export import export
+
+
+def _scaled_merge(monkeypatch, factor: float):
+    """A wrongly scaled merge: every LoRA update folded in ``factor`` times."""
+    from adapterkit.export import merged
+
+    original = merged.merge_run
+
+    def sabotaged(source):
+        from peft.tuners.lora import LoraLayer
+
+        for module in source.model.modules():
+            if isinstance(module, LoraLayer):
+                module.scaling = {k: v * factor for k, v in module.scaling.items()}
+        return original(source)
+
+    monkeypatch.setattr(merged, "merge_run", sabotaged)
+
+
+@pytest.mark.parametrize("fmt", ["merged", "onnx"])
+def test_a_wrongly_scaled_merge_is_refused_and_removed(cls_run, tmp_path, monkeypatch, fmt):
+    _scaled_merge(monkeypatch, 3.0)
+    with pytest.raises(UserError, match="refused by its self-check: max .Δlogit"):
+        export(cls_run, fmt, output=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    record = export(cls_run, fmt, output=tmp_path / "out", force=True)  # --force keeps it, marked as failed
+    assert not record["check"]["passed"]
+    assert not json.loads((tmp_path / "out" / "export.json").read_text())["check"]["passed"]
+
+
+def test_a_wrongly_scaled_gguf_is_refused(chat_run, tmp_path, monkeypatch):
+    _scaled_merge(monkeypatch, 3.0)
+    with pytest.raises(UserError, match="refused by its self-check: max .Δlogit"):
+        export(chat_run, "gguf", dtype="q8_0", output=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_export_with_nan_weights_is_refused(cls_run, tmp_path, monkeypatch):
+    from adapterkit.export import merged
+
+    original = merged.merge_run
+
+    def poisoned(source):
+        model = original(source)
+        model.classifier.bias.data[0] = float("nan")
+        return model
+
+    monkeypatch.setattr(merged, "merge_run", poisoned)
+    with pytest.raises(UserError, match="max .Δlogit. is nan"):
+        export(cls_run, "onnx", output=tmp_path / "out")
+
+
+@pytest.mark.parametrize("method", ["prompt", "bottleneck"])
+def test_methods_that_cannot_merge_are_refused_in_one_line(tmp_path_factory, tiny_bert_dir, data_files, method,
+                                                           capsys):
+    run_dir = _run(tmp_path_factory, method, "classification", method, tiny_bert_dir, data_files,
+                   train={"max_steps": 1})
+    capsys.readouterr()  # the run's own output
+    for fmt in ("merged", "onnx"):
+        assert main(["export", str(run_dir), "--format", fmt]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("adapterkit: error: ") and "\n" not in err and f"cannot export a {method} run" in err
+        assert "cannot fold" in err if method == "bottleneck" else "virtual tokens" in err
+    assert not any(p.name.startswith("export-") for p in run_dir.iterdir())
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--format", "gguf"], "--format gguf takes AutoModelForCausalLM runs"),
+    (["--format", "onnx", "--dtype", "int4"], "--dtype: 'int4': --format onnx writes fp32"),
+    (["--format", "safetensors"], "unknown export format 'safetensors'"),
+])
+def test_bad_format_or_dtype_is_one_line(cls_run, argv, message, capsys):
+    assert main(["export", str(cls_run), *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+
+
+def test_a_folder_that_is_no_run_is_one_line(tmp_path, capsys):
+    assert main(["export", str(tmp_path), "--format", "merged"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not a finished adapterkit run" in err and "\n" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_onnx_of_a_chat_run_is_refused(chat_run, capsys):
+    assert main(["export", str(chat_run), "--format", "onnx"]) == 2
+    assert "use --format merged" in capsys.readouterr().err
+
+
+def test_a_folder_of_the_users_files_is_refused_and_left_byte_identical(cls_run, tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "model.onnx").write_bytes(b"my own model")
+    (mine / "notes.txt").write_text("keep me\n")
+    before = snapshot(mine)
+    assert main(["export", str(cls_run), "--format", "onnx", "--output", str(mine)]) == 2
+    assert "did not write" in capsys.readouterr().err
+    assert snapshot(mine) == before
+
+
+def test_an_adapterkit_folder_that_is_no_export_is_not_replaced(cls_run, tmp_path, capsys):
+    """The run directory itself, or a comparison folder (stamped, no export.json), is never cleared."""
+    from adapterkit import rundir
+
+    other = rundir.take(tmp_path / "comparison", "compare")
+    (other / "report.md").write_text("results\n")
+    for folder in (cls_run, other):
+        before = snapshot(folder)
+        assert main(["export", str(cls_run), "--format", "onnx", "--output", str(folder)]) == 2
+        assert capsys.readouterr().err.count("\n") == 1
+        assert snapshot(folder) == before
