@@ -6,6 +6,7 @@ Safetensors only unless the recipe sets ``model.allow_pickle``; remote code only
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -140,14 +141,59 @@ def weights_dtype(method, hardware) -> str:
 def refuse_missing_weights(model, missing, plan) -> None:
     """A weight the checkpoint lacks is drawn at random at every load, so nothing saved could reproduce the
     model; only the fresh task head (``anatomy.head_module_names``: trained and saved whole) may be missing."""
-    from .anatomy import head_module_names
-
-    heads = tuple(h + "." for h in head_module_names(model))
-    backbone = sorted(k for k in missing if not k.startswith(heads))
+    backbone = sorted(k for k in missing if not k.startswith(_head_prefixes(model)))
     if backbone:
         raise UserError(f"model {plan.recipe.model.name!r} loaded as {type(model).__name__} lacks {len(backbone)} "
                         f"weights the task needs ({', '.join(backbone[:3])}{', ...' if len(backbone) > 3 else ''}); "
                         "they would be drawn at random at every load", where=f"{plan.where}: model.name")
+
+
+def _head_prefixes(model) -> tuple[str, ...]:
+    from .anatomy import head_module_names
+
+    return tuple(h + "." for h in head_module_names(model))
+
+
+class _HeadReportHeld(logging.Filter):
+    """While a finished run's base model loads: transformers' load report held back, and dropped when all it
+    says is that the task head is "MISSING ... newly initialized" (true of the base checkpoint, but the run's
+    artifact puts the trained head back right after); any other finding (other missing, unexpected or
+    mismatched weights), or a failed load, lets the report through whole. Other records pass untouched."""
+
+    LOGGER = "transformers.modeling_utils"
+
+    def __init__(self):
+        super().__init__()
+        self.held: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "LOAD REPORT" in str(record.msg):
+            self.held.append(record)
+            return False
+        return True
+
+    def __enter__(self):
+        logging.getLogger(self.LOGGER).addFilter(self)
+        return self
+
+    def __exit__(self, kind, *_):
+        logging.getLogger(self.LOGGER).removeFilter(self)
+        if kind is not None:
+            self.release()
+
+    def release(self, model=None, info: dict | None = None) -> None:
+        if model is not None and _only_head_missing(model, info or {}):
+            self.held.clear()
+        for record in self.held:
+            logging.getLogger(self.LOGGER).handle(record)
+        self.held.clear()
+
+
+def _only_head_missing(model, info: dict) -> bool:
+    missing = info.get("missing_keys") or ()
+    heads = _head_prefixes(model)
+    return (bool(missing) and bool(heads) and all(k.startswith(heads) for k in missing)
+            and not info.get("unexpected_keys") and not info.get("mismatched_keys") and not info.get("error_msgs"))
 
 
 def load_model(plan, tokenizer, extra_kwargs: dict[str, Any] | None = None, auto_class: str | None = None,
@@ -155,8 +201,11 @@ def load_model(plan, tokenizer, extra_kwargs: dict[str, Any] | None = None, auto
     """The task's Auto class (or ``auto_class``) in ``weights_dtype`` (not the checkpoint's own dtype),
     quantized if the method says so (and ``quantize``; False: the original weights, fp32, for export).
     ``config``: the model's config when the caller has it (the preflight read it); else read here if needed.
-    ``training=False`` (a finished run reopened to evaluate, serve or generate) keeps a CPU's base in fp32:
-    outside the Trainer nothing autocasts, and the run's fp32 task head and adapters then meet fp32 inputs."""
+    ``training=False`` (a finished run reopened to evaluate, serve, generate or export) keeps a CPU's base in fp32:
+    outside the Trainer nothing autocasts, and the run's fp32 task head and adapters then meet fp32 inputs;
+    transformers' report that the task head is missing (newly initialized) is not printed then: the run's
+    artifact holds the trained head and the caller loads it next (``_HeadReportHeld``)."""
+    import contextlib
     import pickle
 
     import torch
@@ -177,9 +226,11 @@ def load_model(plan, tokenizer, extra_kwargs: dict[str, Any] | None = None, auto
         kwargs["quantization_config"] = quant
         if plan.hardware.device == "cuda" and plan.hardware.strategy != "fsdp":  # FSDP loads on CPU, then shards
             kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}  # this rank's GPU
+    held = _HeadReportHeld() if not training else contextlib.nullcontext()
     try:
-        model, info = auto.from_pretrained(model_path(plan.recipe.model, plan.where), output_loading_info=True,
-                                           **kwargs)
+        with held:
+            model, info = auto.from_pretrained(model_path(plan.recipe.model, plan.where), output_loading_info=True,
+                                               **kwargs)
     except pickle.UnpicklingError:  # allow_pickle, and torch's weights-only loader found more than tensors
         raise UserError(f"refused the pickle weights of {plan.recipe.model.name!r}: they hold objects other than "
                         "tensors, which could run code (torch's weights-only loader stopped); do not use this "
@@ -188,6 +239,8 @@ def load_model(plan, tokenizer, extra_kwargs: dict[str, Any] | None = None, auto
         if not plan.recipe.model.allow_pickle and "safetensors" in str(err):
             raise _pickle_refused(plan.recipe.model, plan.where) from None
         raise _hub_error(plan.recipe.model, plan.where, err) from None
+    if not training:
+        held.release(model, info)
     refuse_missing_weights(model, info.get("missing_keys", ()), plan)
     if tokenizer.pad_token_id is not None and getattr(model.config, "pad_token_id", None) != tokenizer.pad_token_id:
         # The tokenizer pads, so the model must know its pad id (sequence classifiers pool at the last non-pad

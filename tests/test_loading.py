@@ -112,3 +112,41 @@ def test_model_dropout_sets_every_dropout_of_the_config(tiny_bert_dir, data_file
     assert zero.config.hidden_dropout_prob == 0.0 and zero.config.attention_probs_dropout_prob == 0.0
     assert {m.p for m in zero.modules() if isinstance(m, torch.nn.Dropout)} == {0.0}
     assert any(m.p > 0 for m in kept.modules() if isinstance(m, torch.nn.Dropout))
+
+
+def test_only_a_reopened_runs_missing_head_report_is_held_back(tiny_bert_dir, data_files, tmp_path):
+    """Reopening (``training=False``) drops transformers' "MISSING ... newly initialized" report on the task head
+    alone (the run's artifact restores it); training keeps it (the head is fresh), and so does a reopened base
+    whose checkpoint has other findings (here the unexpected weights of the pre-training heads)."""
+    import logging
+
+    from transformers import BertForPreTraining
+
+    pretraining_dir = tmp_path / "pretraining-bert"
+    BertForPreTraining.from_pretrained(tiny_bert_dir).save_pretrained(pretraining_dir)
+    for name in os.listdir(tiny_bert_dir):
+        if not name.endswith((".safetensors", "config.json")):
+            shutil.copy(Path(tiny_bert_dir) / name, pretraining_dir / name)
+
+    class Caught(logging.Handler):
+        def emit(self, record):
+            said.append(record.getMessage())
+
+    def report(model_dir: str, training: bool) -> str:
+        plan = make_plan(recipe_from_dict(tiny_recipe("classification", "lora", model_dir, data_files)))
+        said.clear()
+        loading.load_model(plan, loading.load_tokenizer(plan.recipe.model, plan.where), {"num_labels": 2},
+                           training=training)
+        return "\n".join(said)
+
+    said: list[str] = []
+    handler, logger = Caught(level=logging.WARNING), logging.getLogger("transformers.modeling_utils")
+    logger.addHandler(handler)
+    try:
+        assert "LOAD REPORT" not in report(tiny_bert_dir, training=False)
+        trained = report(tiny_bert_dir, training=True)
+        assert "LOAD REPORT" in trained and "classifier.weight" in trained
+        other = report(str(pretraining_dir), training=False)
+        assert "LOAD REPORT" in other and "UNEXPECTED" in other and "classifier.weight" in other
+    finally:
+        logger.removeHandler(handler)

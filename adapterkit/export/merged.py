@@ -35,7 +35,8 @@ def merge_run(source: Source):
     plan = source.plan
 
     def load_base():
-        return loading.load_model(plan, source.tokenizer, plan.task.model_kwargs(source.data), quantize=False)
+        return loading.load_model(plan, source.tokenizer, plan.task.model_kwargs(source.data), quantize=False,
+                                  training=False)  # the trained head comes from the run
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # peft's notes on merging (rounding of quantized layers)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -78,9 +79,12 @@ class Server:
     def alive(self) -> bool:
         return self.proc.poll() is None and requests.get(self.url + "/health", timeout=5).status_code == 200
 
-    def stop(self) -> None:
-        self.proc.terminate()
+    def stop(self, signum: int = signal.SIGTERM, seconds: float = 20) -> int | None:
+        """Send ``signum`` and wait up to ``seconds``: the exit code, or None when it had to be killed."""
+        self.proc.send_signal(signum)
         try:
-            self.proc.wait(timeout=20)
+            return self.proc.wait(timeout=seconds)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            self.proc.wait()
+            return None
