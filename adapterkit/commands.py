@@ -97,6 +97,8 @@ def cmd_generate(args) -> int:
 
     if args.max_new_tokens < 1:
         raise UserError(f"{args.max_new_tokens}: must be at least 1", where="--max-new-tokens")
+    if not args.prompt.strip():
+        raise UserError("empty: give the text to answer", where="--prompt")
     print(generate(args.run_dir, args.prompt, max_new_tokens=args.max_new_tokens, safety=_safety(args)))
     return 0
 

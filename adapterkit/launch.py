@@ -26,8 +26,14 @@ DEFAULT_PORT = 29500
 
 def launch_overrides(args) -> list[str]:
     """``--devices``/``--nnodes`` (or SLURM's node count) as recipe overrides of ``[hardware]``."""
+    from .errors import UserError
+
     sets = []
-    if getattr(args, "devices", None):
+    for flag in ("devices", "nnodes"):  # 0 was taken for "not given" and ignored
+        value = getattr(args, flag, None)
+        if value is not None and value < 1:
+            raise UserError(f"--{flag} {value}: give at least 1")
+    if getattr(args, "devices", None) is not None:
         sets.append(f"hardware.devices={args.devices}")
     nnodes = getattr(args, "nnodes", None) or _slurm("SLURM_NNODES")
     if nnodes and int(nnodes) > 1:

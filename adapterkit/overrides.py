@@ -24,30 +24,30 @@ def _toml(raw: str) -> Any:
     return tomllib.loads(f"v = {raw}")["v"]
 
 
-def _hint(key: str, raw: str) -> str:
+def _hint(option: str, key: str, raw: str) -> str:
     """What to type: the argument with its bare words quoted, in single quotes, when that is valid TOML."""
     fixed = _BARE_WORD.sub(lambda m: m.group(0) if m.group(2) in _TOML_WORDS else f'{m.group(1)}"{m.group(2)}"', raw)
     try:
         _toml(fixed)
     except tomllib.TOMLDecodeError:
         return "check its brackets and commas, and single-quote the whole argument"
-    return f"strings inside need quotes, which the shell drops unless the argument is quoted: type --set '{key}={fixed}'"
+    return f"strings inside need quotes, which the shell drops unless the argument is quoted: type {option} '{key}={fixed}'"
 
 
-def parse_override(item: str) -> tuple[list[str], Any]:
+def parse_override(item: str, option: str = "--set") -> tuple[list[str], Any]:
     """``train.max_steps=20`` -> (["train", "max_steps"], 20). Values are TOML literals, else strings; a malformed
-    inline table or array is a one-line error (see the module)."""
+    inline table or array is a one-line error (see the module) naming ``option``, the flag that gave ``item``."""
     key, sep, raw = item.partition("=")
     key, raw = key.strip(), raw.strip()
     if not sep or not key:
-        raise UserError(f"--set {item!r}: expected KEY=VALUE such as train.max_steps=20")
+        raise UserError(f"{option} {item!r}: expected KEY=VALUE such as train.max_steps=20")
     try:
         value = _toml(raw)
     except tomllib.TOMLDecodeError as err:
         if raw[:1] in "{[":
             kind = "inline table" if raw.startswith("{") else "array"
             reason = str(err).split(" (at ")[0]  # its column counts a prefix the user never typed
-            raise UserError(f"--set {item!r}: not a TOML {kind} ({reason}); {_hint(key, raw)}") from None
+            raise UserError(f"{option} {item!r}: not a TOML {kind} ({reason}); {_hint(option, key, raw)}") from None
         value = raw
     return key.split("."), value
 

@@ -241,10 +241,12 @@ def recipe_from_dict(data: dict[str, Any], *, source: str = "<memory>", name: st
 def read_recipe(path: str | Path, overrides: dict[str, Any] | list[str] | None = None) -> Recipe:
     """Read a recipe file and validate its sections (``plan.load_recipe`` also validates the named options)."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError("is a folder, not a recipe file (a .toml such as recipes/chat_lora.toml)", where=str(path))
     if not path.is_file():
         raise UserError("recipe file not found", where=str(path))
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    try:  # utf-8-sig: an editor's invisible byte-order mark is not a TOML error at line 1, column 1
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise UserError(f"not valid TOML: {err}", where=str(path)) from None
     try:

@@ -60,6 +60,8 @@ def test_bad_command_lines_are_one_line_and_exit_2(one_step_recipe, tmp_path, ar
 def test_generate_needs_a_positive_token_count(finished_run, capsys):
     assert main(["generate", str(finished_run), "--prompt", "hi", "--max-new-tokens", "0"]) == 2
     one_line_error(capsys, "--max-new-tokens: 0: must be at least 1")
+    assert main(["generate", str(finished_run), "--prompt", "  "]) == 2  # was answered, exit 0
+    one_line_error(capsys, "--prompt: empty")
 
 
 @pytest.mark.parametrize("damage, expected", [

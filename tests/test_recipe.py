@@ -97,6 +97,15 @@ def test_broken_toml_names_the_line(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(UserError, match="recipe file not found"):
         load_recipe(tmp_path / "nope.toml")
+    with pytest.raises(UserError, match="is a folder, not a recipe file"):  # was "not found"
+        load_recipe(tmp_path)
+
+
+def test_a_byte_order_mark_is_read_past(tmp_path):
+    """Some editors save UTF-8 with an invisible BOM; TOML then failed at "line 1, column 1"."""
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + GOOD.encode())
+    assert load_recipe(path).train.max_steps == load_recipe(write(tmp_path, GOOD)).train.max_steps
 
 
 def test_method_must_suit_task(tmp_path):

@@ -115,7 +115,7 @@ def read_space(recipe: Recipe, items: list[str] | None = None) -> dict[str, Dime
     space = {key: parse_dimension(key, value, f"{recipe.source}: tune.{key}")
              for key, value in _flatten(recipe.tune).items()}
     for item in items or []:
-        path, value = parse_override(item)
+        path, value = parse_override(item, "--space")
         key = ".".join(path)
         space[key] = parse_dimension(key, value, f"--space {key}")
     if not space:

@@ -88,6 +88,15 @@ def test_cli_refuses_before_any_rank_starts(one_step_recipe, capsys):
     assert err.count("\n") == 1 and "must divide by the world size 3" in err and "launching" not in err
 
 
+@pytest.mark.parametrize("flag", ["--devices", "--nnodes"])
+def test_zero_devices_or_nodes_is_refused_not_ignored(one_step_recipe, capsys, flag):
+    from adapterkit.cli import main
+
+    assert main(["plan", str(one_step_recipe), flag, "0"]) == 2  # 0 had been taken for "not given": exit 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{flag} 0: give at least 1" in err
+
+
 def _llama70b(method: str, profile: str, **hardware) -> dict:
     return {"model": {"name": LLAMA_70B}, "method": {"name": method, **({"r": 16} if "lora" in method else {})},
             "task": {"name": "chat", "max_length": 512}, "data": {"train": "builtin:chatterbot"},

@@ -63,6 +63,8 @@ def test_dimensions_from_the_recipe_and_the_command_line(recipe_file):
     ({"method": {"r": [4, 0]}}, [], "tune.method.r: 0 for lora: method.r: Input should be greater than"),
     ({}, ["train.batch_size=[]"], "--space train.batch_size: an empty list of choices"),
     ({}, ["train.batch_size=8"], "--space train.batch_size: 8: expected a list"),
+    ({}, ["method.r=[4,8"], "--space 'method.r=[4,8': not a TOML array"),  # named --set before
+    ({}, ["method.r"], "--space 'method.r': expected KEY=VALUE"),
 ])
 def test_mistakes_are_one_line_naming_the_key(recipe_file, capsys, tmp_path, tune, space, expected):
     path = recipe_file(tune)
