@@ -155,10 +155,11 @@ def _head_prefixes(model) -> tuple[str, ...]:
 
 
 class _HeadReportHeld(logging.Filter):
-    """While a finished run's base model loads: transformers' load report held back, and dropped when all it
-    says is that the task head is "MISSING ... newly initialized" (true of the base checkpoint, but the run's
-    artifact puts the trained head back right after); any other finding (other missing, unexpected or
-    mismatched weights), or a failed load, lets the report through whole. Other records pass untouched."""
+    """While a base model loads: transformers' load report held back, and dropped when all it says is that the
+    task head is "MISSING ... newly initialized": adapterkit's own plan for it (a run trains it and says so, a
+    reopened run's artifact puts the trained head back right after, zero-shot evaluates it fresh as chance
+    level); any other finding (other missing, unexpected or mismatched weights), or a failed load, lets the
+    report through whole. Other records pass untouched."""
 
     LOGGER = "transformers.modeling_utils"
 
@@ -202,10 +203,9 @@ def load_model(plan, tokenizer, extra_kwargs: dict[str, Any] | None = None, auto
     quantized if the method says so (and ``quantize``; False: the original weights, fp32, for export).
     ``config``: the model's config when the caller has it (the preflight read it); else read here if needed.
     ``training=False`` (a finished run reopened to evaluate, serve, generate or export) keeps a CPU's base in fp32:
-    outside the Trainer nothing autocasts, and the run's fp32 task head and adapters then meet fp32 inputs;
-    transformers' report that the task head is missing (newly initialized) is not printed then: the run's
-    artifact holds the trained head and the caller loads it next (``_HeadReportHeld``)."""
-    import contextlib
+    outside the Trainer nothing autocasts, and the run's fp32 task head and adapters then meet fp32 inputs.
+    transformers' report that the task head alone is missing (newly initialized) is not printed
+    (``_HeadReportHeld``)."""
     import pickle
 
     import torch
@@ -226,7 +226,7 @@ def load_model(plan, tokenizer, extra_kwargs: dict[str, Any] | None = None, auto
         kwargs["quantization_config"] = quant
         if plan.hardware.device == "cuda" and plan.hardware.strategy != "fsdp":  # FSDP loads on CPU, then shards
             kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}  # this rank's GPU
-    held = _HeadReportHeld() if not training else contextlib.nullcontext()
+    held = _HeadReportHeld()
     try:
         with held:
             model, info = auto.from_pretrained(model_path(plan.recipe.model, plan.where), output_loading_info=True,
@@ -239,8 +239,7 @@ def load_model(plan, tokenizer, extra_kwargs: dict[str, Any] | None = None, auto
         if not plan.recipe.model.allow_pickle and "safetensors" in str(err):
             raise _pickle_refused(plan.recipe.model, plan.where) from None
         raise _hub_error(plan.recipe.model, plan.where, err) from None
-    if not training:
-        held.release(model, info)
+    held.release(model, info)
     refuse_missing_weights(model, info.get("missing_keys", ()), plan)
     if tokenizer.pad_token_id is not None and getattr(model.config, "pad_token_id", None) != tokenizer.pad_token_id:
         # The tokenizer pads, so the model must know its pad id (sequence classifiers pool at the last non-pad
