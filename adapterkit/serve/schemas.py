@@ -1,7 +1,7 @@
 """Request and response bodies of ``adapterkit serve``, as pydantic models so ``/openapi.json`` is exact.
 
 The chat endpoints follow OpenAI's Chat Completions shapes (the subset adapterkit implements); unknown
-request fields are ignored, as OpenAI clients send some (``n=1``, ``user``...). ``/v1/classify`` is
+request fields are ignored, as OpenAI clients send some (``user``...); ``n`` above 1 is refused. ``/v1/classify`` is
 adapterkit's own: ``{"model": ..., "input": str | [str]}`` -> one label (+ scores) per input for a
 classification run, entities with character spans for an NER run.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 TEXT = 100_000  # characters in one message or classify input (the body limit bounds the total)
 
@@ -29,10 +29,28 @@ class Limits:
     max_inputs: int = 64  # texts in one /v1/classify request
 
 
+class TextPart(BaseModel):
+    """One part of a message's content in OpenAI's list form; only text parts (images and audio are refused)."""
+
+    model_config = ConfigDict(extra="ignore")
+    type: Literal["text"]
+    text: str = Field(max_length=TEXT)
+
+
 class Message(BaseModel):
     model_config = ConfigDict(extra="ignore")
     role: Literal["system", "user", "assistant"]
-    content: str = Field(max_length=TEXT)
+    content: str | list[TextPart] = Field(max_length=TEXT, description="a string, or a list of text parts "
+                                          "(joined by newlines, as OpenAI-compatible servers do)")
+
+    @field_validator("content")
+    @classmethod
+    def _text(cls, value):
+        if isinstance(value, list):
+            value = "\n".join(part.text for part in value)
+            if len(value) > TEXT:
+                raise ValueError(f"content longer than {TEXT} characters")
+        return value
 
 
 class ChatRequest(BaseModel):
@@ -46,6 +64,7 @@ class ChatRequest(BaseModel):
     stop: str | list[str] | None = Field(None, description="up to 4 strings; the answer ends before the first")
     seed: int | None = Field(None, ge=0, le=2**63 - 1)
     stream: bool = False
+    n: int = Field(1, ge=1, le=1, description="choices per request: one (more are refused, not silently dropped)")
 
 
 class Usage(BaseModel):

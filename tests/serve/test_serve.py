@@ -79,6 +79,20 @@ def test_stop_strings_and_seeds(client):
     assert one.choices[0].message.content == two.choices[0].message.content
 
 
+def test_text_parts_are_one_message_and_n_above_one_is_refused(client):
+    """OpenAI's list form of content ([{"type": "text", ...}]) is read as its text (it was a 422); n=2 asked for two
+    choices and silently got one: now a 4xx with an error body."""
+    from openai import BadRequestError, UnprocessableEntityError
+
+    parts = [{"role": "user", "content": [{"type": "text", "text": "question 3"}]}]
+    as_parts = client.chat.completions.create(model="alpha", messages=parts, max_tokens=8, temperature=0)
+    assert as_parts.choices[0].message.content == answer(client, "alpha").choices[0].message.content
+    image = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:,"}}]}]
+    for refused in ({"messages": image}, {"messages": ASK, "n": 2}):
+        with pytest.raises((BadRequestError, UnprocessableEntityError)):
+            client.chat.completions.create(model="alpha", max_tokens=8, **refused)
+
+
 def test_sixteen_concurrent_clients_are_all_answered(client):
     def ask(i):
         model, streaming = ("alpha", "beta")[i % 2], i % 4 == 3
