@@ -198,7 +198,7 @@ def compare(recipe: str | Path, *, methods: list[str] | None = None, seeds: list
 
     recipe_path = Path(recipe)
     base = load_recipe(recipe_path, overrides)  # the recipe itself must be valid
-    methods = list(methods or METHODS.names())
+    methods = list(dict.fromkeys(methods or METHODS.names()))  # as --seeds: a method given twice runs once
     for name in methods:
         METHODS.get(name, where="--methods")  # a typo stops here, with a suggestion
     seeds = list(dict.fromkeys(seeds))
