@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe key for every run; method.* keys apply to the recipe's own method only")
     p.add_argument("--no-zero-shot", action="store_true", help="leave out the untuned base model's row")
+    p.add_argument("--resume", action="store_true", help="finish or extend the comparison in --output: keep its ok "
+                                                         "results, run the rest (new methods or seeds, failed runs)")
+    p.add_argument("--overwrite", action="store_true", help="replace the comparison in --output (every run again)")
     _launch_flags(p)
     p.set_defaults(func=commands.cmd_compare)
 

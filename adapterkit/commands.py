@@ -161,7 +161,8 @@ def cmd_compare(args) -> int:
     from .launch import launch_args
 
     done = compare(args.recipe, methods=methods, seeds=seeds, output=args.output, overrides=args.set,
-                   zero_shot=not args.no_zero_shot, launch=launch_args(args))
+                   zero_shot=not args.no_zero_shot, launch=launch_args(args), overwrite=args.overwrite,
+                   resume=args.resume)
     return 1 if any(r["status"] == "failed" for r in done) else 0
 
 

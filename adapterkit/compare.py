@@ -16,10 +16,16 @@ it wrote to stderr, and the comparison goes on. Layout of the output folder::
     DIR/report.md, report.html, pareto_*.png   the comparison (``adapterkit.report``)
 
 The zero-shot row (``zero-shot-seed<k>``) is the base model evaluated without tuning (``adapterkit.zeroshot``).
+
+The folder (``--output``) must be new, empty, or an earlier comparison's (``rundir.take``); an earlier
+comparison is refused unless ``--resume`` (keep its ``ok`` results, run the rest: new methods or seeds, failed
+or interrupted runs) or ``--overwrite`` (replace it) is given. ``DIR/comparison.json`` holds the recipe and
+``--set`` items it was made with; ``--resume`` with others is refused, so that no report mixes two setups.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -100,14 +106,20 @@ def _world_sets(launch: list[str]) -> list[str]:
     return [f"{keys[k]}={v}" for k, v in flags.items() if k in keys]
 
 
-def run_job(job: Job, recipe_path: Path, out_dir: Path, device: str | None, launch=()) -> dict[str, Any]:
+IDENTITY = "comparison.json"
+
+
+def run_job(job: Job, recipe_path: Path, out_dir: Path, device: str | None, launch=(), *,
+            overwrite: bool = False) -> dict[str, Any]:
+    """Train (or evaluate) one job in its own process; ``overwrite`` passes ``--overwrite`` to it (replacing a
+    finished run in its folder: only when the user asked, or to redo a failed attempt of this comparison)."""
     run_dir = out_dir / "runs" / job.name
     logs = out_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "adapterkit", job.command, str(recipe_path)]
     for item in job.overrides:
         cmd += ["--set", item]
-    cmd += ["--output", str(run_dir), "--overwrite", *launch]
+    cmd += ["--output", str(run_dir), *(["--overwrite"] if overwrite else []), *launch]
     err_log = logs / f"{job.name}.err"
     code, child_rss = spawn(cmd, logs / f"{job.name}.out", err_log)
     if code == 0 and (run_dir / "run.json").is_file():
@@ -122,10 +134,61 @@ def default_output(recipe_path: Path) -> Path:
     return Path("runs") / f"compare-{recipe_path.stem}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
+def check_folder(folder: Path, identity: dict[str, Any], *, overwrite: bool, resume: bool) -> None:
+    """Refuse, writing nothing, what this comparison may not do with ``folder``: another command's output, a
+    folder of the user's (``rundir.check_take``), an earlier comparison without --resume or --overwrite, a
+    --resume with nothing to resume or with another recipe or --set."""
+    if overwrite and resume:
+        raise UserError("give one of --overwrite (replace the comparison) and --resume (finish or extend it)",
+                        where="--resume")
+    rundir.check_take(folder, "compare")
+    held = folder.is_dir() and any(p.name not in (rundir.MARKER, rundir.LOCK) for p in folder.iterdir())
+    if held and not (overwrite or resume):
+        raise UserError("holds a comparison already; pass --resume to finish or extend it, --overwrite to replace it, "
+                        "or choose another --output", where=str(folder))
+    if resume and not held:
+        raise UserError("--resume: no comparison to resume here", where=str(folder))
+    if resume:
+        try:
+            stored = json.loads((folder / IDENTITY).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            stored = identity  # made before comparison.json existed: nothing to check against
+        except (OSError, ValueError) as err:
+            raise UserError(f"--resume: {IDENTITY} cannot be read ({err}); choose another --output",
+                            where=str(folder)) from None
+        changed = sorted(k for k in identity if stored.get(k) != identity[k]) if isinstance(stored, dict) else ["recipe"]
+        if changed:
+            raise UserError(f"--resume: this comparison was made with another {' and '.join(changed)}; resume it with "
+                            "the same recipe and --set items, pass --overwrite to replace it, or choose another --output",
+                            where=str(folder))
+
+
+def clear_previous(out_dir: Path) -> None:
+    """--overwrite: drop the earlier comparison's results, logs and report (its run directories are replaced
+    one by one, by the runs of this comparison given ``--overwrite``)."""
+    for path in [*(out_dir / "results").glob("*.json"), *(out_dir / "logs").glob("*.out"),
+                 *(out_dir / "logs").glob("*.err"), out_dir / "report.md", out_dir / "report.html",
+                 *out_dir.glob("pareto_*.png"), *out_dir.glob("loss_curves_*.png")]:
+        path.unlink(missing_ok=True)
+
+
+def kept_result(out_dir: Path, job: Job) -> dict[str, Any] | None:
+    """--resume: the earlier comparison's result of ``job`` if it is ``ok`` and its run directory finished."""
+    try:
+        result = json.loads((out_dir / "results" / f"{job.name}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    ok = isinstance(result, dict) and result.get("status") == "ok"
+    return result if ok and (out_dir / "runs" / job.name / "run.json").is_file() else None
+
+
 def compare(recipe: str | Path, *, methods: list[str] | None = None, seeds: list[int] = (0,),
             output: str | Path | None = None, overrides: list[str] | None = None, zero_shot: bool = True,
-            echo=print, launch: list[str] = ()) -> list[dict[str, Any]]:
+            echo=print, launch: list[str] = (), overwrite: bool = False, resume: bool = False) -> list[dict[str, Any]]:
     """Run every method x seed, write ``DIR/results/*.json`` and the report; returns the results.
+
+    An earlier comparison in ``output`` is refused unless ``resume`` (its ``ok`` results are kept, the other jobs
+    run) or ``overwrite`` (every job runs again and replaces its run; the old results and report are dropped).
 
     ``launch``: ``adapterkit run``'s launch flags (``--devices 2``, ``--nnodes`` ...), given to every training run
     (zero-shot evaluation stays one process)."""
@@ -135,14 +198,19 @@ def compare(recipe: str | Path, *, methods: list[str] | None = None, seeds: list
 
     recipe_path = Path(recipe)
     base = load_recipe(recipe_path, overrides)  # the recipe itself must be valid
-    methods = list(methods or METHODS.names())
+    methods = list(dict.fromkeys(methods or METHODS.names()))  # as --seeds: a method given twice runs once
     for name in methods:
         METHODS.get(name, where="--methods")  # a typo stops here, with a suggestion
     seeds = list(dict.fromkeys(seeds))
     if not seeds:
         raise UserError("give at least one seed, e.g. --seeds 0,1", where="--seeds")
-    out_dir = rundir.take(Path(output) if output else default_output(recipe_path), "compare")
     user_sets = list(overrides or [])
+    out_dir = Path(output) if output else default_output(recipe_path)
+    identity = {"recipe": str(recipe_path.resolve()), "sets": user_sets}
+    check_folder(out_dir, identity, overwrite=overwrite, resume=resume)
+    rundir.take(out_dir, "compare")
+    if not resume or not (out_dir / IDENTITY).is_file():
+        (out_dir / IDENTITY).write_text(json.dumps(identity, indent=1) + "\n", encoding="utf-8")
     device = None
     planned: list[tuple[str, str, list[str], str | None]] = []  # method, command, overrides, skip reason
     if zero_shot:
@@ -152,6 +220,8 @@ def compare(recipe: str | Path, *, methods: list[str] | None = None, seeds: list
         reason = planning_problem(recipe_path, [*sets, *_world_sets(launch)])
         planned.append((name, "run", sets, reason))
         echo(f"plan: {name}: {'skipped: ' + reason if reason else 'ok'}")
+    if overwrite:
+        clear_previous(out_dir)
     done: list[dict[str, Any]] = []
     total = sum(len(seeds) for _, _, _, reason in planned if reason is None)
     count = 0
@@ -161,11 +231,21 @@ def compare(recipe: str | Path, *, methods: list[str] | None = None, seeds: list
             if reason is not None:
                 result = results.empty(status="skipped", method=name, seed=seed, error=reason, recipe=base.name,
                                        task=base.task.name, model=base.model.name)
+            elif resume and (kept := kept_result(out_dir, job)) is not None:
+                count += 1
+                result = kept
+                device = device or result.get("device")
+                echo(f"[{count}/{total}] {job.name}: kept from the earlier comparison ({_summary(result)})")
+                done.append(result)
+                continue
             else:
                 count += 1
                 echo(f"[{count}/{total}] {job.name} ...")
                 started = time.time()
-                result = run_job(job, recipe_path, out_dir, device, launch if command == "run" else ())
+                # --overwrite only where asked, or (--resume) to redo this comparison's failed attempt of the job;
+                # an interrupted one (a checkpoint, no run.json) resumes without it
+                redo = overwrite or (resume and (out_dir / "runs" / job.name / "run.json").is_file())
+                result = run_job(job, recipe_path, out_dir, device, launch if command == "run" else (), overwrite=redo)
                 device = device or result.get("device")
                 result["recipe"], result["task"], result["model"] = base.name, base.task.name, base.model.name
                 echo(f"[{count}/{total}] {job.name}: {_summary(result)} ({time.time() - started:.0f} s)")

@@ -50,11 +50,36 @@ def check_output(folder: Path, *, overwrite: bool = False, what: str = "--output
         raise _busy(folder, holder)
 
 
-def take(folder: Path, command: str) -> Path:
-    """Create (or reuse) ``folder`` for a command that writes several runs into it (``compare``): the same
-    ownership rule as a run directory, without a lock."""
+def stamped_by(folder: Path) -> str | None:
+    """The command named in ``folder``'s stamp (``run``, ``compare``, ``tune`` ...); "?" if it cannot be read."""
+    try:
+        stamp = json.loads((Path(folder) / MARKER).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return "?"
+    return stamp.get("command", "?") if isinstance(stamp, dict) else "?"
+
+
+def check_take(folder: Path, command: str) -> None:
+    """Refuse what ``take`` refuses, writing nothing: besides ``check_output``'s rules, a folder another
+    command stamped (a run directory, a search, an export) is never taken by ``command``."""
     folder = Path(folder)
+    other = stamped_by(folder) if folder.is_dir() else None
+    if other is not None and other != command:
+        whose = "of an unknown command (its .adapterkit stamp cannot be read)" if other == "?" else \
+            f"of `adapterkit {other}`"
+        raise UserError(f"holds the output {whose}, not of {command}; adapterkit {command} never writes into it: "
+                        "choose another --output", where=str(folder))
     check_output(folder, probe_lock=False)
+
+
+def take(folder: Path, command: str) -> Path:
+    """Create (or reuse) ``folder`` for a command that writes several runs into it (``compare``, ``tune``,
+    ``export``): the same ownership rule as a run directory, without a lock, and only a folder that is new,
+    empty, or stamped by the same ``command`` (``check_take``)."""
+    folder = Path(folder)
+    check_take(folder, command)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
