@@ -86,8 +86,9 @@ def _refusal(plan, fmt: Format) -> str | None:
 
 
 def export(run_dir: str | Path, format: str, *, dtype: str | None = None, output: str | Path | None = None,
-           force: bool = False, rows: int | None = None) -> dict:
-    """Export a finished run and check it against the run's own model; returns what export.json holds."""
+           force: bool = False, overwrite: bool = False, rows: int | None = None) -> dict:
+    """Export a finished run and check it against the run's own model; returns what export.json holds.
+    ``overwrite`` replaces another run's export in ``output`` (the same run's is always refreshed)."""
     from .. import rundir
     from ..api import reopen
     from ..plan import load_recipe, make_plan
@@ -101,7 +102,7 @@ def export(run_dir: str | Path, format: str, *, dtype: str | None = None, output
     info = rundir.read_run(run_dir)
     out = Path(output) if output else default_output(run_dir, fmt.name, dtype)
     rundir.check_output(out, what="--output", probe_lock=False)
-    folder.refuse(out)
+    folder.refuse(out, run_dir, overwrite=overwrite)
     reason = _refusal(make_plan(load_recipe(run_dir / "recipe.toml")), fmt)
     if reason:
         raise UserError(reason, where=str(run_dir))
@@ -113,8 +114,9 @@ def export(run_dir: str | Path, format: str, *, dtype: str | None = None, output
     with folder.staged(out) as tmp:  # written and checked beside out; out is replaced only if it is kept
         files = fmt.write(source, tmp, dtype)
         result = check.compare(reference, fmt.load(source, tmp, dtype), fmt.tolerance(dtype))
-        record = {"format": fmt.name, "dtype": dtype, "run": str(run_dir), "output": str(out),
-                  "method": plan.method.name, "task": plan.task.name, "model": plan.recipe.model.name, "files": files,
+        record = {"format": fmt.name, "dtype": dtype, "run": str(run_dir), "run_id": folder.run_id(run_dir),
+                  "output": str(out), "method": plan.method.name, "task": plan.task.name,
+                  "model": plan.recipe.model.name, "files": files,
                   "check_rows": f"the first {reference.rows} rows of the eval split (capped at {rows}, for speed)",
                   "check": result,
                   "vllm_lora": vllm.compatibility(source), "versions": rundir.versions()}

@@ -5,10 +5,12 @@ adapterkit folder that holds something else than an export is never replaced. A 
 a hidden folder beside ``--output`` (same parent, so one filesystem and an atomic rename), checked there,
 and swapped in only when it is kept; any failure (an exception, a refused self-check, Ctrl-C) removes only
 that folder and leaves the previous export as it was. The ``.adapterkit`` stamp moves with the export.
+Re-exporting the same run refreshes its export; another run's export is replaced only with ``overwrite``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import uuid
@@ -19,8 +21,9 @@ from pathlib import Path
 from ..errors import UserError
 
 
-def refuse(out: Path) -> None:
-    """Before anything is loaded: an adapterkit folder that is no export, or one export cannot swap."""
+def refuse(out: Path, run_dir: Path, *, overwrite: bool = False) -> None:
+    """Before anything is loaded: an adapterkit folder that is no export, another run's export (unless
+    ``overwrite``), or a folder the export cannot be swapped into."""
     from ..rundir import LOCK, MARKER
 
     if not out.is_dir():
@@ -29,10 +32,36 @@ def refuse(out: Path) -> None:
     if other and not (out / "export.json").is_file():
         raise UserError("holds adapterkit files that are not an export (no export.json); choose a new or empty "
                         "--output", where=str(out))
+    if other and not overwrite:
+        _refuse_another_run(out, run_dir)
     parent = out.absolute().parent
     if not os.access(parent, os.W_OK | os.X_OK):
         raise UserError(f"cannot be replaced: its parent {parent} is not writable (an export is written beside "
                         "the folder, then swapped in); choose another --output", where=str(out))
+
+
+def _refuse_another_run(out: Path, run_dir: Path) -> None:
+    try:
+        record = json.loads((out / "export.json").read_text(encoding="utf-8"))
+        held, held_id = record["run"], record.get("run_id")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as err:
+        raise UserError(f"holds an export whose export.json cannot be read ({type(err).__name__}); pass "
+                        "--overwrite to replace it or choose another --output", where=str(out)) from None
+    mine = run_id(run_dir)
+    same = held_id == mine if held_id and mine else Path(str(held)).resolve() == Path(run_dir).resolve()
+    if not same:
+        raise UserError(f"holds the export of another run ({held}); pass --overwrite to replace it or choose "
+                        "another --output", where=str(out))
+
+
+def run_id(run_dir: Path) -> str | None:
+    """A run's identity: the ``run_id`` of its ``.adapterkit`` stamp (``run --overwrite`` keeps it)."""
+    from ..rundir import MARKER
+
+    try:
+        return json.loads((Path(run_dir) / MARKER).read_text(encoding="utf-8")).get("run_id")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return None
 
 
 @contextmanager

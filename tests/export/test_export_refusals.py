@@ -126,6 +126,11 @@ def test_an_adapterkit_folder_that_is_no_export_is_not_replaced(cls_run, tmp_pat
         assert snapshot(folder) == before
 
 
+@pytest.fixture(scope="module")
+def other_cls_run(tmp_path_factory, tiny_bert_dir, data_files):
+    return _run(tmp_path_factory, "cls-other", "classification", "lora", tiny_bert_dir, data_files)
+
+
 def _interrupted_write(monkeypatch):
     """Ctrl-C while the merged folder is half written."""
     from adapterkit.export import merged
@@ -162,6 +167,21 @@ def test_a_failed_re_export_leaves_the_previous_export_byte_identical(cls_run, t
         assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
+def test_another_runs_export_is_refused_in_one_line(cls_run, other_cls_run, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["export", str(cls_run), "--format", "merged", "--output", str(out)]) == 0
+    before = snapshot(out)
+    capsys.readouterr()
+    assert main(["export", str(other_cls_run), "--format", "merged", "--output", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"adapterkit: error: {out}: ") and "\n" not in err
+    assert str(cls_run) in err and "--overwrite" in err
+    assert snapshot(out) == before
+    assert main(["export", str(other_cls_run), "--format", "merged", "--output", str(out), "--overwrite"]) == 0
+    assert json.loads((out / "export.json").read_text())["run"] == str(other_cls_run)
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
 def test_the_same_run_re_exported_is_a_refresh(cls_run, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["export", str(cls_run), "--format", "merged", "--output", str(out)]) == 0
@@ -172,3 +192,21 @@ def test_the_same_run_re_exported_is_a_refresh(cls_run, tmp_path, capsys):
     assert (out / ".adapterkit").read_bytes() == stamp  # the folder's ownership stamp is kept
     assert not (out / "stale.txt").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_which_run_an_export_folder_holds(tmp_path):
+    """The run's stamp id decides when both sides have one; an older export.json (no run_id) is matched by
+    path; an unreadable export.json is not replaced without --overwrite."""
+    from adapterkit import rundir
+    from adapterkit.export import folder
+
+    run, out = rundir.take(tmp_path / "run", "run"), rundir.take(tmp_path / "out", "export")
+    (out / "export.json").write_text(json.dumps({"run": str(tmp_path / "elsewhere" / ".." / "run")}))
+    folder.refuse(out, run)
+    (out / "export.json").write_text(json.dumps({"run": str(run), "run_id": "another"}))
+    with pytest.raises(UserError, match=f"^{out}: holds the export of another run \\({run}\\); pass --overwrite"):
+        folder.refuse(out, run)
+    folder.refuse(out, run, overwrite=True)
+    (out / "export.json").write_text("{not json")
+    with pytest.raises(UserError, match="export.json cannot be read .JSONDecodeError.; pass --overwrite"):
+        folder.refuse(out, run)
