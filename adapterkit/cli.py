@@ -149,6 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", help="merged: fp32 (default), bf16, fp16; gguf: f16 (default), q8_0, bf16; onnx: fp32")
     p.add_argument("--output", help="export folder (default RUN_DIR/export-<format>-<dtype>)")
     p.add_argument("--force", action="store_true", help="keep an export its self-check refuses")
+    p.add_argument("--overwrite", action="store_true", help="replace another run's export in --output (the same "
+                                                            "run's export is refreshed without it)")
     p.set_defaults(func=commands.cmd_export)
     return parser
 

@@ -194,7 +194,8 @@ def cmd_zero_shot(args) -> int:
 def cmd_export(args) -> int:
     from .export import export
 
-    record = export(args.run_dir, args.format, dtype=args.dtype, output=args.output, force=args.force)
+    record = export(args.run_dir, args.format, dtype=args.dtype, output=args.output, force=args.force,
+                    overwrite=args.overwrite)
     check = record["check"]
     print(json.dumps({"format": record["format"], "dtype": record["dtype"], "passed": check["passed"],
                       "max_abs_logit_diff": check["max_abs_logit_diff"], "reference": check["reference"],

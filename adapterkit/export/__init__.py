@@ -7,15 +7,15 @@ spine shared by all of them:
     reopen the run (adapter on base: the reference) -> its outputs on the first rows of the eval split
     -> the format writes the folder -> loads it back -> ``check.compare`` -> ``export.json``
 
-An export whose quality falls outside the format's tolerance (``check.py``) is refused (removed again, exit
-2) unless ``force``. The output folder follows the ownership rule (``rundir``): a new or empty folder, or
-one adapterkit stamped; a folder of the user's own files is refused before anything is loaded.
+An export whose quality falls outside the format's tolerance (``check.py``) is refused (exit 2) unless
+``force``. The output folder (``folder.py``) follows the ownership rule (``rundir``): a new or empty folder,
+or one adapterkit stamped; a folder of the user's own files is refused before anything is loaded. The export
+is written and checked beside it and swapped in only when kept: a failed export never costs the previous one.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,12 +86,13 @@ def _refusal(plan, fmt: Format) -> str | None:
 
 
 def export(run_dir: str | Path, format: str, *, dtype: str | None = None, output: str | Path | None = None,
-           force: bool = False, rows: int | None = None) -> dict:
-    """Export a finished run and check it against the run's own model; returns what export.json holds."""
+           force: bool = False, overwrite: bool = False, rows: int | None = None) -> dict:
+    """Export a finished run and check it against the run's own model; returns what export.json holds.
+    ``overwrite`` replaces another run's export in ``output`` (the same run's is always refreshed)."""
     from .. import rundir
     from ..api import reopen
     from ..plan import load_recipe, make_plan
-    from . import check, vllm
+    from . import check, folder, vllm
 
     fmt = FORMATS.get(format, where="--format")
     dtype = (dtype or fmt.dtypes[0]).lower()
@@ -101,7 +102,7 @@ def export(run_dir: str | Path, format: str, *, dtype: str | None = None, output
     info = rundir.read_run(run_dir)
     out = Path(output) if output else default_output(run_dir, fmt.name, dtype)
     rundir.check_output(out, what="--output", probe_lock=False)
-    _refuse_other_contents(out)
+    folder.refuse(out, run_dir, overwrite=overwrite)
     reason = _refusal(make_plan(load_recipe(run_dir / "recipe.toml")), fmt)
     if reason:
         raise UserError(reason, where=str(run_dir))
@@ -109,57 +110,27 @@ def export(run_dir: str | Path, format: str, *, dtype: str | None = None, output
     source = Source(run_dir, info, plan, tokenizer, model.eval(), data)
     rows = rows or check.ROWS
     reference = check.reference(source, rows)  # before the merge, which may consume the model
-    made = not out.exists()
-    rundir.take(out, "export")
-    _clear(out)
-    try:
-        files = fmt.write(source, out, dtype)
-        result = check.compare(reference, fmt.load(source, out, dtype), fmt.tolerance(dtype))
-    except BaseException:
-        _remove(out, made)
-        raise
-    record = {"format": fmt.name, "dtype": dtype, "run": str(run_dir), "output": str(out), "method": plan.method.name,
-              "task": plan.task.name, "model": plan.recipe.model.name, "files": files,
-              "check_rows": f"the first {reference.rows} rows of the eval split (capped at {rows}, for speed)",
-              "check": result,
-              "vllm_lora": vllm.compatibility(source), "versions": rundir.versions()}
-    rundir.write_json(out / "export.json", record)
+    previous = f"; {out} is left as it was" if out.is_dir() else ""
+    with folder.staged(out) as tmp:  # written and checked beside out; out is replaced only if it is kept
+        files = fmt.write(source, tmp, dtype)
+        result = check.compare(reference, fmt.load(source, tmp, dtype), fmt.tolerance(dtype))
+        record = {"format": fmt.name, "dtype": dtype, "run": str(run_dir), "run_id": folder.run_id(run_dir),
+                  "output": str(out), "method": plan.method.name, "task": plan.task.name,
+                  "model": plan.recipe.model.name, "files": files,
+                  "check_rows": f"the first {reference.rows} rows of the eval split (capped at {rows}, for speed)",
+                  "check": result,
+                  "vllm_lora": vllm.compatibility(source), "versions": rundir.versions()}
+        rundir.write_json(tmp / "export.json", record)
+        if not result["passed"] and not force:
+            raise UserError(f"export refused by its self-check: {result['verdict']} (--force keeps it"
+                            f"{previous})", where=str(run_dir))
+        folder.publish(tmp, out)
     for line in vllm.lines(record["vllm_lora"]):
         log.info("%s", line)
     if not result["passed"]:
-        if not force:
-            _remove(out, made)
-            raise UserError(f"export refused by its self-check: {result['verdict']} (--force keeps it)",
-                            where=str(run_dir))
         log.warning("self-check failed (%s); kept because of --force", result["verdict"])
     log.info("%s export in %s: %s", fmt.name, out, result["verdict"])
     return record
-
-
-def _refuse_other_contents(out: Path) -> None:
-    """An adapterkit folder that holds something else than an export (a comparison, say) is not replaced."""
-    from ..rundir import LOCK, MARKER
-
-    other = out.is_dir() and any(p.name not in (MARKER, LOCK) for p in out.iterdir())
-    if other and not (out / "export.json").is_file():
-        raise UserError("holds adapterkit files that are not an export (no export.json); choose a new or empty "
-                        "--output", where=str(out))
-
-
-def _clear(out: Path) -> None:
-    """A folder adapterkit stamped: the previous export in it is replaced."""
-    from ..rundir import LOCK, MARKER
-
-    for path in out.iterdir():
-        if path.name not in (MARKER, LOCK):
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
-
-
-def _remove(out: Path, made: bool) -> None:
-    if made:
-        shutil.rmtree(out, ignore_errors=True)
-    else:
-        _clear(out)
 
 
 __all__ = ["FORMATS", "Format", "Source", "export"]

@@ -124,3 +124,89 @@ def test_an_adapterkit_folder_that_is_no_export_is_not_replaced(cls_run, tmp_pat
         assert main(["export", str(cls_run), "--format", "onnx", "--output", str(folder)]) == 2
         assert capsys.readouterr().err.count("\n") == 1
         assert snapshot(folder) == before
+
+
+@pytest.fixture(scope="module")
+def other_cls_run(tmp_path_factory, tiny_bert_dir, data_files):
+    return _run(tmp_path_factory, "cls-other", "classification", "lora", tiny_bert_dir, data_files)
+
+
+def _interrupted_write(monkeypatch):
+    """Ctrl-C while the merged folder is half written."""
+    from adapterkit.export import merged
+
+    def interrupted(source, model, output, dtype):
+        (output / "model.safetensors").write_bytes(b"half a file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(merged, "save_merged", interrupted)
+
+
+@pytest.mark.parametrize("failure", ["self-check", "interrupt"])
+def test_a_failed_re_export_leaves_the_previous_export_byte_identical(cls_run, tmp_path, monkeypatch, failure):
+    """The new export is written beside the folder and swapped in only once it passed: a failure leaves the
+    old export as it was, and nothing beside it."""
+    out = tmp_path / "out"
+    export(cls_run, "merged", output=out)
+    before = snapshot(out)
+    stamp = (out / ".adapterkit").read_bytes()
+    if failure == "self-check":
+        _scaled_merge(monkeypatch, 3.0)
+        with pytest.raises(UserError, match="refused by its self-check"):
+            export(cls_run, "merged", output=out)
+    else:
+        _interrupted_write(monkeypatch)
+        with pytest.raises(KeyboardInterrupt):
+            export(cls_run, "merged", output=out)
+    assert snapshot(out) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    if failure == "self-check":  # --force keeps the failed export in its place, marked as failed
+        assert not export(cls_run, "merged", output=out, force=True)["check"]["passed"]
+        assert not json.loads((out / "export.json").read_text())["check"]["passed"]
+        assert (out / ".adapterkit").read_bytes() == stamp
+        assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_another_runs_export_is_refused_in_one_line(cls_run, other_cls_run, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["export", str(cls_run), "--format", "merged", "--output", str(out)]) == 0
+    before = snapshot(out)
+    capsys.readouterr()
+    assert main(["export", str(other_cls_run), "--format", "merged", "--output", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"adapterkit: error: {out}: ") and "\n" not in err
+    assert str(cls_run) in err and "--overwrite" in err
+    assert snapshot(out) == before
+    assert main(["export", str(other_cls_run), "--format", "merged", "--output", str(out), "--overwrite"]) == 0
+    assert json.loads((out / "export.json").read_text())["run"] == str(other_cls_run)
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_the_same_run_re_exported_is_a_refresh(cls_run, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["export", str(cls_run), "--format", "merged", "--output", str(out)]) == 0
+    stamp = (out / ".adapterkit").read_bytes()
+    (out / "stale.txt").write_text("left by the previous export\n")  # what the previous export held is replaced
+    assert main(["export", str(cls_run), "--format", "merged", "--output", str(out)]) == 0
+    assert json.loads((out / "export.json").read_text())["run"] == str(cls_run)
+    assert (out / ".adapterkit").read_bytes() == stamp  # the folder's ownership stamp is kept
+    assert not (out / "stale.txt").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_which_run_an_export_folder_holds(tmp_path):
+    """The run's stamp id decides when both sides have one; an older export.json (no run_id) is matched by
+    path; an unreadable export.json is not replaced without --overwrite."""
+    from adapterkit import rundir
+    from adapterkit.export import folder
+
+    run, out = rundir.take(tmp_path / "run", "run"), rundir.take(tmp_path / "out", "export")
+    (out / "export.json").write_text(json.dumps({"run": str(tmp_path / "elsewhere" / ".." / "run")}))
+    folder.refuse(out, run)
+    (out / "export.json").write_text(json.dumps({"run": str(run), "run_id": "another"}))
+    with pytest.raises(UserError, match=f"^{out}: holds the export of another run \\({run}\\); pass --overwrite"):
+        folder.refuse(out, run)
+    folder.refuse(out, run, overwrite=True)
+    (out / "export.json").write_text("{not json")
+    with pytest.raises(UserError, match="export.json cannot be read .JSONDecodeError.; pass --overwrite"):
+        folder.refuse(out, run)

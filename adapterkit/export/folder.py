@@ -1,0 +1,105 @@
+"""The export's output folder: what may be replaced, and how, so that no good export is lost.
+
+The folder follows the ownership rule (``rundir``): a new or empty folder, or one adapterkit stamped. An
+adapterkit folder that holds something else than an export is never replaced. A new export is written into
+a hidden folder beside ``--output`` (same parent, so one filesystem and an atomic rename), checked there,
+and swapped in only when it is kept; any failure (an exception, a refused self-check, Ctrl-C) removes only
+that folder and leaves the previous export as it was. The ``.adapterkit`` stamp moves with the export.
+Re-exporting the same run refreshes its export; another run's export is replaced only with ``overwrite``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import UserError
+
+
+def refuse(out: Path, run_dir: Path, *, overwrite: bool = False) -> None:
+    """Before anything is loaded: an adapterkit folder that is no export, another run's export (unless
+    ``overwrite``), or a folder the export cannot be swapped into."""
+    from ..rundir import LOCK, MARKER
+
+    if not out.is_dir():
+        return
+    other = any(p.name not in (MARKER, LOCK) for p in out.iterdir())
+    if other and not (out / "export.json").is_file():
+        raise UserError("holds adapterkit files that are not an export (no export.json); choose a new or empty "
+                        "--output", where=str(out))
+    if other and not overwrite:
+        _refuse_another_run(out, run_dir)
+    parent = out.absolute().parent
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"cannot be replaced: its parent {parent} is not writable (an export is written beside "
+                        "the folder, then swapped in); choose another --output", where=str(out))
+
+
+def _refuse_another_run(out: Path, run_dir: Path) -> None:
+    try:
+        record = json.loads((out / "export.json").read_text(encoding="utf-8"))
+        held, held_id = record["run"], record.get("run_id")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as err:
+        raise UserError(f"holds an export whose export.json cannot be read ({type(err).__name__}); pass "
+                        "--overwrite to replace it or choose another --output", where=str(out)) from None
+    mine = run_id(run_dir)
+    same = held_id == mine if held_id and mine else Path(str(held)).resolve() == Path(run_dir).resolve()
+    if not same:
+        raise UserError(f"holds the export of another run ({held}); pass --overwrite to replace it or choose "
+                        "another --output", where=str(out))
+
+
+def run_id(run_dir: Path) -> str | None:
+    """A run's identity: the ``run_id`` of its ``.adapterkit`` stamp (``run --overwrite`` keeps it)."""
+    from ..rundir import MARKER
+
+    try:
+        return json.loads((Path(run_dir) / MARKER).read_text(encoding="utf-8")).get("run_id")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return None
+
+
+@contextmanager
+def staged(out: Path) -> Iterator[Path]:
+    """A new folder beside ``out``, stamped as ``out`` is (or freshly); removed on exit unless ``publish``
+    moved it into place."""
+    from .. import rundir
+
+    parent = out.absolute().parent
+    tmp = parent / f".{out.name}.export-{uuid.uuid4().hex[:8]}"
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+    except OSError as err:
+        raise UserError(f"cannot create the folder beside it: {err.strerror or err}", where=str(out)) from None
+    try:
+        if rundir.owned(out):
+            shutil.copy2(out / rundir.MARKER, tmp / rundir.MARKER)  # the same stamp: the folder's owner is kept
+            shutil.copymode(out, tmp)
+        else:
+            rundir.take(tmp, "export")
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def publish(tmp: Path, out: Path) -> None:
+    """Swap the finished export ``tmp`` in as ``out``: the previous export moves aside, the new one into its
+    place, then the previous one is deleted (put back if the second rename fails)."""
+    if not out.exists():
+        os.rename(tmp, out)
+        return
+    previous = tmp.with_name(tmp.name + "-previous")
+    os.rename(out, previous)
+    try:
+        os.rename(tmp, out)
+    except BaseException:
+        os.rename(previous, out)
+        raise
+    shutil.rmtree(previous, ignore_errors=True)
+
