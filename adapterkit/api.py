@@ -171,7 +171,10 @@ def reopen(run_dir: str | Path, overrides: dict | None = None) -> tuple[Plan, An
     folder = run_dir / info["artifact"]
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    from .methods.base import reading_artifact
+
+    with reading_artifact(folder):
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
     data = plan.task.load_data(plan)
     base = loading.load_model(plan, tokenizer, plan.task.model_kwargs(data), training=False)
     return plan, tokenizer, plan.method.load(base, folder), data

@@ -64,15 +64,51 @@ def test_generate_needs_a_positive_token_count(finished_run, capsys):
     one_line_error(capsys, "--prompt: empty")
 
 
-@pytest.mark.parametrize("damage, expected", [
-    (lambda run: (run / "run.json").write_text('{"artifact": "adap'), "run.json: is corrupt"),
-    (lambda run: shutil.rmtree(run / "adapter"), "the trained weights (adapter/) are missing"),
-], ids=["corrupt-run-json", "missing-adapter"])
-def test_eval_of_a_damaged_run_is_one_line(finished_run, tmp_path, damage, expected, capsys):
+def damaged_copy(finished_run, tmp_path, damage) -> Path:
     run = tmp_path / "copy"
     shutil.copytree(finished_run, run)
     damage(run)
+    return run
+
+
+WEIGHTS = "adapter/adapter_model.safetensors"
+
+
+def mismatched_adapter_config(run: Path) -> None:
+    """Readable, but naming layers the model does not have: peft refuses it when it loads the adapter."""
+    path = run / "adapter/adapter_config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "target_modules": ["nosuch"]}))
+
+
+@pytest.mark.parametrize("damage, expected", [
+    (lambda run: (run / "run.json").write_text('{"artifact": "adap'), "run.json: is corrupt"),
+    (lambda run: shutil.rmtree(run / "adapter"), "the trained weights (adapter/) are missing"),
+    (lambda run: (run / WEIGHTS).unlink(), f"{WEIGHTS}: missing (the run's trained weights); rerun the recipe"),
+    (lambda run: os.truncate(run / WEIGHTS, 100), f"{WEIGHTS}: truncated or corrupt (Error while deserializing header"),
+    (lambda run: (run / "adapter/adapter_config.json").unlink(), "adapter/adapter_config.json: missing"),
+    # damage the check before loading does not look for: the loader's own error, as one line naming the folder
+    (lambda run: os.truncate(run / "adapter/tokenizer.json", 300), "adapter: could not load the run's saved files"),
+    (mismatched_adapter_config, "adapter: could not load the run's saved files (NoMatchingPeftModuleError"),
+], ids=["corrupt-run-json", "missing-adapter", "missing-weights", "truncated-weights", "missing-adapter-config",
+        "truncated-tokenizer", "mismatched-adapter-config"])
+def test_eval_of_a_damaged_run_is_one_line(finished_run, tmp_path, damage, expected, capsys):
+    run = damaged_copy(finished_run, tmp_path, damage)
     assert main(["eval", str(run)]) == 2
+    one_line_error(capsys, expected)
+
+
+@pytest.mark.parametrize("command", [["generate", "--prompt", "hi"], ["chat"], ["serve", "--port", "18999"],
+                                     ["export", "--format", "merged"]], ids=["generate", "chat", "serve", "export"])
+@pytest.mark.parametrize("damage, expected", [
+    (lambda run: os.truncate(run / WEIGHTS, 100), f"{WEIGHTS}: truncated or corrupt"),
+    (lambda run: os.truncate(run / "adapter/tokenizer.json", 300), "adapter: could not load the run's saved files"),
+    (mismatched_adapter_config, "adapter: could not load the run's saved files (NoMatchingPeftModuleError"),
+], ids=["truncated-weights", "truncated-tokenizer", "mismatched-adapter-config"])
+def test_every_command_that_reads_a_damaged_run_says_so_in_one_line(finished_run, tmp_path, command, damage, expected,
+                                                                    capsys):
+    """generate, chat, serve (its loader: serve/engine.py open_runs) and export; they stop before a port is bound."""
+    run = damaged_copy(finished_run, tmp_path, damage)
+    assert main([command[0], str(run), *command[1:]]) == 2
     one_line_error(capsys, expected)
 
 

@@ -3,11 +3,13 @@ never branches on a method's name; a method's own module holds its special cases
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..errors import UserError
 from ..recipe import Checked
 
 
@@ -98,3 +100,23 @@ class Method:
     # own optimizer (LoRA+'s learning-rate ratio) or a per-step callback (AdaLoRA's rank allocation).
     prepare_trainer: Callable[[Any, Any], None] | None = None
     no_merge: str = "the method does not say how to merge its trained weights into the model"
+
+
+@contextmanager
+def reading_artifact(folder: Path) -> Iterator[None]:
+    """A loader's errors on a saved artifact (run folder's adapter/ or model/) as one line naming the folder.
+    ``rundir.read_run`` checks the files first; this catches damage it cannot see (a tensor's bytes, a config's
+    fields). Errors of other kinds (out of memory, a bug) pass through unchanged."""
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as err:
+        from safetensors import SafetensorError
+
+        # tokenizers' Rust errors (a damaged tokenizer.json) are plain Exceptions
+        if not isinstance(err, (OSError, ValueError, SafetensorError)) and type(err) is not Exception:
+            raise
+        reason = (str(err).strip().splitlines() or [""])[0][:120]
+        raise UserError(f"could not load the run's saved files ({type(err).__name__}: {reason}); rerun the recipe "
+                        f"with --output {Path(folder).parent} --overwrite", where=str(folder)) from err

@@ -26,7 +26,7 @@ from typing import Literal
 from pydantic import Field
 
 from ..errors import UserError
-from .base import Footprint, Method, MethodOptions, Needs, WrapContext
+from .base import Footprint, Method, MethodOptions, Needs, WrapContext, reading_artifact
 
 CHILD = "bottleneck"  # name of the adapter inside the projection module it follows
 WEIGHTS, CONFIG = "bottleneck.safetensors", "bottleneck_config.json"
@@ -178,7 +178,8 @@ def load(base_model, folder: Path):
     folder = Path(folder)
     if not (folder / CONFIG).is_file() or not (folder / WEIGHTS).is_file():
         raise UserError(f"not a bottleneck adapter folder (needs {CONFIG} and {WEIGHTS})", where=str(folder))
-    config = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
+    with reading_artifact(folder):
+        config = json.loads((folder / CONFIG).read_text(encoding="utf-8"))
     if config["model_type"] != base_model.config.model_type:
         raise UserError(f"adapter was trained on model type {config['model_type']!r}, base model is "
                         f"{base_model.config.model_type!r}", where=str(folder))
@@ -188,7 +189,8 @@ def load(base_model, folder: Path):
     for name in _head_modules(model, options, config["peft_task_type"]):
         if saved_heads is not None and name not in saved_heads:  # saved before the pooler trained with the head
             model.get_submodule(name).requires_grad_(False)
-    tensors = load_file(str(folder / WEIGHTS))
+    with reading_artifact(folder):
+        tensors = load_file(str(folder / WEIGHTS))
     params = dict(model.named_parameters())
     unknown = sorted(set(tensors) - set(params))
     missing = sorted(n for n, p in params.items() if p.requires_grad and n not in tensors)  # adapters + head

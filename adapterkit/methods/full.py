@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import Footprint, Method, MethodOptions, WrapContext
+from .base import Footprint, Method, MethodOptions, WrapContext, reading_artifact
 
 
 class FullOptions(MethodOptions):
@@ -27,7 +27,8 @@ def save_model(model, folder: Path) -> None:
 
 def load_model(base_model, folder: Path):
     """The saved folder holds every weight: load it with the base model's own class."""
-    return type(base_model).from_pretrained(folder)
+    with reading_artifact(folder):
+        return type(base_model).from_pretrained(str(folder))
 
 
 def merge_model(model, load_base=None):

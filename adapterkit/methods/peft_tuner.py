@@ -5,6 +5,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 from pathlib import Path
 
+from .base import reading_artifact
+
 
 def save_peft(model, folder: Path) -> None:
     """The trained (active) adapter only: trl's preference trainers add a frozen "ref" copy beside it."""
@@ -21,12 +23,19 @@ def _quiet_peft():
         yield
 
 
-def load_peft(base_model, folder: Path, trainable: bool = False):
+def load_peft(base_model, folder: Path, trainable: bool = False, adapter_name: str = "default"):
     """The saved adapter on ``base_model``; ``trainable``: its weights require gradients (continued training)."""
     from peft import PeftModel
 
-    with _quiet_peft():
-        return align_token_outputs(PeftModel.from_pretrained(base_model, folder, is_trainable=trainable))
+    with _quiet_peft(), reading_artifact(folder):
+        model = PeftModel.from_pretrained(base_model, str(folder), adapter_name=adapter_name, is_trainable=trainable)
+    return align_token_outputs(model)
+
+
+def attach_peft(model, folder: Path, adapter_name: str) -> None:
+    """Another saved adapter on a loaded peft ``model``, as ``adapter_name`` (serving several runs on one base)."""
+    with _quiet_peft(), reading_artifact(folder):
+        model.load_adapter(str(folder), adapter_name=adapter_name)
 
 
 def load_peft_trainable(base_model, folder: Path):

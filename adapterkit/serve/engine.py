@@ -72,7 +72,8 @@ def open_runs(run_dirs: list[str | Path], limits=None) -> dict[str, Served]:
     """Every run in ``run_dirs`` as a Served model, keyed by id; bases are loaded once per key."""
     from transformers import AutoTokenizer
 
-    from ..methods.peft_tuner import align_token_outputs
+    from ..methods.base import reading_artifact
+    from ..methods.peft_tuner import attach_peft, load_peft
     from . import batching
     from .schemas import Limits
 
@@ -89,24 +90,23 @@ def open_runs(run_dirs: list[str | Path], limits=None) -> dict[str, Served]:
         kind = HEADS.get(plan.task.auto_class)
         if kind is None:
             raise UserError(f"task {plan.task.name!r} has no serving endpoint", where=str(run_dir))
-        tokenizer = AutoTokenizer.from_pretrained(folder)
+        with reading_artifact(folder):
+            tokenizer = AutoTokenizer.from_pretrained(str(folder))
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
         adapter = None
         if key is not None and key in bases:
             model, backend = bases[key]
             adapter = f"run{k}"
-            model.load_adapter(str(folder), adapter_name=adapter)
+            attach_peft(model, folder, adapter)
             log.info("%s: adapter attached to the loaded %s", name, plan.recipe.model.name)
         else:
             from .. import loading
 
             base = loading.load_model(plan, tokenizer, kwargs, training=False)
             if key is not None:
-                from peft import PeftModel
-
                 adapter = f"run{k}"
-                model = align_token_outputs(PeftModel.from_pretrained(base, str(folder), adapter_name=adapter))
+                model = load_peft(base, folder, adapter_name=adapter)  # quiet, one-line errors (methods/peft_tuner.py)
             else:
                 model = plan.method.load(base, folder)
             model.eval()

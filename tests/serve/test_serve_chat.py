@@ -32,6 +32,8 @@ def test_chat_streams_keeps_history_and_obeys_commands(alpha):
     assert "(system prompt set; conversation reset)" in lines and "(conversation reset)" in lines
     assert any(line.startswith("(unknown command /bogus") for line in lines)
     assert "Traceback" not in done.stderr
+    # peft's call of a deprecated transformers property, filtered where the run's adapter is opened
+    assert "is_gradient_checkpointing" not in done.stderr and "FutureWarning" not in done.stderr, done.stderr[-2000:]
 
 
 def test_chat_applies_the_safety_filter(alpha, tmp_path):
