@@ -142,7 +142,7 @@ def check_folder(folder: Path, identity: dict[str, Any], *, overwrite: bool, res
         raise UserError("give one of --overwrite (replace the comparison) and --resume (finish or extend it)",
                         where="--resume")
     rundir.check_take(folder, "compare")
-    held = folder.is_dir() and any(p.name not in (rundir.MARKER, rundir.LOCK) for p in folder.iterdir())
+    held = rundir.holds_output(folder)
     if held and not (overwrite or resume):
         raise UserError("holds a comparison already; pass --resume to finish or extend it, --overwrite to replace it, "
                         "or choose another --output", where=str(folder))

@@ -24,11 +24,11 @@ from ..errors import UserError
 def refuse(out: Path, run_dir: Path, *, overwrite: bool = False) -> None:
     """Before anything is loaded: an adapterkit folder that is no export, another run's export (unless
     ``overwrite``), or a folder the export cannot be swapped into."""
-    from ..rundir import LOCK, MARKER
+    from ..rundir import holds_output
 
     if not out.is_dir():
         return
-    other = any(p.name not in (MARKER, LOCK) for p in out.iterdir())
+    other = holds_output(out)
     if other and not (out / "export.json").is_file():
         raise UserError("holds adapterkit files that are not an export (no export.json); choose a new or empty "
                         "--output", where=str(out))
@@ -56,12 +56,9 @@ def _refuse_another_run(out: Path, run_dir: Path) -> None:
 
 def run_id(run_dir: Path) -> str | None:
     """A run's identity: the ``run_id`` of its ``.adapterkit`` stamp (``run --overwrite`` keeps it)."""
-    from ..rundir import MARKER
+    from ..rundir import read_stamp
 
-    try:
-        return json.loads((Path(run_dir) / MARKER).read_text(encoding="utf-8")).get("run_id")
-    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
-        return None
+    return (read_stamp(run_dir) or {}).get("run_id")
 
 
 @contextmanager

@@ -28,9 +28,9 @@ Light imports only.
 """
 
 from .checkpoints import CHECKPOINTS, KEEP, STAGING, checkpoints, publish, published_path, staging_dir
-from .claim import LOCK, MARKER, check_output, check_take, claim, owned, stamped_by, take
+from .claim import LOCK, MARKER, check_output, check_take, claim, holds_output, owned, read_stamp, stamped_by, take
 from .record import default_run_dir, git_commit, read_run, run_info, save_trained, versions, write_json
 
 __all__ = ["CHECKPOINTS", "KEEP", "LOCK", "MARKER", "STAGING", "check_output", "check_take", "checkpoints", "claim",
-           "default_run_dir", "git_commit", "owned", "publish", "published_path", "read_run", "run_info", "save_trained",
-           "stamped_by", "staging_dir", "take", "versions", "write_json"]
+           "default_run_dir", "git_commit", "holds_output", "owned", "publish", "published_path", "read_run",
+           "read_stamp", "run_info", "save_trained", "stamped_by", "staging_dir", "take", "versions", "write_json"]

@@ -50,15 +50,27 @@ def check_output(folder: Path, *, overwrite: bool = False, what: str = "--output
         raise _busy(folder, holder)
 
 
-def stamped_by(folder: Path) -> str | None:
-    """The command named in ``folder``'s stamp (``run``, ``compare``, ``tune`` ...); "?" if it cannot be read."""
+def read_stamp(folder: Path) -> dict | None:
+    """``folder``'s ``.adapterkit`` stamp (run_id, created, command, pid); None without one, {} if unreadable."""
     try:
         stamp = json.loads((Path(folder) / MARKER).read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError):
-        return "?"
-    return stamp.get("command", "?") if isinstance(stamp, dict) else "?"
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {}
+    return stamp if isinstance(stamp, dict) else {}
+
+
+def stamped_by(folder: Path) -> str | None:
+    """The command named in ``folder``'s stamp (``run``, ``compare``, ``tune`` ...); "?" if it cannot be read."""
+    stamp = read_stamp(folder)
+    return None if stamp is None else stamp.get("command", "?")
+
+
+def holds_output(folder: Path) -> bool:
+    """Whether ``folder`` holds anything besides adapterkit's stamp and lock (an earlier command's output)."""
+    folder = Path(folder)
+    return folder.is_dir() and any(p.name not in (MARKER, LOCK) for p in folder.iterdir())
 
 
 def check_take(folder: Path, command: str) -> None:
