@@ -13,6 +13,7 @@
     DIR/model/                     full/freeze: a complete from_pretrained folder + tokenizer
     DIR/metrics.json               eval metrics (+ samples.jsonl for chat, per-label reports)
     DIR/run.json                   versions, parameter counts, timings, throughput, peak memory: a finished run
+    DIR/.replaced/                 ``--overwrite``: the run being replaced, until the new one has finished
 
 Ownership: adapterkit writes into, resumes from, replaces or deletes only a folder it can prove it wrote,
 one holding its ``.adapterkit`` stamp. A new or empty folder is stamped and used; a non-empty folder
@@ -22,8 +23,10 @@ it wrote, and the folder itself if it made it.
 
 ``adapterkit run RECIPE --output DIR`` on a DIR without ``run.json`` resumes from the newest complete
 checkpoint, provided DIR's ``recipe.toml`` is the same recipe. A finished run is replaced only with
-``--overwrite``. Modules: ``claim.py`` (stamp, lock, claim, resume), ``checkpoints.py`` (staging and
-publishing), ``record.py`` (artifacts, metrics.json, run.json), ``artifact.py`` (a saved artifact checked before loading).
+``--overwrite``, and only once the new run has finished (put back if the new one keeps nothing).
+Modules: ``claim.py`` (stamp, lock, claim, resume), ``replacing.py`` (--overwrite's set-aside run),
+``checkpoints.py`` (staging and publishing), ``record.py`` (artifacts, metrics.json, run.json),
+``artifact.py`` (a saved artifact checked before loading).
 Light imports only.
 """
 

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import UserError
+from . import replacing
 from .checkpoints import CHECKPOINTS, STAGING, _is_final, checkpoints, staging_dir
 
 log = logging.getLogger("adapterkit")
@@ -105,9 +106,10 @@ def claim(run_dir: Path, recipe_text: str, *, overwrite: bool, command: str = "r
     """Own ``run_dir`` for one run and write its recipe; yields the checkpoint to resume from, or None.
 
     Only a new, empty or adapterkit-stamped folder is claimed (``check_output``). A finished run
-    (``run.json``) is replaced only with ``overwrite``; a second run into the same folder fails at once; an
-    unfinished run of the same recipe is resumed, one of another recipe is refused. If the body raises
-    before anything is kept (no checkpoint, no ``run.json``), what the claim wrote is removed again.
+    (``run.json``) is replaced only with ``overwrite``, and kept aside until the new run has finished
+    (``replacing``); a second run into the same folder fails at once; an unfinished run of the same recipe
+    is resumed, one of another recipe is refused. If the body raises before anything is kept (no
+    checkpoint, no ``run.json``), what the claim wrote is removed again and a replaced run put back.
     """
     run_dir = Path(run_dir)
     check_output(run_dir, overwrite=overwrite)  # before writing anything
@@ -121,10 +123,12 @@ def claim(run_dir: Path, recipe_text: str, *, overwrite: bool, command: str = "r
             check_output(run_dir, overwrite=overwrite, probe_lock=False)  # again, now that this process holds the lock
             _stamp(run_dir, command)
             if overwrite:
-                _clear(run_dir)
+                replacing.set_aside(run_dir)
             resume = _resume_point(run_dir, recipe_text)
             (run_dir / "recipe.toml").write_text(recipe_text, encoding="utf-8")
             yield resume
+            if (run_dir / "run.json").is_file():
+                replacing.drop(run_dir)
     except BaseException:
         _unwind(run_dir, made)
         raise
@@ -142,8 +146,16 @@ def _stamp(run_dir: Path, command: str) -> None:
 
 
 def _unwind(run_dir: Path, made: bool) -> None:
-    """After a failure: a run that kept nothing (no checkpoint, no run.json) leaves nothing behind."""
-    if not owned(run_dir) or (run_dir / "run.json").exists() or checkpoints(run_dir):
+    """After a failure: a run that kept nothing (no checkpoint, no run.json) leaves nothing behind, and the
+    run it was to replace (--overwrite) is put back."""
+    if not owned(run_dir):
+        return
+    if (run_dir / "run.json").exists() or checkpoints(run_dir):
+        if replacing.waiting(run_dir):
+            log.warning("the run this one replaces stays in %s until this one finishes (rerun the same "
+                        "command without --overwrite to resume it)", run_dir / replacing.REPLACED)
+        return
+    if replacing.put_back(run_dir):
         return
     if made:
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -202,14 +214,6 @@ def _lock(run_dir: Path) -> Iterator[None]:
         yield
     finally:
         fh.close()  # closing the file releases the lock; the file stays (unlinking it would race)
-
-
-def _clear(run_dir: Path) -> None:
-    """What --overwrite replaces (in a folder adapterkit stamped): the previous run's results and checkpoints."""
-    for name in ("run.json", "metrics.json", "samples.jsonl"):
-        (run_dir / name).unlink(missing_ok=True)
-    for name in (CHECKPOINTS, STAGING, "adapter", "model"):
-        shutil.rmtree(run_dir / name, ignore_errors=True)
 
 
 def _resume_point(run_dir: Path, recipe_text: str) -> Path | None:
