@@ -149,3 +149,16 @@ def test_a_killed_comparisons_folder_is_resumed(one_step_recipe, tmp_path, capsy
     assert compare(one_step_recipe, out, "--resume") == 1  # the kernel dropped the killed one's lock
     assert "[1/1] lora-seed0 ..." in capsys.readouterr().out
 
+
+def test_report_into_a_comparison_being_written_is_refused(one_step_recipe, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "cmp"
+    not_trained(monkeypatch)
+    assert compare(one_step_recipe, out) == 1
+    with rundir.lock(out, "compare"):
+        before = snapshot(out)
+        capsys.readouterr()
+        assert main(["report", str(out)]) == 2  # the comparison would overwrite it at its end
+        one_error_line(capsys, str(out), f"another adapterkit compare (pid {os.getpid()}) is writing", "--output")
+        assert main(["report", str(out), "--output", str(tmp_path / "interim")]) == 0  # elsewhere: fine
+        assert snapshot(out) == before
+    assert main(["report", str(out)]) == 0
