@@ -21,6 +21,9 @@ The folder (``--output``) must be new, empty, or an earlier comparison's (``rund
 comparison is refused unless ``--resume`` (keep its ``ok`` results, run the rest: new methods or seeds, failed
 or interrupted runs) or ``--overwrite`` (replace it) is given. ``DIR/comparison.json`` holds the recipe and
 ``--set`` items it was made with; ``--resume`` with others is refused, so that no report mixes two setups.
+One comparison at a time writes a folder: it holds ``DIR/.lock`` (``rundir.lock``) until it ends, and a second one
+into the same folder, any flag, fails at once naming the first one's pid; the kernel drops the lock of a killed
+comparison, which ``--resume`` then finishes.
 """
 
 from __future__ import annotations
@@ -134,14 +137,17 @@ def default_output(recipe_path: Path) -> Path:
     return Path("runs") / f"compare-{recipe_path.stem}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
-def check_folder(folder: Path, identity: dict[str, Any], *, overwrite: bool, resume: bool) -> None:
+def check_folder(folder: Path, identity: dict[str, Any], *, overwrite: bool, resume: bool, probe_lock: bool = True) -> None:
     """Refuse, writing nothing, what this comparison may not do with ``folder``: another command's output, a
-    folder of the user's (``rundir.check_take``), an earlier comparison without --resume or --overwrite, a
-    --resume with nothing to resume or with another recipe or --set."""
+    folder of the user's (``rundir.check_take``), one another live comparison is writing (unless ``probe_lock`` is
+    False: this process holds the lock), an earlier comparison without --resume or --overwrite, a --resume with
+    nothing to resume or with another recipe or --set."""
     if overwrite and resume:
         raise UserError("give one of --overwrite (replace the comparison) and --resume (finish or extend it)",
                         where="--resume")
     rundir.check_take(folder, "compare")
+    if probe_lock and folder.is_dir():
+        rundir.check_free(folder, "compare")
     held = rundir.holds_output(folder)
     if held and not (overwrite or resume):
         raise UserError("holds a comparison already; pass --resume to finish or extend it, --overwrite to replace it, "
@@ -209,51 +215,53 @@ def compare(recipe: str | Path, *, methods: list[str] | None = None, seeds: list
     identity = {"recipe": str(recipe_path.resolve()), "sets": user_sets}
     check_folder(out_dir, identity, overwrite=overwrite, resume=resume)
     rundir.take(out_dir, "compare")
-    if not resume or not (out_dir / IDENTITY).is_file():
-        (out_dir / IDENTITY).write_text(json.dumps(identity, indent=1) + "\n", encoding="utf-8")
-    device = None
-    planned: list[tuple[str, str, list[str], str | None]] = []  # method, command, overrides, skip reason
-    if zero_shot:
-        planned.append((results.ZERO_SHOT, "zero-shot", user_sets, None))
-    for name in methods:
-        sets = method_overrides(name, base.method.name, user_sets)
-        reason = planning_problem(recipe_path, [*sets, *_world_sets(launch)])
-        planned.append((name, "run", sets, reason))
-        echo(f"plan: {name}: {'skipped: ' + reason if reason else 'ok'}")
-    if overwrite:
-        clear_previous(out_dir)
-    done: list[dict[str, Any]] = []
-    total = sum(len(seeds) for _, _, _, reason in planned if reason is None)
-    count = 0
-    for seed in seeds:
-        for name, command, sets, reason in planned:
-            job = Job(name, seed, command, (*sets, f"train.seed={seed}"))
-            if reason is not None:
-                result = results.empty(status="skipped", method=name, seed=seed, error=reason, recipe=base.name,
-                                       task=base.task.name, model=base.model.name)
-            elif resume and (kept := kept_result(out_dir, job)) is not None:
-                count += 1
-                result = kept
-                device = device or result.get("device")
-                echo(f"[{count}/{total}] {job.name}: kept from the earlier comparison ({_summary(result)})")
+    with rundir.lock(out_dir, "compare"):  # one writer at a time, until this process ends or dies
+        check_folder(out_dir, identity, overwrite=overwrite, resume=resume, probe_lock=False)  # again, holding it
+        if not resume or not (out_dir / IDENTITY).is_file():
+            (out_dir / IDENTITY).write_text(json.dumps(identity, indent=1) + "\n", encoding="utf-8")
+        device = None
+        planned: list[tuple[str, str, list[str], str | None]] = []  # method, command, overrides, skip reason
+        if zero_shot:
+            planned.append((results.ZERO_SHOT, "zero-shot", user_sets, None))
+        for name in methods:
+            sets = method_overrides(name, base.method.name, user_sets)
+            reason = planning_problem(recipe_path, [*sets, *_world_sets(launch)])
+            planned.append((name, "run", sets, reason))
+            echo(f"plan: {name}: {'skipped: ' + reason if reason else 'ok'}")
+        if overwrite:
+            clear_previous(out_dir)
+        done: list[dict[str, Any]] = []
+        total = sum(len(seeds) for _, _, _, reason in planned if reason is None)
+        count = 0
+        for seed in seeds:
+            for name, command, sets, reason in planned:
+                job = Job(name, seed, command, (*sets, f"train.seed={seed}"))
+                if reason is not None:
+                    result = results.empty(status="skipped", method=name, seed=seed, error=reason, recipe=base.name,
+                                           task=base.task.name, model=base.model.name)
+                elif resume and (kept := kept_result(out_dir, job)) is not None:
+                    count += 1
+                    result = kept
+                    device = device or result.get("device")
+                    echo(f"[{count}/{total}] {job.name}: kept from the earlier comparison ({_summary(result)})")
+                    done.append(result)
+                    continue
+                else:
+                    count += 1
+                    echo(f"[{count}/{total}] {job.name} ...")
+                    started = time.time()
+                    # --overwrite only where asked, or (--resume) to redo this comparison's failed attempt of the job;
+                    # an interrupted one (a checkpoint, no run.json) resumes without it
+                    redo = overwrite or (resume and (out_dir / "runs" / job.name / "run.json").is_file())
+                    result = run_job(job, recipe_path, out_dir, device, launch if command == "run" else (), overwrite=redo)
+                    device = device or result.get("device")
+                    result["recipe"], result["task"], result["model"] = base.name, base.task.name, base.model.name
+                    echo(f"[{count}/{total}] {job.name}: {_summary(result)} ({time.time() - started:.0f} s)")
+                results.write(out_dir / "results" / f"{job.name}.json", result)
                 done.append(result)
-                continue
-            else:
-                count += 1
-                echo(f"[{count}/{total}] {job.name} ...")
-                started = time.time()
-                # --overwrite only where asked, or (--resume) to redo this comparison's failed attempt of the job;
-                # an interrupted one (a checkpoint, no run.json) resumes without it
-                redo = overwrite or (resume and (out_dir / "runs" / job.name / "run.json").is_file())
-                result = run_job(job, recipe_path, out_dir, device, launch if command == "run" else (), overwrite=redo)
-                device = device or result.get("device")
-                result["recipe"], result["task"], result["model"] = base.name, base.task.name, base.model.name
-                echo(f"[{count}/{total}] {job.name}: {_summary(result)} ({time.time() - started:.0f} s)")
-            results.write(out_dir / "results" / f"{job.name}.json", result)
-            done.append(result)
-    write_report(done, out_dir)
-    echo(f"report: {out_dir / 'report.md'} and {out_dir / 'report.html'}")
-    return done
+        write_report(done, out_dir)
+        echo(f"report: {out_dir / 'report.md'} and {out_dir / 'report.html'}")
+        return done
 
 
 def _summary(result: dict[str, Any]) -> str:

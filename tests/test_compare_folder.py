@@ -1,15 +1,19 @@
 """`adapterkit compare --output DIR` on a DIR that holds something already: an earlier comparison is refused
 (exit 2, one line, byte for byte untouched) unless --resume (keep its ok results, run the rest) or --overwrite
-(replace it); another command's folder is refused with either flag; a method given twice runs once."""
+(replace it); another command's folder is refused with either flag; a method given twice runs once. A folder another
+live comparison is writing is refused at once, whatever the flags; its lock goes with the process that held it."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
-from conftest import snapshot
+from conftest import REPO, snapshot
 
-from adapterkit import rundir
+from adapterkit import results, rundir
 from adapterkit.cli import main
 
 
@@ -87,3 +91,74 @@ def test_a_method_given_twice_is_trained_once(one_step_recipe, tmp_path, capsys)
     printed = capsys.readouterr().out
     assert printed.count("plan: lora") == 1 and "[1/1] lora-seed0 ..." in printed and "[2/" not in printed
     assert sorted(p.name for p in (out / "results").iterdir()) == ["lora-seed0.json"]
+
+
+def not_trained(monkeypatch, during=None):
+    """Jobs recorded as failed without a child process (the folder's lock is what is tested); ``during(out_dir)``
+    runs inside the first job, while the comparison holds its folder."""
+    started = []
+
+    def job(job, recipe_path, out_dir, *args, **kwargs):
+        started.append(job.name)
+        if during is not None and len(started) == 1:
+            during(out_dir)
+        return results.empty(status="failed", method=job.method, seed=job.seed, error="not trained in this test")
+
+    monkeypatch.setattr("adapterkit.compare.run_job", job)
+
+
+def test_a_second_comparison_into_a_folder_being_written_fails_at_once(one_step_recipe, tmp_path, capsys, monkeypatch):
+    refused = []
+
+    def second(out_dir):  # started while the first comparison runs its job
+        before = snapshot(out_dir)
+        for flag in ([], ["--resume"], ["--overwrite"]):
+            refused.append((flag, compare(one_step_recipe, out_dir, *flag), capsys.readouterr().err))
+        assert snapshot(out_dir) == before
+
+    out = tmp_path / "cmp"
+    not_trained(monkeypatch, during=second)
+    assert compare(one_step_recipe, out) == 1
+    for flag, code, err in refused:
+        assert code == 2 and len(err.strip().splitlines()) == 1, (flag, err)
+        assert str(out) in err and f"another adapterkit compare (pid {os.getpid()}) is writing" in err, (flag, err)
+    assert len(refused) == 3
+    assert compare(one_step_recipe, out, "--resume") == 1  # the first one is done: its folder is free again
+
+
+HOLD = "import sys, time\nfrom adapterkit import rundir\nwith rundir.lock(sys.argv[1], 'compare'):\n" \
+       "    print('held', flush=True)\n    time.sleep(300)\n"
+
+
+def test_a_killed_comparisons_folder_is_resumed(one_step_recipe, tmp_path, capsys, monkeypatch):
+    """Another process holds the folder's lock (as a live comparison does), then is killed with SIGKILL."""
+    out = tmp_path / "cmp"
+    not_trained(monkeypatch)
+    assert compare(one_step_recipe, out) == 1
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(out)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        before = snapshot(out)
+        capsys.readouterr()
+        assert compare(one_step_recipe, out, "--resume") == 2
+        one_error_line(capsys, str(out), f"another adapterkit compare (pid {holder.pid}) is writing")
+        assert snapshot(out) == before
+    finally:
+        holder.kill()
+        holder.wait()
+    assert compare(one_step_recipe, out, "--resume") == 1  # the kernel dropped the killed one's lock
+    assert "[1/1] lora-seed0 ..." in capsys.readouterr().out
+
+
+def test_report_into_a_comparison_being_written_is_refused(one_step_recipe, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "cmp"
+    not_trained(monkeypatch)
+    assert compare(one_step_recipe, out) == 1
+    with rundir.lock(out, "compare"):
+        before = snapshot(out)
+        capsys.readouterr()
+        assert main(["report", str(out)]) == 2  # the comparison would overwrite it at its end
+        one_error_line(capsys, str(out), f"another adapterkit compare (pid {os.getpid()}) is writing", "--output")
+        assert main(["report", str(out), "--output", str(tmp_path / "interim")]) == 0  # elsewhere: fine
+        assert snapshot(out) == before
+    assert main(["report", str(out)]) == 0

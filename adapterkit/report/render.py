@@ -105,8 +105,12 @@ def write_report(results: list[dict[str, Any]], out_dir: str | Path) -> Path:
 
 def rebuild(dirs: list[str | Path], output: str | Path | None = None) -> Path:
     """``adapterkit report``: re-render from the result files of one or more comparison folders, into the first
-    (or ``output``: a new, empty or adapterkit folder, never one of the user's own files)."""
-    from ..rundir import take
+    (or ``output``: a new, empty or report folder, never one of the user's own files nor a comparison). Not into
+    a comparison that a live ``adapterkit compare`` is writing: it writes its own report when it ends."""
+    from ..rundir import check_free, take
 
     results = load_results(dirs)
-    return write_report(results, take(output, "report") if output else Path(dirs[0]))
+    if output:
+        return write_report(results, take(output, "report"))
+    check_free(Path(dirs[0]), "compare")
+    return write_report(results, Path(dirs[0]))

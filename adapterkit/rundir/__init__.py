@@ -2,10 +2,11 @@
 
     DIR/.adapterkit                the ownership stamp (JSON: run id, time, command), written when adapterkit claims DIR
     DIR/.lock                      flock held by the run writing DIR; the kernel drops it if that process dies
+                   (``compare`` holds one on its folder too; ``tune``, ``export`` do not)
     DIR/recipe.toml                the resolved recipe (method/task defaults filled in)
     DIR/.checkpoint-tmp/           the Trainer's ``output_dir``: a checkpoint is written here first...
     DIR/checkpoints/checkpoint-N/  ...then renamed here once complete (Trainer's own format; the last 2 kept,
-                                   and the best one with train.keep_best)
+                   and the best one with train.keep_best)
     DIR/logs/                      training curves for TensorBoard (train.report_to; wandb/mlflow files too)
     DIR/history.json               the Trainer's log history (loss, learning rate, grad norm, evals per step)
     DIR/curves/*.png               loss.png, learning_rate.png, eval_<metric>.png (evaluated during training)
@@ -31,9 +32,22 @@ Light imports only.
 """
 
 from .checkpoints import CHECKPOINTS, KEEP, STAGING, checkpoints, publish, published_path, staging_dir
-from .claim import LOCK, MARKER, check_output, check_take, claim, holds_output, owned, read_stamp, stamped_by, take
+from .claim import (
+    LOCK,
+    MARKER,
+    check_free,
+    check_output,
+    check_take,
+    claim,
+    holds_output,
+    lock,
+    owned,
+    read_stamp,
+    stamped_by,
+    take,
+)
 from .record import default_run_dir, git_commit, read_run, run_info, save_trained, versions, write_json
 
-__all__ = ["CHECKPOINTS", "KEEP", "LOCK", "MARKER", "STAGING", "check_output", "check_take", "checkpoints", "claim",
-           "default_run_dir", "git_commit", "holds_output", "owned", "publish", "published_path", "read_run",
+__all__ = ["CHECKPOINTS", "KEEP", "LOCK", "MARKER", "STAGING", "check_free", "check_output", "check_take", "checkpoints",
+           "claim", "default_run_dir", "git_commit", "holds_output", "lock", "owned", "publish", "published_path", "read_run",
            "read_stamp", "run_info", "save_trained", "stamped_by", "staging_dir", "take", "versions", "write_json"]

@@ -46,9 +46,16 @@ def check_output(folder: Path, *, overwrite: bool = False, what: str = "--output
                         f"resumes from or deletes them (--overwrite included): choose a new or empty {what}",
                         where=str(folder))
     _refuse_finished(folder, overwrite)
-    holder = _holder(folder) if probe_lock else None
+    if probe_lock:
+        check_free(folder)
+
+
+def check_free(folder: Path, command: str = "run") -> None:
+    """Refuse ``folder`` while a live process holds its lock (``lock``), naming that process's pid; a cheap probe
+    that writes nothing. ``command`` is the one that locks such a folder (``run``, ``compare``), for the message."""
+    holder = _holder(Path(folder))
     if holder is not None:
-        raise _busy(folder, holder)
+        raise _busy(folder, holder, command)
 
 
 def read_stamp(folder: Path) -> dict | None:
@@ -89,8 +96,9 @@ def check_take(folder: Path, command: str) -> None:
 
 def take(folder: Path, command: str) -> Path:
     """Create (or reuse) ``folder`` for a command that writes several runs into it (``compare``, ``tune``,
-    ``export``): the same ownership rule as a run directory, without a lock, and only a folder that is new,
-    empty, or stamped by the same ``command`` (``check_take``)."""
+    ``export``): the same ownership rule as a run directory, and only a folder that is new, empty, or stamped
+    by the same ``command`` (``check_take``). It takes no lock: several ``tune --resume`` workers share one
+    search folder; ``compare``, one writer at a time, holds ``lock`` on its folder besides."""
     folder = Path(folder)
     check_take(folder, command)
     try:
@@ -119,7 +127,7 @@ def claim(run_dir: Path, recipe_text: str, *, overwrite: bool, command: str = "r
     except OSError as err:
         raise UserError(f"cannot create the run directory: {err.strerror or err}", where=str(run_dir)) from None
     try:
-        with _lock(run_dir):
+        with lock(run_dir):
             check_output(run_dir, overwrite=overwrite, probe_lock=False)  # again, now that this process holds the lock
             _stamp(run_dir, command)
             if overwrite:
@@ -172,8 +180,8 @@ def _refuse_finished(run_dir: Path, overwrite: bool) -> None:
                         where=str(run_dir))
 
 
-def _busy(run_dir: Path, holder: str) -> UserError:
-    return UserError(f"another adapterkit run (pid {holder}) is writing to this directory; wait for it "
+def _busy(run_dir: Path, holder: str, command: str = "run") -> UserError:
+    return UserError(f"another adapterkit {command} (pid {holder}) is writing to this directory; wait for it "
                      "to finish or choose another --output", where=str(run_dir))
 
 
@@ -195,9 +203,13 @@ def _holder(run_dir: Path) -> str | None:
 
 
 @contextmanager
-def _lock(run_dir: Path) -> Iterator[None]:
+def lock(run_dir: Path, command: str = "run") -> Iterator[None]:
+    """Hold ``run_dir``'s ``.lock`` (an exclusive flock, with this process's pid in it) while the body runs, or fail
+    at once naming the live process that holds it. The kernel drops the lock when that process ends or dies;
+    the file is not inherited by child processes (Python opens it close-on-exec)."""
     import fcntl
 
+    run_dir = Path(run_dir)
     fh = open(run_dir / LOCK, "a+", encoding="utf-8")
     try:
         fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -205,7 +217,7 @@ def _lock(run_dir: Path) -> Iterator[None]:
         fh.seek(0)
         holder = fh.read().strip() or "?"
         fh.close()
-        raise _busy(run_dir, holder) from None
+        raise _busy(run_dir, holder, command) from None
     try:
         fh.seek(0)
         fh.truncate()
