@@ -2,11 +2,11 @@
 
     DIR/.adapterkit                the ownership stamp (JSON: run id, time, command), written when adapterkit claims DIR
     DIR/.lock                      flock held by the run writing DIR; the kernel drops it if that process dies
-                   (``compare`` holds one on its folder too; ``tune``, ``export`` do not)
+                                   (``compare`` holds one on its folder too; ``tune``, ``export`` do not)
     DIR/recipe.toml                the resolved recipe (method/task defaults filled in)
     DIR/.checkpoint-tmp/           the Trainer's ``output_dir``: a checkpoint is written here first...
     DIR/checkpoints/checkpoint-N/  ...then renamed here once complete (Trainer's own format; the last 2 kept,
-                   and the best one with train.keep_best)
+                                   and the best one with train.keep_best)
     DIR/logs/                      training curves for TensorBoard (train.report_to; wandb/mlflow files too)
     DIR/history.json               the Trainer's log history (loss, learning rate, grad norm, evals per step)
     DIR/curves/*.png               loss.png, learning_rate.png, eval_<metric>.png (evaluated during training)
