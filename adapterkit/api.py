@@ -34,10 +34,6 @@ class RunResult:
         return self.run_dir / self.info["artifact"]
 
 
-def _recipe(recipe: Recipe | str | Path, overrides) -> Recipe:
-    return recipe if isinstance(recipe, Recipe) else load_recipe(recipe, overrides)
-
-
 def prepare_model(plan: Plan, tokenizer, data, config=None):
     """Load the base model for the plan's task and let the method wrap it (``config``: the preflight's)."""
     from transformers import set_seed
@@ -85,7 +81,7 @@ def run(recipe: Recipe | str | Path, *, overrides: dict | list | None = None, ou
     # plan, model config, compatibility, memory verdict: refuses a recipe that will not fit, unless force
     distributed.quiet_other_ranks()  # several ranks (torchrun): rank 0 logs, claims and writes the run directory
     threshold = measure.allocator_setting()  # ADAPTERKIT_MALLOC, checked before anything is read
-    checked = preflight(_recipe(recipe, overrides), force=force)
+    checked = preflight(load_recipe(recipe, overrides), force=force)
     plan, recipe = checked.plan, checked.plan.recipe
     run_dir = Path(output) if output else rundir.default_run_dir(recipe.name)
     if distributed.is_main():

@@ -53,11 +53,12 @@ def parse_override(item: str, option: str = "--set") -> tuple[list[str], Any]:
 
 
 def apply_overrides(data: dict[str, Any], overrides: dict[str, Any] | list[str] | None) -> dict[str, Any]:
-    """Set dotted keys; ``overrides`` is a mapping {"train.max_steps": 20} or a list of ``KEY=VALUE``."""
+    """Set dotted keys; ``overrides`` is a mapping {"train.max_steps": 20} or a list of ``KEY=VALUE`` (the library's
+    ``overrides=``; a path value such as ``pathlib.Path`` is set as its string)."""
     if not overrides:
         return data
-    items = [parse_override(o) for o in overrides] if isinstance(overrides, list) else [
-        (k.split("."), v) for k, v in overrides.items()]
+    items = [_parse_item(o) for o in overrides] if isinstance(overrides, (list, tuple)) else [
+        _dotted_key(k, v) for k, v in _mapping(overrides).items()]
     for path, value in items:
         node = data
         for part in path[:-1]:
@@ -67,3 +68,25 @@ def apply_overrides(data: dict[str, Any], overrides: dict[str, Any] | list[str] 
             node = child
         node[path[-1]] = value
     return data
+
+
+def _mapping(overrides) -> dict:
+    if not isinstance(overrides, dict):
+        raise UserError(f"overrides must be a dict such as {{'train.max_steps': 20}} or a list of 'KEY=VALUE' strings, "
+                        f"not {type(overrides).__name__}")
+    return overrides
+
+
+def _parse_item(item) -> tuple[list[str], Any]:
+    if not isinstance(item, str):
+        raise UserError(f"overrides: {item!r} is not a 'KEY=VALUE' string (for values of other types pass a dict "
+                        "such as {'train.max_steps': 20})")
+    return parse_override(item)
+
+
+def _dotted_key(key, value) -> tuple[list[str], Any]:
+    import os
+
+    if not isinstance(key, str) or not key.strip():
+        raise UserError(f"overrides: key {key!r} is not a dotted recipe key such as 'train.max_steps'")
+    return key.strip().split("."), os.fspath(value) if isinstance(value, os.PathLike) else value

@@ -49,8 +49,17 @@ def _options(record, section, section_name: str, source: str):
 
 
 def load_recipe(path, overrides: dict[str, Any] | list[str] | None = None) -> Recipe:
-    """Read a recipe file and validate it whole: its sections and its method's and task's options."""
-    recipe = read_recipe(path, overrides)
+    """Read a recipe file and validate it whole: its sections and its method's and task's options. ``path`` may
+    be a ``Recipe`` object: it is validated again with ``overrides`` applied (an object edited in code, e.g. with
+    pydantic's ``model_copy``, which does not validate)."""
+    if isinstance(path, Recipe):
+        from .overrides import apply_overrides
+        from .recipe import recipe_from_dict
+
+        data = apply_overrides(path.model_dump(), overrides)
+        recipe = recipe_from_dict(data, source=path.source, name=path.name)
+    else:
+        recipe = read_recipe(path, overrides)
     validate_named_options(recipe)
     return recipe
 

@@ -29,7 +29,7 @@ def base_recipe(recipe: Recipe | str | Path, overrides=None) -> Recipe:
     if isinstance(recipe, Recipe):
         from .recipe import NamedSection
 
-        return recipe.model_copy(update={"method": NamedSection(**BASE_METHOD)})
+        return load_recipe(recipe, overrides).model_copy(update={"method": NamedSection(**BASE_METHOD)})
     if isinstance(overrides, dict):
         return load_recipe(recipe, {**overrides, "method": dict(BASE_METHOD)})
     return load_recipe(recipe, [*(overrides or []), f"method={{name = {BASE_METHOD['name']!r}}}"])

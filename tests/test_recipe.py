@@ -68,6 +68,28 @@ def test_cli_overrides_reach_the_recipe(tmp_path):
     assert recipe.train.max_steps == 20 and recipe.method.options["r"] == 8
 
 
+def test_a_recipe_object_takes_the_overrides_and_is_validated_again(tmp_path):
+    """``adapterkit.run(recipe_object, overrides=...)`` dropped the overrides, and an object edited with pydantic's
+    ``model_copy`` (which does not validate) failed deep in the run; both go through ``load_recipe``."""
+    recipe = load_recipe(write(tmp_path, GOOD))
+    again = load_recipe(recipe, {"train.max_steps": 9, "method.r": 2, "data.train": tmp_path / "t.jsonl"})
+    assert again.train.max_steps == 9 and again.method.options["r"] == 2 and again.data.train == str(tmp_path / "t.jsonl")
+    assert again.source == recipe.source and again.name == "r" and recipe.train.max_steps == 5
+    edited = recipe.model_copy(update={"train": recipe.train.model_copy(update={"max_steps": "x"})})
+    with pytest.raises(UserError, match="train.max_steps: Input should be a valid integer"):
+        load_recipe(edited)
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ("train.max_steps=2", "overrides must be a dict"),
+    ([3], "3 is not a 'KEY=VALUE' string"),
+    ({1: 2}, "key 1 is not a dotted recipe key"),
+])
+def test_library_overrides_of_the_wrong_shape_are_one_line(tmp_path, overrides, expected):
+    with pytest.raises(UserError, match=expected):
+        load_recipe(write(tmp_path, GOOD), overrides)
+
+
 @pytest.mark.parametrize("change, expected", [
     (("[train]\nmax_steps = 5", "[train]\nmax_steps = \"many\""), "train.max_steps: Input should be a valid integer"),
     (("[train]\nmax_steps = 5", "[train]\nmax_step = 5"), "train.max_step: unknown key"),
