@@ -7,6 +7,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from .base import Footprint, Method, MethodOptions, WrapContext
+from .conv1d import refuse_conv1d
 from .lora import targeted_linears
 from .peft_tuner import load_peft, merge_peft, peft_model, save_peft
 
@@ -30,6 +31,8 @@ def targets(options: BoftOptions, model_type: str) -> list[str] | str | None:
 
 
 def check_model(options: BoftOptions, config, task: str) -> str | None:
+    if (reason := refuse_conv1d("boft", config)) is not None:
+        return reason
     if targets(options, config.model_type) is None:
         return (f"boft has no default target modules for model type {config.model_type!r}; "
                 "set method.target_modules")

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from .base import Footprint, Method, MethodOptions, WrapContext
+from .conv1d import refuse_conv1d
 from .lora import targeted_linears
 from .peft_tuner import load_peft, merge_peft, peft_model, save_peft
 
@@ -60,4 +61,5 @@ METHOD = Method(
     load=load_peft,
     merge=merge_peft,
     footprint=footprint,
+    check_model=lambda options, config, task: refuse_conv1d("lokr", config),
 )
