@@ -86,7 +86,11 @@ def _run_dir(plan):
 @pytest.mark.integration
 @pytest.mark.parametrize("loss", ["dpo", "orpo", "simpo", "kto"])
 def test_preference_trains_a_few_steps(loss, tiny_llama_dir, pair_files, tmp_path):
+    import warnings
+
+    filters = list(warnings.filters)
     result = api.run(_recipe(tiny_llama_dir, pair_files, loss=loss), output=tmp_path / "run")
+    assert warnings.filters == filters  # a library user's process keeps its warning filters
     metrics, run_dir = result.metrics, result.run_dir
     assert result.info["steps"] == 2 and result.info["task"] == "preference"
     assert result.info["train_tokens"] > 0  # ORPO's and SimPO's paired batches have no input_ids: were counted 0

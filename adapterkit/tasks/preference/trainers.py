@@ -58,6 +58,12 @@ def build(loss: Loss, args: dict, beta: float | None, max_length: int, model, re
     """The trl trainer for ``loss``; ``args``: adapterkit's shared Trainer arguments (``training.training_kwargs``);
     ``pad_multiple``: batches padded to a multiple of that many tokens (DPO and KTO: trl's collators take it; ORPO's
     and SimPO's do not: ``ROUNDS_LENGTHS``)."""
+    return _quiet_steps(_build(loss, args, beta, max_length, model, ref_model, tokenizer, train, evaluation,
+                               pad_multiple))
+
+
+def _build(loss: Loss, args: dict, beta: float | None, max_length: int, model, ref_model, tokenizer, train, evaluation,
+           pad_multiple: int | None = None):
     import warnings
 
     common = {**args, "max_length": max_length}
@@ -65,8 +71,6 @@ def build(loss: Loss, args: dict, beta: float | None, max_length: int, model, re
     if beta is not None:
         common["beta"] = beta
     data = {"train_dataset": train, "eval_dataset": evaluation, "processing_class": tokenizer}
-    # peft asks transformers 5 for the deprecated ``is_gradient_checkpointing`` at every step: not the user's concern
-    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     with warnings.catch_warnings():  # trl.experimental announces itself on import: not the user's concern
         warnings.filterwarnings("ignore", message=".*experimental.*")
         if loss.name in DPO_LOSSES:
@@ -88,3 +92,22 @@ def build(loss: Loss, args: dict, beta: float | None, max_length: int, model, re
 
         return _counting_pairs(CPOTrainer)(model=model, args=CPOConfig(**common, loss_type="simpo", cpo_alpha=0.0),
                                            **data)
+
+
+def _quiet_steps(trainer):
+    """peft asks transformers 5 for the deprecated ``is_gradient_checkpointing`` at every step of trl's preference
+    trainers: not the user's concern. Silenced while the trainer trains and evaluates, and nowhere else (a
+    process-wide filter would outlive the run, in the library user's process)."""
+    import functools
+    import warnings
+
+    def quietly(method):
+        @functools.wraps(method)
+        def call(*args, **kwargs):
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+                return method(*args, **kwargs)
+        return call
+
+    trainer.train, trainer.evaluate = quietly(trainer.train), quietly(trainer.evaluate)
+    return trainer
