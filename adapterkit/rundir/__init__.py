@@ -27,10 +27,12 @@ publishing), ``record.py`` (artifacts, metrics.json, run.json), ``artifact.py`` 
 Light imports only.
 """
 
+from .artifact import SavedFiles, check_artifact
 from .checkpoints import CHECKPOINTS, KEEP, STAGING, checkpoints, publish, published_path, staging_dir
 from .claim import LOCK, MARKER, check_output, check_take, claim, holds_output, owned, read_stamp, stamped_by, take
 from .record import default_run_dir, git_commit, read_run, run_info, save_trained, versions, write_json
 
-__all__ = ["CHECKPOINTS", "KEEP", "LOCK", "MARKER", "STAGING", "check_output", "check_take", "checkpoints", "claim",
-           "default_run_dir", "git_commit", "holds_output", "owned", "publish", "published_path", "read_run",
-           "read_stamp", "run_info", "save_trained", "stamped_by", "staging_dir", "take", "versions", "write_json"]
+__all__ = ["CHECKPOINTS", "KEEP", "LOCK", "MARKER", "STAGING", "SavedFiles", "check_artifact", "check_output", "check_take",
+           "checkpoints", "claim", "default_run_dir", "git_commit", "holds_output", "owned", "publish", "published_path",
+           "read_run", "read_stamp", "run_info", "save_trained", "stamped_by", "staging_dir", "take", "versions",
+           "write_json"]

@@ -18,9 +18,22 @@ weights file at all.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
+
+
+@dataclass(frozen=True)
+class SavedFiles:
+    """The files a method's ``save`` writes into the run's artifact folder, and ``load`` reads back."""
+
+    config: str  # the configuration file (JSON object), e.g. "adapter_config.json"
+    weights: str  # the trained weights, e.g. "adapter_model.safetensors"
+    what: str  # what the configuration is, for the one-line error: "the adapter's configuration"
+    # large models: an index (JSON, its "weight_map" naming the shards) written instead of ``weights``
+    shard_index: str | None = None
+
 
 # artifact folder -> its layouts: (configuration file, weights file, what the weights are)
 LAYOUTS = {
