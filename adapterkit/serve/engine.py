@@ -48,13 +48,13 @@ def _quiet_generation_warnings() -> None:
 
 def _describe(run_dir: Path):
     from .. import loading, rundir
-    from ..plan import load_recipe, make_plan
+    from ..api import finished_plan
     from ..tasks.base import TaskData
 
     info = rundir.read_run(run_dir)
     if not info.get("artifact"):
         raise UserError(f"method {info.get('method')!r} saved no trained weights to serve", where=str(run_dir))
-    plan = make_plan(load_recipe(run_dir / "recipe.toml"))
+    plan = finished_plan(run_dir, info)  # its artifact checked against its method's saved_files
     folder = run_dir / info["artifact"]
     labels_file = folder / "labels.json"
     labels = None
