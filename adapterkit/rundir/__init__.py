@@ -23,8 +23,8 @@ it wrote, and the folder itself if it made it.
 ``adapterkit run RECIPE --output DIR`` on a DIR without ``run.json`` resumes from the newest complete
 checkpoint, provided DIR's ``recipe.toml`` is the same recipe. A finished run is replaced only with
 ``--overwrite``. Modules: ``claim.py`` (stamp, lock, claim, resume), ``checkpoints.py`` (staging and
-publishing), ``record.py`` (artifacts, metrics.json, run.json), ``artifact.py`` (a saved artifact checked before loading).
-Light imports only.
+publishing), ``record.py`` (artifacts, metrics.json, run.json), ``artifact.py`` (a saved artifact checked
+against its method's ``saved_files`` before loading). Light imports only.
 """
 
 from .artifact import SavedFiles, check_artifact
