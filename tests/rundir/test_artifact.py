@@ -19,7 +19,16 @@ from adapterkit.methods.full import FullOptions
 
 PLUGIN = "savedfiles-test"
 FILES = SavedFiles(config="toy_config.json", weights="toy.safetensors", what="the toy adapter's configuration")
-COMMANDS = [["eval"], ["generate", "--prompt", "hi"], ["chat"], ["serve", "--port", "18999"], ["export", "--format", "merged"]]
+# serve probes its port first: {port} is a free one (a fixed port may be held by another test session)
+COMMANDS = [["eval"], ["generate", "--prompt", "hi"], ["chat"], ["serve", "--port", "{port}"], ["export", "--format", "merged"]]
+
+
+def _free_port() -> str:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return str(probe.getsockname()[1])
 
 
 def _load(base_model, folder):
@@ -78,7 +87,7 @@ def test_every_built_in_method_declares_its_saved_files():
 ], ids=["missing-config", "missing-weights", "corrupt-config", "no-files"])
 def test_a_plugins_damaged_artifact_is_named_before_any_weight_loads(plugin_run, command, damage, expected, capsys):
     damage(plugin_run)
-    assert main([command[0], str(plugin_run), *command[1:]]) == 2
+    assert main([command[0], str(plugin_run), *(a.format(port=_free_port()) for a in command[1:])]) == 2
     out, err = capsys.readouterr()
     lines = [ln for ln in err.strip().splitlines() if ln.startswith("adapterkit: error:")]
     assert len(lines) == 1 and "Traceback" not in err and expected in lines[0], (out, err)
