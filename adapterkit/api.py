@@ -156,14 +156,23 @@ def _train_and_evaluate(plan: Plan, tokenizer, data, model, run_dir: Path, resum
     return RunResult(run_dir, metrics, info)
 
 
+def finished_plan(run_dir: Path, info: dict[str, Any], overrides: dict | None = None) -> Plan:
+    """The plan of a finished run (its recipe.toml, with ``overrides``; ``info``: its ``rundir.read_run``), once its
+    trained artifact is checked against the files its method's ``save`` writes (``Method.saved_files``,
+    ``rundir.check_artifact``): before any weight is loaded."""
+    plan = make_plan(load_recipe(Path(run_dir) / "recipe.toml", overrides))
+    if info.get("artifact"):
+        rundir.check_artifact(Path(run_dir), info["artifact"], plan.method.saved_files)
+    return plan
+
+
 def reopen(run_dir: str | Path, overrides: dict | None = None) -> tuple[Plan, Any, Any, Any]:
     """The plan, tokenizer, trained model and task data of a finished run."""
     run_dir = Path(run_dir)
     info = rundir.read_run(run_dir)
     if not info.get("artifact"):
         raise UserError(f"method {info.get('method')!r} saved no trained weights to reopen", where=str(run_dir))
-    recipe = load_recipe(run_dir / "recipe.toml", overrides)
-    plan = make_plan(recipe)
+    plan = finished_plan(run_dir, info, overrides)
     folder = run_dir / info["artifact"]
     from transformers import AutoTokenizer
 

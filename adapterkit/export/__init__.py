@@ -90,8 +90,7 @@ def export(run_dir: str | Path, format: str, *, dtype: str | None = None, output
     """Export a finished run and check it against the run's own model; returns what export.json holds.
     ``overwrite`` replaces another run's export in ``output`` (the same run's is always refreshed)."""
     from .. import rundir
-    from ..api import reopen
-    from ..plan import load_recipe, make_plan
+    from ..api import finished_plan, reopen
     from . import check, folder, vllm
 
     fmt = FORMATS.get(format, where="--format")
@@ -100,10 +99,11 @@ def export(run_dir: str | Path, format: str, *, dtype: str | None = None, output
         raise UserError(f"{dtype!r}: --format {fmt.name} writes {', '.join(fmt.dtypes)}", where="--dtype")
     run_dir = Path(run_dir)
     info = rundir.read_run(run_dir)
+    plan = finished_plan(run_dir, info)  # a damaged artifact is named first, before --output is looked at
     out = Path(output) if output else default_output(run_dir, fmt.name, dtype)
     rundir.check_output(out, what="--output", probe_lock=False)
     folder.refuse(out, run_dir, overwrite=overwrite)
-    reason = _refusal(make_plan(load_recipe(run_dir / "recipe.toml")), fmt)
+    reason = _refusal(plan, fmt)
     if reason:
         raise UserError(reason, where=str(run_dir))
     plan, tokenizer, model, data = reopen(run_dir)

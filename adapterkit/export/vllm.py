@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 
+from ..methods.peft_tuner import PEFT_FILES
+
 MAX_LORA_RANK = 512
 
 
 def compatibility(source) -> dict:
-    path = source.artifact / "adapter_config.json"
+    path = source.artifact / PEFT_FILES.config
     if not path.is_file():
         return {"loadable": False, "reasons": [f"the run saved no PEFT adapter ({source.info['artifact']}/): nothing "
                                                "for vLLM's LoRA loader; serve the merged model instead"]}

@@ -11,7 +11,7 @@ where ``METHOD`` is an ``adapterkit.methods.base.Method``.
 from __future__ import annotations
 
 from ..registry import Registry
-from .base import Method, MethodOptions, Needs, WrapContext
+from .base import Method, MethodOptions, Needs, SavedFiles, WrapContext
 
 
 def _builtin() -> list[Method]:
@@ -23,4 +23,4 @@ def _builtin() -> list[Method]:
 
 METHODS: Registry[Method] = Registry("method", "adapterkit.methods", _builtin)
 
-__all__ = ["METHODS", "Method", "MethodOptions", "Needs", "WrapContext"]
+__all__ = ["METHODS", "Method", "MethodOptions", "Needs", "SavedFiles", "WrapContext"]

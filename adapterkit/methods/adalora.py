@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 
 from .base import Footprint, Method, MethodOptions, WrapContext
 from .lora import lora_matmul_shapes, targeted_linears
-from .peft_tuner import load_peft, merge_peft, peft_model, save_peft
+from .peft_tuner import PEFT_FILES, load_peft, merge_peft, peft_model, save_peft
 
 
 class AdaLoraOptions(MethodOptions):
@@ -83,6 +83,7 @@ METHOD = Method(
     wrap=wrap,
     save=save_peft,
     load=load,
+    saved_files=PEFT_FILES,
     merge=merge_peft,
     footprint=footprint,
     prepare_trainer=prepare_trainer,

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from ..errors import UserError
 from ..recipe import Checked
+from ..rundir.artifact import SavedFiles
 
 
 class MethodOptions(Checked):
@@ -77,6 +78,10 @@ class Method:
     save: Callable[[Any, Path], None]  # (wrapped model, run_dir/"adapter" or "model") -> None
     load: Callable[[Any, Path], Any]  # (fresh base model, saved folder) -> model with trained weights
     artifact: str = "adapter"  # name of the folder in the run dir that `save` fills
+    # The files `save` writes there (and `load` reads), named from the same constants they use: a finished run's
+    # artifact is checked against them before any weight loads (``rundir.check_artifact``: each there, the
+    # config readable JSON, safetensors headers whole). None: safetensors headers only, and some weights file.
+    saved_files: SavedFiles | None = None
     # (fresh base model, saved folder) -> the model with the saved weights, trainable (``model.adapter``: continue
     # training an earlier run's adapter). None: the method cannot continue a saved artifact.
     load_trainable: Callable[[Any, Path], Any] | None = None

@@ -9,7 +9,7 @@ from pydantic import Field
 from .base import Footprint, Method, MethodOptions, WrapContext
 from .conv1d import refuse_conv1d
 from .lora import targeted_linears
-from .peft_tuner import load_peft, merge_peft, peft_model, save_peft
+from .peft_tuner import PEFT_FILES, load_peft, merge_peft, peft_model, save_peft
 
 
 class BoftOptions(MethodOptions):
@@ -65,6 +65,7 @@ METHOD = Method(
     wrap=wrap,
     save=save_peft,
     load=load_peft,
+    saved_files=PEFT_FILES,
     merge=merge_peft,
     footprint=footprint,
     check_model=check_model,

@@ -26,10 +26,11 @@ from typing import Literal
 from pydantic import Field
 
 from ..errors import UserError
-from .base import Footprint, Method, MethodOptions, Needs, WrapContext, reading_artifact
+from .base import Footprint, Method, MethodOptions, Needs, SavedFiles, WrapContext, reading_artifact
 
 CHILD = "bottleneck"  # name of the adapter inside the projection module it follows
 WEIGHTS, CONFIG = "bottleneck.safetensors", "bottleneck_config.json"
+SAVED_FILES = SavedFiles(config=CONFIG, weights=WEIGHTS, what="the bottleneck adapters' configuration")
 LM_TASKS = ("CAUSAL_LM", "SEQ_2_SEQ_LM")  # their head is the pretrained vocabulary projection, not a task head
 
 
@@ -243,6 +244,7 @@ METHOD = Method(
              "projection, which cannot fold into its linear weights: no merged, GGUF or ONNX model (refused, not "
              "kept as extra modules, which AutoModel could not load); deploy with adapterkit or train lora",
     artifact="adapter",
+    saved_files=SAVED_FILES,
     needs=Needs(),
     check_model=check_model,
     footprint=footprint,

@@ -3,8 +3,9 @@
 The folder is ``RUN_DIR/adapter`` of a finished run (a glob such as ``runs/chat_lora-*/adapter`` picks the newest
 finished match, since run directories are stamped with their start time), resolved against the working directory, then
 the recipe's folder. Before any weight is read, the run that saved it must have used this recipe's method and
-base model (its ``run.json``; for a bare PEFT folder, ``adapter_config.json``'s base model); the adapter's own
-options (rank, targets...) then apply, not the recipe's ``[method]`` options.
+base model (its ``run.json``; for a bare PEFT folder, ``adapter_config.json``'s base model), and a run's folder
+must hold the files the method's ``save`` writes, whole (``Method.saved_files``, ``rundir.check_artifact``); the
+adapter's own options (rank, targets...) then apply, not the recipe's ``[method]`` options.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import json
 from pathlib import Path
 
 from ..errors import UserError
+from ..rundir import check_artifact
+from .peft_tuner import PEFT_FILES
 
 
 def resolve_adapter(spec: str, recipe_source: str) -> Path:
@@ -56,10 +59,11 @@ def check_adapter(recipe, method, model_path: str) -> Path:
         if info.get("model") != recipe.model.name:
             raise UserError(f"{folder} was trained on model {info.get('model')!r}, this recipe uses "
                             f"{recipe.model.name!r}", where=where)
+        check_artifact(folder.parent, folder.name, method.saved_files)
         return folder
-    config = folder / "adapter_config.json"
+    config = folder / PEFT_FILES.config
     if not config.is_file():
-        raise UserError(f"{folder} holds no saved adapter (no run.json beside it, no adapter_config.json in it)",
+        raise UserError(f"{folder} holds no saved adapter (no run.json beside it, no {PEFT_FILES.config} in it)",
                         where=where)
     base = str(_json(config).get("base_model_name_or_path") or "")
     if base and base not in (recipe.model.name, model_path) and Path(base).name != Path(model_path).name:
@@ -87,7 +91,7 @@ def saved_options(options, adapter: str | None, recipe_source: str):
     if not adapter:
         return options
     try:
-        config = resolve_adapter(adapter, recipe_source) / "adapter_config.json"
+        config = resolve_adapter(adapter, recipe_source) / PEFT_FILES.config
     except UserError:
         return options  # not trained yet: the preflight says so; a plan alone goes on with the recipe's options
     saved = _json(config) if config.is_file() else {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from .base import Footprint, Method, MethodOptions, WrapContext
-from .full import load_model, merge_model, save_model
+from .full import MODEL_FILES, load_model, merge_model, save_model
 
 
 class FreezeOptions(MethodOptions):
@@ -48,6 +48,7 @@ METHOD = Method(
     load=load_model,
     merge=merge_model,
     artifact="model",
+    saved_files=MODEL_FILES,
     trains_base=True,
     footprint=footprint,
 )

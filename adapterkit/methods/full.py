@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .base import Footprint, Method, MethodOptions, WrapContext, reading_artifact
+from .base import Footprint, Method, MethodOptions, SavedFiles, WrapContext, reading_artifact
+
+# What transformers' ``save_pretrained`` writes (transformers.utils CONFIG_NAME, SAFE_WEIGHTS_NAME; a large model
+# as shards named by SAFE_WEIGHTS_INDEX_NAME) and ``from_pretrained`` reads: full's and freeze's ``saved_files``.
+MODEL_FILES = SavedFiles(config="config.json", weights="model.safetensors", what="the model's configuration",
+                         shard_index="model.safetensors.index.json")
 
 
 class FullOptions(MethodOptions):
@@ -22,6 +27,7 @@ def footprint(options: FullOptions, shape) -> Footprint:
 
 
 def save_model(model, folder: Path) -> None:
+    """A complete ``from_pretrained`` folder (``MODEL_FILES``)."""
     model.save_pretrained(folder)
 
 
@@ -46,6 +52,7 @@ METHOD = Method(
     load=load_model,
     merge=merge_model,
     artifact="model",
+    saved_files=MODEL_FILES,
     trains_base=True,
     footprint=footprint,
 )

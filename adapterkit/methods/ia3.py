@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from .base import Footprint, Method, MethodOptions, WrapContext
-from .peft_tuner import load_peft, load_peft_trainable, merge_peft, peft_model, save_peft
+from .peft_tuner import PEFT_FILES, load_peft, load_peft_trainable, merge_peft, peft_model, save_peft
 
 
 class IA3Options(MethodOptions):
@@ -69,6 +69,7 @@ METHOD = Method(
     wrap=wrap,
     save=save_peft,
     load=load_peft,
+    saved_files=PEFT_FILES,
     load_trainable=load_peft_trainable,
     can_disable=True,
     merge=merge_peft,

@@ -19,7 +19,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from .base import Footprint, Method, MethodOptions, WrapContext
-from .peft_tuner import load_peft, load_peft_trainable, merge_peft, peft_model, save_peft
+from .peft_tuner import PEFT_FILES, load_peft, load_peft_trainable, merge_peft, peft_model, save_peft
 
 
 class LoraOptions(MethodOptions):
@@ -144,7 +144,7 @@ def save(model, folder: Path) -> None:
         warnings.filterwarnings("ignore", message=".*(PiSSA|OLoRA|changes the base weights).*")
         model.save_pretrained(folder, path_initial_model_for_weight_conversion=str(Path(initial.name) / "initial"))
     # peft's conversion keeps only the LoRA matrices: put back the task head it trained whole (modules_to_save)
-    path = folder / "adapter_model.safetensors"
+    path = folder / PEFT_FILES.weights
     tensors = load_file(path)
     for key, value in get_peft_model_state_dict(model).items():
         if "lora_" not in key:
@@ -186,6 +186,7 @@ METHOD = Method(
     wrap=wrap,
     save=save,
     load=load_peft,
+    saved_files=PEFT_FILES,
     load_trainable=load_peft_trainable,
     can_disable=True,
     merge=merge_peft,

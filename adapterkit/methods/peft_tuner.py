@@ -5,11 +5,16 @@ from __future__ import annotations
 from contextlib import contextmanager
 from pathlib import Path
 
-from .base import reading_artifact
+from .base import SavedFiles, reading_artifact
+
+# What peft's ``save_pretrained`` writes and ``PeftModel.from_pretrained`` reads (peft.utils.constants CONFIG_NAME,
+# SAFETENSORS_WEIGHTS_NAME): every peft-based method's ``saved_files``.
+PEFT_FILES = SavedFiles(config="adapter_config.json", weights="adapter_model.safetensors",
+                        what="the adapter's configuration")
 
 
 def save_peft(model, folder: Path) -> None:
-    """The trained (active) adapter only: trl's preference trainers add a frozen "ref" copy beside it."""
+    """The trained (active) adapter only (``PEFT_FILES``): trl's preference trainers add a frozen "ref" copy beside it."""
     model.save_pretrained(folder, selected_adapters=[model.active_adapter])
 
 

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from .base import Footprint, Method, MethodOptions, Needs, WrapContext
-from .peft_tuner import PROMPT_NO_MERGE, load_peft, load_peft_trainable, peft_model, save_peft
+from .peft_tuner import PEFT_FILES, PROMPT_NO_MERGE, load_peft, load_peft_trainable, peft_model, save_peft
 
 
 class PTuningOptions(MethodOptions):
@@ -51,6 +51,7 @@ METHOD = Method(
     wrap=wrap,
     save=save_peft,
     load=load_peft,
+    saved_files=PEFT_FILES,
     load_trainable=load_peft_trainable,
     can_disable=True,
     no_merge=PROMPT_NO_MERGE,

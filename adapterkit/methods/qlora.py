@@ -17,7 +17,7 @@ from pydantic import Field, field_validator
 
 from .base import Method, Needs, WrapContext
 from .lora import LoraOptions, check_model, footprint, lora_config, prepare_trainer
-from .peft_tuner import load_peft, peft_model, save_peft
+from .peft_tuner import PEFT_FILES, load_peft, peft_model, save_peft
 
 _STORAGE = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
@@ -130,6 +130,7 @@ METHOD = Method(
     wrap=wrap,
     save=save_peft,
     load=load,
+    saved_files=PEFT_FILES,
     load_trainable=load_trainable,
     can_disable=True,
     merge=merge,

@@ -27,10 +27,11 @@ checkpoint, provided DIR's ``recipe.toml`` is the same recipe. A finished run is
 ``--overwrite``, and only once the new run has finished (put back if the new one keeps nothing).
 Modules: ``claim.py`` (stamp, lock, claim, resume), ``replacing.py`` (--overwrite's set-aside run),
 ``checkpoints.py`` (staging and publishing), ``record.py`` (artifacts, metrics.json, run.json),
-``artifact.py`` (a saved artifact checked before loading).
+``artifact.py`` (a saved artifact checked against its method's ``saved_files`` before loading).
 Light imports only.
 """
 
+from .artifact import SavedFiles, check_artifact
 from .checkpoints import CHECKPOINTS, KEEP, STAGING, checkpoints, publish, published_path, staging_dir
 from .claim import (
     LOCK,
@@ -48,6 +49,7 @@ from .claim import (
 )
 from .record import default_run_dir, git_commit, read_run, run_info, save_trained, versions, write_json
 
-__all__ = ["CHECKPOINTS", "KEEP", "LOCK", "MARKER", "STAGING", "check_free", "check_output", "check_take", "checkpoints",
-           "claim", "default_run_dir", "git_commit", "holds_output", "lock", "owned", "publish", "published_path", "read_run",
-           "read_stamp", "run_info", "save_trained", "stamped_by", "staging_dir", "take", "versions", "write_json"]
+__all__ = ["CHECKPOINTS", "KEEP", "LOCK", "MARKER", "STAGING", "SavedFiles", "check_artifact", "check_free", "check_output",
+           "check_take", "checkpoints", "claim", "default_run_dir", "git_commit", "holds_output", "lock", "owned", "publish",
+           "published_path", "read_run", "read_stamp", "run_info", "save_trained", "stamped_by", "staging_dir", "take",
+           "versions", "write_json"]

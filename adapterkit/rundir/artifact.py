@@ -2,54 +2,61 @@
 reads are there, and every safetensors file's header is whole (safetensors checks at open that the header
 covers the file exactly, so a truncated or overwritten file fails there; no tensor is read).
 
-The layouts are those the methods' save functions write (``methods/*.py``):
+Which files those are is the method's to say: its record's ``saved_files`` (``methods/base.py``), a
+``SavedFiles`` built from the same names its ``save`` and ``load`` use, e.g.
 
-    adapter/  adapter_config.json + adapter_model.safetensors     peft tuners (``peft_tuner.save_peft``, ``lora.save``)
-    adapter/  bottleneck_config.json + bottleneck.safetensors     ``bottleneck.save``
-    model/    config.json + model.safetensors                     full, freeze (``full.save_model``: transformers'
-              (large models: model.safetensors.index.json + the   ``save_pretrained``)
+    adapter/  adapter_config.json + adapter_model.safetensors     peft tuners (``methods/peft_tuner.py``: PEFT_FILES)
+    adapter/  bottleneck_config.json + bottleneck.safetensors     ``methods/bottleneck.py``: SAVED_FILES
+    model/    config.json + model.safetensors                     full, freeze (``methods/full.py``: MODEL_FILES,
+              (large models: model.safetensors.index.json + the   transformers' ``save_pretrained``)
               shards it names)
 
-A layout is recognised by either of its files, so losing one of them is named. A folder in none of these
-layouts (a plugin method's own) is checked only for safetensors headers, and refused only if it holds no
-weights file at all.
+The caller, which knows the run's method, passes them in (``api.finished_plan``, ``methods/continuing.py``);
+this module stays below the methods and never names one. The layout is recognised by either of its files, so
+losing one of them is named. A folder in no declared layout (a method with ``saved_files=None``, e.g. a plugin
+that declares none, or neither file there) is checked only for safetensors headers, and refused only if it holds
+no weights file at all.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
 
-# artifact folder -> its layouts: (configuration file, weights file, what the weights are)
-LAYOUTS = {
-    "adapter": (("adapter_config.json", "adapter_model.safetensors", "the adapter's configuration"),
-                ("bottleneck_config.json", "bottleneck.safetensors", "the bottleneck adapters' configuration")),
-    "model": (("config.json", "model.safetensors", "the model's configuration"),),
-}
-SHARD_INDEX = "model.safetensors.index.json"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".npz", ".gguf")
 
 
-def check_artifact(run_dir: Path, artifact: str) -> None:
-    """Raise a one-line UserError naming the first missing or damaged file of ``run_dir/artifact``."""
+@dataclass(frozen=True)
+class SavedFiles:
+    """The files a method's ``save`` writes into the run's artifact folder, and ``load`` reads back."""
+
+    config: str  # the configuration file (JSON object), e.g. "adapter_config.json"
+    weights: str  # the trained weights, e.g. "adapter_model.safetensors"
+    what: str  # what the configuration is, for the one-line error: "the adapter's configuration"
+    # large models: an index (JSON, its "weight_map" naming the shards) written instead of ``weights``
+    shard_index: str | None = None
+
+
+def check_artifact(run_dir: Path, artifact: str, saved: SavedFiles | None = None) -> None:
+    """Raise a one-line UserError naming the first missing or damaged file of ``run_dir/artifact``, whose method's
+    ``save`` writes ``saved`` (None: no declared layout, safetensors headers only)."""
     run_dir = Path(run_dir)
     folder = run_dir / artifact
     rerun = f"rerun the recipe with --output {run_dir} --overwrite"
     present = {p.name for p in folder.iterdir() if p.is_file()}
-    layout = next((each for each in LAYOUTS.get(artifact, ()) if {each[0], each[1]} & present), None)
-    if layout is not None:
-        config, weights, what = layout
-        if config not in present:
-            raise UserError(f"missing ({what}); {rerun}", where=str(folder / config))
-        _readable_json(folder / config, rerun)
-        if weights not in present and artifact == "model" and SHARD_INDEX in present:
-            _shards(folder, rerun)
-        elif weights not in present:
-            raise UserError(f"missing (the run's trained weights); {rerun}", where=str(folder / weights))
+    if saved is not None and {saved.config, saved.weights} & present:
+        if saved.config not in present:
+            raise UserError(f"missing ({saved.what}); {rerun}", where=str(folder / saved.config))
+        _readable_json(folder / saved.config, rerun)
+        if saved.weights not in present and saved.shard_index is not None and saved.shard_index in present:
+            _shards(folder, saved.shard_index, rerun)
+        elif saved.weights not in present:
+            raise UserError(f"missing (the run's trained weights); {rerun}", where=str(folder / saved.weights))
     elif not any(name.endswith(WEIGHT_SUFFIXES) for name in present):
-        expected = " or ".join(f"{c} + {w}" for c, w, _ in LAYOUTS.get(artifact, ())) or "a weights file"
+        expected = f"{saved.config} + {saved.weights}" if saved is not None else "a weights file"
         raise UserError(f"holds none of the run's trained weights (expected {expected}); {rerun}", where=str(folder))
     for name in sorted(present):
         if name.endswith(".safetensors"):
@@ -67,10 +74,10 @@ def _readable_json(path: Path, rerun: str) -> dict:
     return data
 
 
-def _shards(folder: Path, rerun: str) -> None:
-    weight_map = _readable_json(folder / SHARD_INDEX, rerun).get("weight_map")
+def _shards(folder: Path, index: str, rerun: str) -> None:
+    weight_map = _readable_json(folder / index, rerun).get("weight_map")
     if not isinstance(weight_map, dict) or not weight_map:
-        raise UserError(f"truncated or corrupt (no weight_map); {rerun}", where=str(folder / SHARD_INDEX))
+        raise UserError(f"truncated or corrupt (no weight_map); {rerun}", where=str(folder / index))
     for shard in sorted(set(map(str, weight_map.values()))):
         if not (folder / shard).is_file():
             raise UserError(f"missing (a shard of the run's trained weights); {rerun}", where=str(folder / shard))

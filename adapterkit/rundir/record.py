@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
-from .artifact import check_artifact
 
 PACKAGES = ("torch", "transformers", "peft", "trl", "bitsandbytes", "datasets", "accelerate", "adapterkit")
 
@@ -85,8 +84,9 @@ def run_info(plan, data, counts: dict, clock, started: float, **fields) -> dict[
 
 
 def read_run(run_dir: Path) -> dict[str, Any]:
-    """A finished run's run.json, checked: readable JSON whose trained artifact is there and whole
-    (``artifact.check_artifact``: its method's files present, safetensors headers readable)."""
+    """A finished run's run.json, checked: readable JSON whose trained artifact folder is there. Whether its files
+    are whole is for the caller that knows the run's method: ``artifact.check_artifact`` with the method's
+    ``saved_files`` (``api.finished_plan``), before any weight loads."""
     path = Path(run_dir) / "run.json"
     if not path.is_file():
         raise UserError("not a finished adapterkit run (no run.json)", where=str(run_dir))
@@ -100,6 +100,4 @@ def read_run(run_dir: Path) -> dict[str, Any]:
     artifact = info.get("artifact")
     if artifact and not (Path(run_dir) / artifact).is_dir():
         raise UserError(f"the trained weights ({artifact}/) are missing from the run directory", where=str(run_dir))
-    if artifact:
-        check_artifact(Path(run_dir), artifact)
     return info

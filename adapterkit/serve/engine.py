@@ -48,13 +48,14 @@ def _quiet_generation_warnings() -> None:
 
 def _describe(run_dir: Path):
     from .. import loading, rundir
-    from ..plan import load_recipe, make_plan
+    from ..api import finished_plan
+    from ..methods.peft_tuner import PEFT_FILES
     from ..tasks.base import TaskData
 
     info = rundir.read_run(run_dir)
     if not info.get("artifact"):
         raise UserError(f"method {info.get('method')!r} saved no trained weights to serve", where=str(run_dir))
-    plan = make_plan(load_recipe(run_dir / "recipe.toml"))
+    plan = finished_plan(run_dir, info)  # its artifact checked against its method's saved_files
     folder = run_dir / info["artifact"]
     labels_file = folder / "labels.json"
     labels = None
@@ -62,7 +63,7 @@ def _describe(run_dir: Path):
         id2label = json.loads(labels_file.read_text(encoding="utf-8"))["id2label"]
         labels = [id2label[str(i)] for i in range(len(id2label))]
     kwargs = plan.task.model_kwargs(TaskData(None, None, labels))
-    shared = (folder / "adapter_config.json").is_file()
+    shared = (folder / PEFT_FILES.config).is_file()
     key = (loading.model_path(plan.recipe.model), plan.task.auto_class, json.dumps(kwargs, sort_keys=True, default=str),
            plan.recipe.model.revision) if shared else None
     return plan, folder, labels, kwargs, key

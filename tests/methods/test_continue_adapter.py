@@ -3,6 +3,7 @@ base model must be the adapter's, refused in one line before anything loads."""
 
 from __future__ import annotations
 
+import os
 import shutil
 
 import pytest
@@ -65,6 +66,21 @@ def test_mismatches_are_refused_in_one_line(sft_run, tiny_llama_dir, data_files,
             preflight(recipe, memory="skip")
         assert message in str(err.value) and "model.adapter" in str(err.value)
         assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda adapter: (adapter / "adapter_model.safetensors").unlink(), "missing (the run's trained weights)"),
+    (lambda adapter: os.truncate(adapter / "adapter_model.safetensors", 100), "truncated or corrupt"),
+], ids=["missing-weights", "truncated-weights"])
+def test_a_damaged_saved_adapter_is_refused_before_anything_loads(sft_run, tiny_llama_dir, data_files, tmp_path,
+                                                                  damage, message):
+    """The earlier run's artifact is checked against its method's saved_files, as eval and serve check it."""
+    run = tmp_path / "sft-copy"
+    shutil.copytree(sft_run, run)
+    damage(run / "adapter")
+    with pytest.raises(UserError) as err:
+        preflight(_recipe(tiny_llama_dir, data_files, adapter=str(run / "adapter")), memory="skip")
+    assert f"adapter_model.safetensors: {message}" in str(err.value) and "\n" not in str(err.value)
 
 
 def test_the_plan_counts_the_saved_adapters_own_rank_and_targets(tiny_llama_dir, data_files, tmp_path):

@@ -3,6 +3,8 @@ only the intended parameters train, the training loss falls, and save -> load gi
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from conftest import tiny_recipe
@@ -70,6 +72,9 @@ def test_method_contract(method, task, request, data_files, tmp_path):
             assert torch.equal(p.detach(), frozen_before[n]), f"frozen parameter {n} changed"
 
     folder = rundir.save_trained(plan, trainer.model, tokenizer, data.labels, tmp_path)
+    saved = record.saved_files  # what the record says its save writes: there, and whole (as eval/serve check it)
+    assert saved is not None and (folder / saved.config).is_file(), (method, saved, sorted(os.listdir(folder)))
+    rundir.check_artifact(tmp_path, record.artifact, saved)
     batch = trainer.data_collator([trainer.eval_dataset[i] for i in range(min(4, len(trainer.eval_dataset)))])
     batch = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask")}
     expected = logits_of(trainer.model, batch)
