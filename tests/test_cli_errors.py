@@ -158,3 +158,40 @@ def test_a_bad_allocator_setting_is_one_line_and_exit_2(one_step_recipe, tmp_pat
     assert main(["run", str(one_step_recipe), "--set", "model.name='./missing'", "--output", str(out)]) == 2
     one_line_error(capsys, "ADAPTERKIT_MALLOC", repr(value))
     assert not out.exists()
+
+
+def written(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def unreadable(path: Path) -> Path:
+    """A data file this process cannot read: mode 000, or for root (who reads any file) a link to a write-only
+    /proc/sys file, which refuses root too."""
+    path.write_text("text,label\nfine,pos\n")
+    path.chmod(0)
+    if os.access(path, os.R_OK):
+        path.unlink()
+        target = Path("/proc/sys/vm/drop_caches")
+        if not target.exists():
+            pytest.skip("no way to make a file unreadable to this user here")
+        path.symlink_to(target)
+    return path
+
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda folder: folder / "missing.csv", "data file or folder '{path}' not found"),
+    (lambda folder: folder, "{path} has no 'validation' split"),  # a folder of data files, train.jsonl only
+    (lambda folder: written(folder / "empty.jsonl", ""), "'{path}': no evaluation examples"),
+    (lambda folder: written(folder / "cols.jsonl", '{"a": 1}\n'), "but {path} has a;"),
+    (lambda folder: unreadable(folder / "locked.csv"), "{path}: cannot read it (Permission denied)"),
+], ids=["missing-file", "folder-without-eval-split", "empty-file", "wrong-columns", "unreadable-file"])
+def test_eval_data_that_cannot_be_read_names_the_data_option(finished_run, tmp_path, make, expected, capsys):
+    """``eval --data`` replaces the run recipe's data.eval: its problems name --data (or the file itself), never
+    the recipe's field, which the user did not type."""
+    (tmp_path / "train.jsonl").write_text('{"text": "fine", "label": "pos"}\n')
+    path = make(tmp_path)
+    assert main(["eval", str(finished_run), "--data", str(path)]) == 2
+    line = one_line_error(capsys, expected.format(path=path))
+    assert "recipe.toml" not in line and "data.eval" not in line, line
+    assert "--data" in line or line.startswith(f"adapterkit: error: {path}:"), line
