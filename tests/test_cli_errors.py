@@ -80,6 +80,20 @@ def mismatched_adapter_config(run: Path) -> None:
     path.write_text(json.dumps({**json.loads(path.read_text()), "target_modules": ["nosuch"]}))
 
 
+def peft_type(kind):
+    """Valid JSON naming another tuner: peft builds whatever ``peft_type`` says (KeyError for one it does not know)."""
+    def damage(run: Path) -> None:
+        path = run / "adapter/adapter_config.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "peft_type": kind}))
+    return damage
+
+
+CONFIG = "adapter/adapter_config.json"
+PEFT_TYPES = [(peft_type("NOPE"), f"{CONFIG}: peft_type 'NOPE' is not a tuner peft "),
+              (peft_type(None), f"{CONFIG}: peft_type None is not a tuner peft ")]
+PEFT_TYPE_IDS = ["unknown-peft-type", "no-peft-type"]
+
+
 @pytest.mark.parametrize("damage, expected", [
     (lambda run: (run / "run.json").write_text('{"artifact": "adap'), "run.json: is corrupt"),
     (lambda run: shutil.rmtree(run / "adapter"), "the trained weights (adapter/) are missing"),
@@ -89,8 +103,9 @@ def mismatched_adapter_config(run: Path) -> None:
     # damage the check before loading does not look for: the loader's own error, as one line naming the folder
     (lambda run: os.truncate(run / "adapter/tokenizer.json", 300), "adapter: could not load the run's saved files"),
     (mismatched_adapter_config, "adapter: could not load the run's saved files (NoMatchingPeftModuleError"),
+    *PEFT_TYPES,
 ], ids=["corrupt-run-json", "missing-adapter", "missing-weights", "truncated-weights", "missing-adapter-config",
-        "truncated-tokenizer", "mismatched-adapter-config"])
+        "truncated-tokenizer", "mismatched-adapter-config", *PEFT_TYPE_IDS])
 def test_eval_of_a_damaged_run_is_one_line(finished_run, tmp_path, damage, expected, capsys):
     run = damaged_copy(finished_run, tmp_path, damage)
     assert main(["eval", str(run)]) == 2
@@ -103,7 +118,8 @@ def test_eval_of_a_damaged_run_is_one_line(finished_run, tmp_path, damage, expec
     (lambda run: os.truncate(run / WEIGHTS, 100), f"{WEIGHTS}: truncated or corrupt"),
     (lambda run: os.truncate(run / "adapter/tokenizer.json", 300), "adapter: could not load the run's saved files"),
     (mismatched_adapter_config, "adapter: could not load the run's saved files (NoMatchingPeftModuleError"),
-], ids=["truncated-weights", "truncated-tokenizer", "mismatched-adapter-config"])
+    PEFT_TYPES[0],
+], ids=["truncated-weights", "truncated-tokenizer", "mismatched-adapter-config", PEFT_TYPE_IDS[0]])
 def test_every_command_that_reads_a_damaged_run_says_so_in_one_line(finished_run, tmp_path, command, damage, expected,
                                                                     capsys):
     """generate, chat, serve (its loader: serve/engine.py open_runs) and export; they stop before a port is bound."""

@@ -10,9 +10,9 @@ The layouts are those the methods' save functions write (``methods/*.py``):
               (large models: model.safetensors.index.json + the   ``save_pretrained``)
               shards it names)
 
-A layout is recognised by either of its files, so losing one of them is named. A folder in none of these
-layouts (a plugin method's own) is checked only for safetensors headers, and refused only if it holds no
-weights file at all.
+A layout is recognised by either of its files, so losing one of them is named, and ``adapter_config.json``'s
+``peft_type`` must be a tuner the installed peft knows. A folder in none of these layouts (a plugin method's own)
+is checked only for safetensors headers, and refused only if it holds no weights file at all.
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from pathlib import Path
 
 from ..errors import UserError
 
+PEFT_CONFIG = "adapter_config.json"
 # artifact folder -> its layouts: (configuration file, weights file, what the weights are)
 LAYOUTS = {
-    "adapter": (("adapter_config.json", "adapter_model.safetensors", "the adapter's configuration"),
+    "adapter": ((PEFT_CONFIG, "adapter_model.safetensors", "the adapter's configuration"),
                 ("bottleneck_config.json", "bottleneck.safetensors", "the bottleneck adapters' configuration")),
     "model": (("config.json", "model.safetensors", "the model's configuration"),),
 }
@@ -43,7 +44,9 @@ def check_artifact(run_dir: Path, artifact: str) -> None:
         config, weights, what = layout
         if config not in present:
             raise UserError(f"missing ({what}); {rerun}", where=str(folder / config))
-        _readable_json(folder / config, rerun)
+        saved = _readable_json(folder / config, rerun)
+        if config == PEFT_CONFIG:
+            _known_peft_type(saved, folder / config, rerun)
         if weights not in present and artifact == "model" and SHARD_INDEX in present:
             _shards(folder, rerun)
         elif weights not in present:
@@ -65,6 +68,20 @@ def _readable_json(path: Path, rerun: str) -> dict:
     if not isinstance(data, dict):
         raise UserError(f"truncated or corrupt (not a JSON object); {rerun}", where=str(path))
     return data
+
+
+def _known_peft_type(config: dict, path: Path, rerun: str) -> None:
+    """peft reads ``peft_type`` first and looks it up in its own registry of tuners (``PEFT_TYPE_TO_CONFIG_MAPPING``,
+    keyed by ``peft.PeftType``): a type it does not know is a bare KeyError there. Whether it is the type the run's
+    method saves is the method's concern (``methods.peft_tuner.check_tuner``)."""
+    import peft
+
+    kind = config.get("peft_type")
+    if isinstance(kind, str) and kind in peft.PEFT_TYPE_TO_CONFIG_MAPPING:
+        return
+    saved_by = config.get("peft_version")
+    by = f", saved by peft {saved_by}" if saved_by and saved_by != peft.__version__ else ""
+    raise UserError(f"peft_type {kind!r} is not a tuner peft {peft.__version__} knows{by}; {rerun}", where=str(path))
 
 
 def _shards(folder: Path, rerun: str) -> None:
