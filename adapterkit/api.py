@@ -174,6 +174,9 @@ def reopen(run_dir: str | Path, overrides: dict | None = None) -> tuple[Plan, An
     from transformers import AutoTokenizer
 
     from .methods.base import reading_artifact
+    from .methods.peft_tuner import check_tuner
+
+    check_tuner(plan.method, folder)
 
     with reading_artifact(folder):
         tokenizer = AutoTokenizer.from_pretrained(str(folder))

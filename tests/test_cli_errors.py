@@ -81,7 +81,8 @@ def mismatched_adapter_config(run: Path) -> None:
 
 
 def peft_type(kind):
-    """Valid JSON naming another tuner: peft builds whatever ``peft_type`` says (KeyError for one it does not know)."""
+    """Valid JSON naming another tuner: peft builds whatever ``peft_type`` says (KeyError for one it does not know; an
+    untrained LoHa adapter, without a word, for a LoRA run's file saying LOHA)."""
     def damage(run: Path) -> None:
         path = run / "adapter/adapter_config.json"
         path.write_text(json.dumps({**json.loads(path.read_text()), "peft_type": kind}))
@@ -90,8 +91,10 @@ def peft_type(kind):
 
 CONFIG = "adapter/adapter_config.json"
 PEFT_TYPES = [(peft_type("NOPE"), f"{CONFIG}: peft_type 'NOPE' is not a tuner peft "),
-              (peft_type(None), f"{CONFIG}: peft_type None is not a tuner peft ")]
-PEFT_TYPE_IDS = ["unknown-peft-type", "no-peft-type"]
+              (peft_type(None), f"{CONFIG}: peft_type None is not a tuner peft "),
+              (peft_type("LOHA"), f"{CONFIG}: peft_type 'LOHA', but method 'lora' saves 'LORA' adapters"),
+              (peft_type("PROMPT_TUNING"), f"{CONFIG}: peft_type 'PROMPT_TUNING', but method 'lora' saves 'LORA'")]
+PEFT_TYPE_IDS = ["unknown-peft-type", "no-peft-type", "other-peft-type", "prompt-peft-type"]
 
 
 @pytest.mark.parametrize("damage, expected", [
@@ -118,8 +121,8 @@ def test_eval_of_a_damaged_run_is_one_line(finished_run, tmp_path, damage, expec
     (lambda run: os.truncate(run / WEIGHTS, 100), f"{WEIGHTS}: truncated or corrupt"),
     (lambda run: os.truncate(run / "adapter/tokenizer.json", 300), "adapter: could not load the run's saved files"),
     (mismatched_adapter_config, "adapter: could not load the run's saved files (NoMatchingPeftModuleError"),
-    PEFT_TYPES[0],
-], ids=["truncated-weights", "truncated-tokenizer", "mismatched-adapter-config", PEFT_TYPE_IDS[0]])
+    PEFT_TYPES[0], PEFT_TYPES[2],
+], ids=["truncated-weights", "truncated-tokenizer", "mismatched-adapter-config", PEFT_TYPE_IDS[0], PEFT_TYPE_IDS[2]])
 def test_every_command_that_reads_a_damaged_run_says_so_in_one_line(finished_run, tmp_path, command, damage, expected,
                                                                     capsys):
     """generate, chat, serve (its loader: serve/engine.py open_runs) and export; they stop before a port is bound."""

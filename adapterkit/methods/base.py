@@ -77,6 +77,9 @@ class Method:
     save: Callable[[Any, Path], None]  # (wrapped model, run_dir/"adapter" or "model") -> None
     load: Callable[[Any, Path], Any]  # (fresh base model, saved folder) -> model with trained weights
     artifact: str = "adapter"  # name of the folder in the run dir that `save` fills
+    # The peft tuner `save` writes (adapter_config.json's peft_type, a ``peft.PeftType`` name), checked before a saved
+    # adapter is loaded (``peft_tuner.check_tuner``). None: the method saves no peft adapter.
+    peft_type: str | None = None
     # (fresh base model, saved folder) -> the model with the saved weights, trainable (``model.adapter``: continue
     # training an earlier run's adapter). None: the method cannot continue a saved artifact.
     load_trainable: Callable[[Any, Path], Any] | None = None

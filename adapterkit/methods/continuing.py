@@ -3,7 +3,8 @@
 The folder is ``RUN_DIR/adapter`` of a finished run (a glob such as ``runs/chat_lora-*/adapter`` picks the newest
 finished match, since run directories are stamped with their start time), resolved against the working directory, then
 the recipe's folder. Before any weight is read, the run that saved it must have used this recipe's method and
-base model (its ``run.json``; for a bare PEFT folder, ``adapter_config.json``'s base model); the adapter's own
+base model (its ``run.json``; for a bare PEFT folder, ``adapter_config.json``'s base model), and its
+``adapter_config.json`` must name that method's peft tuner (``peft_tuner.check_tuner``); the adapter's own
 options (rank, targets...) then apply, not the recipe's ``[method]`` options.
 """
 
@@ -14,6 +15,7 @@ import json
 from pathlib import Path
 
 from ..errors import UserError
+from .peft_tuner import check_tuner
 
 
 def resolve_adapter(spec: str, recipe_source: str) -> Path:
@@ -56,6 +58,7 @@ def check_adapter(recipe, method, model_path: str) -> Path:
         if info.get("model") != recipe.model.name:
             raise UserError(f"{folder} was trained on model {info.get('model')!r}, this recipe uses "
                             f"{recipe.model.name!r}", where=where)
+        check_tuner(method, folder)
         return folder
     config = folder / "adapter_config.json"
     if not config.is_file():
@@ -65,6 +68,7 @@ def check_adapter(recipe, method, model_path: str) -> Path:
     if base and base not in (recipe.model.name, model_path) and Path(base).name != Path(model_path).name:
         raise UserError(f"{folder} was trained on model {base!r}, this recipe uses {recipe.model.name!r}",
                         where=where)
+    check_tuner(method, folder)
     return folder
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..errors import UserError
 from .base import reading_artifact
 
 
@@ -21,6 +22,27 @@ def _quiet_peft():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         yield
+
+
+def check_tuner(method, folder: Path) -> None:
+    """The adapter in ``folder`` is the tuner ``method`` saves (adapter_config.json's ``peft_type`` is
+    ``method.peft_type``), checked before any weight is read: peft builds whatever tuner the file names, so an edited
+    or swapped file would load another, untrained adapter without a word (LoHa or IA3 on a LoRA run: eval, serve and
+    export go on with it) or fail deep inside peft (prompt tuning on a LoRA run). A missing or unreadable file is
+    left to ``rundir.check_artifact`` and the loader, which name it."""
+    import json
+
+    path = Path(folder) / "adapter_config.json"
+    if method.peft_type is None or not path.is_file():
+        return
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return
+    kind = saved.get("peft_type") if isinstance(saved, dict) else None
+    if kind != method.peft_type:
+        raise UserError(f"peft_type {kind!r}, but method {method.name!r} saves {method.peft_type!r} adapters: the file "
+                        "was edited or comes from another run's adapter", where=str(path))
 
 
 def load_peft(base_model, folder: Path, trainable: bool = False, adapter_name: str = "default"):

@@ -48,6 +48,7 @@ def _quiet_generation_warnings() -> None:
 
 def _describe(run_dir: Path):
     from .. import loading, rundir
+    from ..methods.peft_tuner import check_tuner
     from ..plan import load_recipe, make_plan
     from ..tasks.base import TaskData
 
@@ -56,6 +57,7 @@ def _describe(run_dir: Path):
         raise UserError(f"method {info.get('method')!r} saved no trained weights to serve", where=str(run_dir))
     plan = make_plan(load_recipe(run_dir / "recipe.toml"))
     folder = run_dir / info["artifact"]
+    check_tuner(plan.method, folder)  # a shared base attaches the adapter with peft alone, not the method's load
     labels_file = folder / "labels.json"
     labels = None
     if labels_file.is_file():
