@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,10 +161,13 @@ def _train_and_evaluate(plan: Plan, tokenizer, data, model, run_dir: Path, resum
 def finished_plan(run_dir: Path, info: dict[str, Any], overrides: dict | None = None) -> Plan:
     """The plan of a finished run (its recipe.toml, with ``overrides``; ``info``: its ``rundir.read_run``), once its
     trained artifact is checked against the files its method's ``save`` writes (``Method.saved_files``,
-    ``rundir.check_artifact``): before any weight is loaded."""
+    ``rundir.check_artifact``) and the peft tuner it saves (``Method.peft_type``): before any weight is loaded."""
+    from .methods.peft_tuner import check_tuner
+
     plan = make_plan(load_recipe(Path(run_dir) / "recipe.toml", overrides))
     if info.get("artifact"):
         rundir.check_artifact(Path(run_dir), info["artifact"], plan.method.saved_files)
+        check_tuner(plan.method, Path(run_dir) / info["artifact"])  # the peft tuner its method saves
     return plan
 
 
@@ -195,10 +200,28 @@ def evaluate(plan: Plan, model, tokenizer, data, run_dir: Path, results_dir: Pat
 
 
 def evaluate_run(run_dir: str | Path, data: str | None = None) -> dict[str, Any]:
-    """Re-evaluate a finished run, on its own eval split or on ``data`` (a file or dataset name)."""
-    overrides = {"data.eval": data} if data else None
-    plan, tokenizer, model, task_data = reopen(run_dir, overrides)
-    return evaluate(plan, model, tokenizer, task_data, Path(run_dir) / "reeval", Path(run_dir))
+    """Re-evaluate a finished run, on its own eval split or on ``data`` (a file or dataset name, ``eval --data``)."""
+    if not data:
+        plan, tokenizer, model, task_data = reopen(run_dir)
+        return evaluate(plan, model, tokenizer, task_data, Path(run_dir) / "reeval", Path(run_dir))
+    with given_by("--data", data, f"{Path(run_dir) / 'recipe.toml'}: data.eval"):
+        plan, tokenizer, model, task_data = reopen(run_dir, {"data.eval": data})
+        return evaluate(plan, model, tokenizer, task_data, Path(run_dir) / "reeval", Path(run_dir))
+
+
+@contextmanager
+def given_by(option: str, value: str, field: str) -> Iterator[None]:
+    """Errors about a recipe field that the command-line ``option`` set to ``value`` name ``option`` instead (and
+    ``value``, unless the message does): ``eval --data`` overrides the run recipe's data.eval, and the user typed
+    --data, not that field. ``field`` is the ``where`` the data code gives them (``<recipe>: data.eval``), which a
+    few extend (a datasets folder: ``<recipe>: data.eval (<folder>)``). Errors naming a file and line pass unchanged."""
+    try:
+        yield
+    except UserError as err:
+        if not (err.where or "").startswith(field):
+            raise
+        message = err.message if value in err.message else f"{value!r}: {err.message}"
+        raise UserError(message, where=option + err.where[len(field):]) from None
 
 
 def generate(run_dir: str | Path, prompt: str, max_new_tokens: int = 64, safety=None) -> str:

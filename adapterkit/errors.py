@@ -8,6 +8,7 @@ class UserError(Exception):
 
     def __init__(self, message: str, *, where: str | None = None):
         self.where = where
+        self.message = message  # without ``where``: a caller that knows better names the place (api.evaluate_run)
         super().__init__(f"{where}: {message}" if where else message)
 
 

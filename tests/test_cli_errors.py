@@ -80,6 +80,23 @@ def mismatched_adapter_config(run: Path) -> None:
     path.write_text(json.dumps({**json.loads(path.read_text()), "target_modules": ["nosuch"]}))
 
 
+def peft_type(kind):
+    """Valid JSON naming another tuner: peft builds whatever ``peft_type`` says (KeyError for one it does not know; an
+    untrained LoHa adapter, without a word, for a LoRA run's file saying LOHA)."""
+    def damage(run: Path) -> None:
+        path = run / "adapter/adapter_config.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "peft_type": kind}))
+    return damage
+
+
+CONFIG = "adapter/adapter_config.json"
+PEFT_TYPES = [(peft_type("NOPE"), f"{CONFIG}: peft_type 'NOPE' is not a tuner peft "),
+              (peft_type(None), f"{CONFIG}: peft_type None is not a tuner peft "),
+              (peft_type("LOHA"), f"{CONFIG}: peft_type 'LOHA', but method 'lora' saves 'LORA' adapters"),
+              (peft_type("PROMPT_TUNING"), f"{CONFIG}: peft_type 'PROMPT_TUNING', but method 'lora' saves 'LORA'")]
+PEFT_TYPE_IDS = ["unknown-peft-type", "no-peft-type", "other-peft-type", "prompt-peft-type"]
+
+
 @pytest.mark.parametrize("damage, expected", [
     (lambda run: (run / "run.json").write_text('{"artifact": "adap'), "run.json: is corrupt"),
     (lambda run: shutil.rmtree(run / "adapter"), "the trained weights (adapter/) are missing"),
@@ -89,8 +106,9 @@ def mismatched_adapter_config(run: Path) -> None:
     # damage the check before loading does not look for: the loader's own error, as one line naming the folder
     (lambda run: os.truncate(run / "adapter/tokenizer.json", 300), "adapter: could not load the run's saved files"),
     (mismatched_adapter_config, "adapter: could not load the run's saved files (NoMatchingPeftModuleError"),
+    *PEFT_TYPES,
 ], ids=["corrupt-run-json", "missing-adapter", "missing-weights", "truncated-weights", "missing-adapter-config",
-        "truncated-tokenizer", "mismatched-adapter-config"])
+        "truncated-tokenizer", "mismatched-adapter-config", *PEFT_TYPE_IDS])
 def test_eval_of_a_damaged_run_is_one_line(finished_run, tmp_path, damage, expected, capsys):
     run = damaged_copy(finished_run, tmp_path, damage)
     assert main(["eval", str(run)]) == 2
@@ -103,7 +121,8 @@ def test_eval_of_a_damaged_run_is_one_line(finished_run, tmp_path, damage, expec
     (lambda run: os.truncate(run / WEIGHTS, 100), f"{WEIGHTS}: truncated or corrupt"),
     (lambda run: os.truncate(run / "adapter/tokenizer.json", 300), "adapter: could not load the run's saved files"),
     (mismatched_adapter_config, "adapter: could not load the run's saved files (NoMatchingPeftModuleError"),
-], ids=["truncated-weights", "truncated-tokenizer", "mismatched-adapter-config"])
+    PEFT_TYPES[0], PEFT_TYPES[2],
+], ids=["truncated-weights", "truncated-tokenizer", "mismatched-adapter-config", PEFT_TYPE_IDS[0], PEFT_TYPE_IDS[2]])
 def test_every_command_that_reads_a_damaged_run_says_so_in_one_line(finished_run, tmp_path, command, damage, expected,
                                                                     capsys):
     """generate, chat, serve (its loader: serve/engine.py open_runs) and export; they stop before a port is bound."""
@@ -158,3 +177,40 @@ def test_a_bad_allocator_setting_is_one_line_and_exit_2(one_step_recipe, tmp_pat
     assert main(["run", str(one_step_recipe), "--set", "model.name='./missing'", "--output", str(out)]) == 2
     one_line_error(capsys, "ADAPTERKIT_MALLOC", repr(value))
     assert not out.exists()
+
+
+def written(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def unreadable(path: Path) -> Path:
+    """A data file this process cannot read: mode 000, or for root (who reads any file) a link to a write-only
+    /proc/sys file, which refuses root too."""
+    path.write_text("text,label\nfine,pos\n")
+    path.chmod(0)
+    if os.access(path, os.R_OK):
+        path.unlink()
+        target = Path("/proc/sys/vm/drop_caches")
+        if not target.exists():
+            pytest.skip("no way to make a file unreadable to this user here")
+        path.symlink_to(target)
+    return path
+
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda folder: folder / "missing.csv", "data file or folder '{path}' not found"),
+    (lambda folder: folder, "{path} has no 'validation' split"),  # a folder of data files, train.jsonl only
+    (lambda folder: written(folder / "empty.jsonl", ""), "'{path}': no evaluation examples"),
+    (lambda folder: written(folder / "cols.jsonl", '{"a": 1}\n'), "but {path} has a;"),
+    (lambda folder: unreadable(folder / "locked.csv"), "{path}: cannot read it (Permission denied)"),
+], ids=["missing-file", "folder-without-eval-split", "empty-file", "wrong-columns", "unreadable-file"])
+def test_eval_data_that_cannot_be_read_names_the_data_option(finished_run, tmp_path, make, expected, capsys):
+    """``eval --data`` replaces the run recipe's data.eval: its problems name --data (or the file itself), never
+    the recipe's field, which the user did not type."""
+    (tmp_path / "train.jsonl").write_text('{"text": "fine", "label": "pos"}\n')
+    path = make(tmp_path)
+    assert main(["eval", str(finished_run), "--data", str(path)]) == 2
+    line = one_line_error(capsys, expected.format(path=path))
+    assert "recipe.toml" not in line and "data.eval" not in line, line
+    assert "--data" in line or line.startswith(f"adapterkit: error: {path}:"), line

@@ -35,7 +35,10 @@ def bad_row(problem: str, where: str | None, on_error: str) -> dict:
 
 def read_text(path: Path) -> str:
     """The file's text (see the module docstring for encodings); one UserError line if it is not UTF-8."""
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as err:  # no read permission, a file that vanished, an I/O error
+        raise UserError(f"cannot read it ({err.strerror or type(err).__name__})", where=str(path)) from None
     encoding = "utf-16" if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
     if encoding != "utf-16" and b"\0" in raw:  # UTF-16 without a byte-order mark: NUL bytes beside ASCII ones
         line = raw.count(b"\n", 0, raw.index(b"\0")) + 1

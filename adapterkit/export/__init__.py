@@ -101,6 +101,7 @@ def export(run_dir: str | Path, format: str, *, dtype: str | None = None, output
     info = rundir.read_run(run_dir)
     plan = finished_plan(run_dir, info)  # a damaged artifact is named first, before --output is looked at
     out = Path(output) if output else default_output(run_dir, fmt.name, dtype)
+    folder.recover(out)  # what an export killed outright left beside out: its previous export is put back
     rundir.check_output(out, what="--output", probe_lock=False)
     folder.refuse(out, run_dir, overwrite=overwrite)
     reason = _refusal(plan, fmt)

@@ -79,6 +79,7 @@ METHOD = Method(
     name="adalora",
     trains="low-rank SVD-form updates whose ranks are re-allocated across layers while training (+ task head)",
     options=AdaLoraOptions,
+    peft_type="ADALORA",
     default_learning_rate=5e-4,  # LoRA's; not tuned for AdaLoRA (docs/defaults.md)
     wrap=wrap,
     save=save_peft,

@@ -82,6 +82,9 @@ class Method:
     # artifact is checked against them before any weight loads (``rundir.check_artifact``: each there, the
     # config readable JSON, safetensors headers whole). None: safetensors headers only, and some weights file.
     saved_files: SavedFiles | None = None
+    # The peft tuner `save` writes (adapter_config.json's peft_type, a ``peft.PeftType`` name), checked before a saved
+    # adapter is loaded (``peft_tuner.check_tuner``). None: the method saves no peft adapter.
+    peft_type: str | None = None
     # (fresh base model, saved folder) -> the model with the saved weights, trainable (``model.adapter``: continue
     # training an earlier run's adapter). None: the method cannot continue a saved artifact.
     load_trainable: Callable[[Any, Path], Any] | None = None

@@ -61,6 +61,7 @@ METHOD = Method(
     name="boft",
     trains="butterfly-factored orthogonal rotations of linear layers' weights (+ task head)",
     options=BoftOptions,
+    peft_type="BOFT",
     default_learning_rate=5e-4,  # LoRA's; not tuned for BOFT (docs/defaults.md)
     wrap=wrap,
     save=save_peft,

@@ -3,9 +3,10 @@
 The folder is ``RUN_DIR/adapter`` of a finished run (a glob such as ``runs/chat_lora-*/adapter`` picks the newest
 finished match, since run directories are stamped with their start time), resolved against the working directory, then
 the recipe's folder. Before any weight is read, the run that saved it must have used this recipe's method and
-base model (its ``run.json``; for a bare PEFT folder, ``adapter_config.json``'s base model), and a run's folder
-must hold the files the method's ``save`` writes, whole (``Method.saved_files``, ``rundir.check_artifact``); the
-adapter's own options (rank, targets...) then apply, not the recipe's ``[method]`` options.
+base model (its ``run.json``; for a bare PEFT folder, ``adapter_config.json``'s base model), a run's folder
+must hold the files the method's ``save`` writes, whole (``Method.saved_files``, ``rundir.check_artifact``), and its
+``adapter_config.json`` must name that method's peft tuner (``peft_tuner.check_tuner``); the adapter's own options
+(rank, targets...) then apply, not the recipe's ``[method]`` options.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from ..errors import UserError
 from ..rundir import check_artifact
-from .peft_tuner import PEFT_FILES
+from .peft_tuner import PEFT_FILES, check_tuner
 
 
 def resolve_adapter(spec: str, recipe_source: str) -> Path:
@@ -60,6 +61,7 @@ def check_adapter(recipe, method, model_path: str) -> Path:
             raise UserError(f"{folder} was trained on model {info.get('model')!r}, this recipe uses "
                             f"{recipe.model.name!r}", where=where)
         check_artifact(folder.parent, folder.name, method.saved_files)
+        check_tuner(method, folder)
         return folder
     config = folder / PEFT_FILES.config
     if not config.is_file():
@@ -69,6 +71,7 @@ def check_adapter(recipe, method, model_path: str) -> Path:
     if base and base not in (recipe.model.name, model_path) and Path(base).name != Path(model_path).name:
         raise UserError(f"{folder} was trained on model {base!r}, this recipe uses {recipe.model.name!r}",
                         where=where)
+    check_tuner(method, folder)
     return folder
 
 

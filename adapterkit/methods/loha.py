@@ -39,6 +39,7 @@ METHOD = Method(
     name="loha",
     trains="Hadamard product of two low-rank updates on linear layers (+ task head)",
     options=LohaOptions,
+    peft_type="LOHA",
     default_learning_rate=5e-4,  # LoRA's; not tuned for LoHa (docs/defaults.md)
     wrap=wrap,
     save=save_peft,

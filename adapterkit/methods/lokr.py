@@ -55,6 +55,7 @@ METHOD = Method(
     name="lokr",
     trains="Kronecker-product updates on linear layers (+ task head)",
     options=LokrOptions,
+    peft_type="LOKR",
     default_learning_rate=5e-4,  # LoRA's; not tuned for LoKr (docs/defaults.md)
     wrap=wrap,
     save=save_peft,

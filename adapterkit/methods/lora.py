@@ -182,6 +182,7 @@ METHOD = Method(
     name="lora",
     trains="low-rank A·B updates on linear layers (+ task head); variants: DoRA, rsLoRA, LoRA+, init pissa/olora/eva",
     options=LoraOptions,
+    peft_type="LORA",
     default_learning_rate=5e-4,
     wrap=wrap,
     save=save,

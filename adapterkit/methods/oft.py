@@ -42,6 +42,7 @@ METHOD = Method(
     name="oft",
     trains="orthogonal block-diagonal rotations of linear layers' weights (+ task head)",
     options=OftOptions,
+    peft_type="OFT",
     default_learning_rate=5e-4,  # LoRA's; not tuned for OFT (docs/defaults.md)
     wrap=wrap,
     save=save_peft,

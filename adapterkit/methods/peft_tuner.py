@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from pathlib import Path
 
+from ..errors import UserError
 from .base import SavedFiles, reading_artifact
 
 # What peft's ``save_pretrained`` writes and ``PeftModel.from_pretrained`` reads (peft.utils.constants CONFIG_NAME,
@@ -26,6 +27,36 @@ def _quiet_peft():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         yield
+
+
+def check_tuner(method, folder: Path) -> None:
+    """The adapter in ``folder`` is the tuner ``method`` saves (adapter_config.json's ``peft_type`` is
+    ``method.peft_type``), checked before any weight is read: peft builds whatever tuner the file names, so an edited
+    or swapped file would load another, untrained adapter without a word (LoHa or IA3 on a LoRA run: eval, serve and
+    export go on with it), fail deep inside peft (prompt tuning on a LoRA run), or end in a bare KeyError (a type
+    peft's registry ``PEFT_TYPE_TO_CONFIG_MAPPING`` does not know). A missing or unreadable file is left to
+    ``rundir.check_artifact`` and the loader, which name it."""
+    import json
+
+    import peft
+
+    path = Path(folder) / PEFT_FILES.config
+    if method.peft_type is None or not path.is_file():
+        return
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return
+    saved = saved if isinstance(saved, dict) else {}
+    kind = saved.get("peft_type")
+    rerun = f"rerun the recipe with --output {Path(folder).parent} --overwrite"
+    if not (isinstance(kind, str) and kind in peft.PEFT_TYPE_TO_CONFIG_MAPPING):
+        by = saved.get("peft_version")
+        by = f", saved by peft {by}" if by and by != peft.__version__ else ""
+        raise UserError(f"peft_type {kind!r} is not a tuner peft {peft.__version__} knows{by}; {rerun}", where=str(path))
+    if kind != method.peft_type:
+        raise UserError(f"peft_type {kind!r}, but method {method.name!r} saves {method.peft_type!r} adapters: the file "
+                        "was edited or comes from another run's adapter", where=str(path))
 
 
 def load_peft(base_model, folder: Path, trainable: bool = False, adapter_name: str = "default"):

@@ -47,6 +47,7 @@ METHOD = Method(
     name="prefix",
     trains="key/value prefixes in every attention layer (+ task head)",
     options=PrefixOptions,
+    peft_type="PREFIX_TUNING",
     default_learning_rate=1e-2,
     wrap=wrap,
     save=save_peft,

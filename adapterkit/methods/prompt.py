@@ -62,6 +62,7 @@ METHOD = Method(
     name="prompt",
     trains="soft-prompt embeddings prepended to the input (+ task head)",
     options=PromptOptions,
+    peft_type="PROMPT_TUNING",
     default_learning_rate=3e-2,
     wrap=wrap,
     save=save_peft,

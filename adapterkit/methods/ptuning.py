@@ -47,6 +47,7 @@ METHOD = Method(
     name="ptuning",
     trains="a prompt encoder that produces virtual input tokens (+ task head)",
     options=PTuningOptions,
+    peft_type="P_TUNING",
     default_learning_rate=3e-3,
     wrap=wrap,
     save=save_peft,

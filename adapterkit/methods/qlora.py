@@ -126,6 +126,7 @@ METHOD = Method(
     name="qlora",
     trains="LoRA on a 4-bit NF4 (double-quantized) frozen base (+ task head)",
     options=QLoraOptions,
+    peft_type="LORA",
     default_learning_rate=5e-4,
     wrap=wrap,
     save=save_peft,

@@ -57,6 +57,7 @@ METHOD = Method(
     name="vera",
     trains="per-layer scaling vectors around shared frozen random low-rank matrices (+ task head)",
     options=VeraOptions,
+    peft_type="VERA",
     default_learning_rate=4e-3,  # VeRA trains vectors only: the paper's learning rates are ~10x LoRA's; not tuned here
     wrap=wrap,
     save=save_peft,

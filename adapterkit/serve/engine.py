@@ -55,7 +55,9 @@ def _describe(run_dir: Path):
     info = rundir.read_run(run_dir)
     if not info.get("artifact"):
         raise UserError(f"method {info.get('method')!r} saved no trained weights to serve", where=str(run_dir))
-    plan = finished_plan(run_dir, info)  # its artifact checked against its method's saved_files
+    # its artifact checked against its method's saved files and peft tuner: a shared base attaches the adapter with
+    # peft alone, not through the method's load
+    plan = finished_plan(run_dir, info)
     folder = run_dir / info["artifact"]
     labels_file = folder / "labels.json"
     labels = None

@@ -210,3 +210,53 @@ def test_which_run_an_export_folder_holds(tmp_path):
     (out / "export.json").write_text("{not json")
     with pytest.raises(UserError, match="export.json cannot be read .JSONDecodeError.; pass --overwrite"):
         folder.refuse(out, run)
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", ""])
+    child.wait()
+    return child.pid
+
+
+def test_an_export_killed_between_its_renames_is_put_back_by_the_next(cls_run, tmp_path, monkeypatch):
+    """SIGKILL between publish's two renames leaves --output missing, the previous export in a hidden '-previous'
+    folder and the new one staged beside it. The next export puts the previous export back before anything else:
+    refused by its self-check here, it leaves that export in place, byte-identical, and nothing beside it."""
+    out = tmp_path / "out"
+    export(cls_run, "merged", output=out)
+    before = snapshot(out)
+    dead = _dead_pid()
+    out.rename(tmp_path / f".out.export-{dead}-0123abcd-previous")
+    (tmp_path / f".out.export-{dead}-0123abcd").mkdir()
+    (tmp_path / f".out.export-{dead}-0123abcd" / "export.json").write_text("{}")
+    _scaled_merge(monkeypatch, 3.0)
+    with pytest.raises(UserError, match="refused by its self-check"):
+        export(cls_run, "merged", output=out)
+    assert snapshot(out) == before
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_stale_folders_of_killed_exports_are_removed_but_not_a_running_ones(cls_run, tmp_path):
+    """Killed after the second rename: the '-previous' folder stays beside the good export; killed while writing:
+    its staging folder. The next export removes both (and an earlier adapterkit's, without a pid in its name),
+    but not the staging folder of an export whose process still runs."""
+    import shutil
+    import subprocess
+
+    out = tmp_path / "out"
+    export(cls_run, "merged", output=out)
+    dead = _dead_pid()
+    shutil.copytree(out, tmp_path / f".out.export-{dead}-4567cdef-previous")
+    (tmp_path / f".out.export-{dead}-89abcdef").mkdir()
+    (tmp_path / ".out.export-0123abcd").mkdir()
+    running = subprocess.Popen(["sleep", "60"])  # an export still writing beside out
+    try:
+        (tmp_path / f".out.export-{running.pid}-deadbeef").mkdir()
+        assert export(cls_run, "merged", output=out)["check"]["passed"]
+        assert sorted(p.name for p in tmp_path.iterdir()) == [f".out.export-{running.pid}-deadbeef", "out"]
+    finally:
+        running.kill()
+        running.wait()

@@ -98,3 +98,20 @@ def test_the_plan_counts_the_saved_adapters_own_rank_and_targets(tiny_llama_dir,
     assert checked.fit.estimate.trainable_params == sum(2 * (i + o) for i, o in q)
     assert fresh.fit.estimate.trainable_params > checked.fit.estimate.trainable_params
     assert assess(checked.plan, shape).estimate.trainable_params == checked.fit.estimate.trainable_params
+
+
+def test_an_adapter_config_naming_another_tuner_is_refused_in_one_line(sft_run, tiny_llama_dir, data_files, tmp_path):
+    """peft builds whatever tuner adapter_config.json names: a LoRA recipe continuing a folder whose file says IA3 (or a
+    type peft does not know) would train another adapter, or end in peft's KeyError."""
+    import json
+
+    for kind, folder in (("IA3", tmp_path / "bare"), ("NOPE", tmp_path / "run" / "adapter")):
+        shutil.copytree(sft_run / "adapter", folder)
+        if folder.parent != tmp_path:  # a run's adapter: its run.json beside it
+            shutil.copy(sft_run / "run.json", folder.parent / "run.json")
+        config = folder / "adapter_config.json"
+        config.write_text(json.dumps({**json.loads(config.read_text()), "peft_type": kind}))
+        with pytest.raises(UserError) as err:
+            preflight(_recipe(tiny_llama_dir, data_files, adapter=str(folder)), memory="skip")
+        assert str(err.value) == (f"{config}: peft_type {kind!r}, but method 'lora' saves 'LORA' adapters: the file was "
+                                  "edited or comes from another run's adapter")

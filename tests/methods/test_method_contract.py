@@ -81,3 +81,19 @@ def test_method_contract(method, task, request, data_files, tmp_path):
     base = loading.load_model(plan, tokenizer, plan.task.model_kwargs(data))
     reloaded = record.load(base, folder)
     torch.testing.assert_close(logits_of(reloaded, batch), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", METHODS.names())
+def test_a_method_declares_the_peft_tuner_it_saves(method, request, data_files, tmp_path):
+    """``Method.peft_type`` is what its ``save`` writes as adapter_config.json's peft_type (a reopened run's adapter is
+    checked against it, ``peft_tuner.check_tuner``), and None for a method that saves no peft adapter."""
+    import json
+
+    record = METHODS.get(method)
+    task = "classification" if record.needs.tasks is None or "classification" in record.needs.tasks else \
+        record.needs.tasks[0]
+    _, _, _, model = build(task, method, request, data_files)
+    record.save(model, tmp_path / record.artifact)
+    config = tmp_path / record.artifact / "adapter_config.json"
+    saved = json.loads(config.read_text())["peft_type"] if config.is_file() else None
+    assert record.peft_type == saved
