@@ -49,11 +49,11 @@ def check_tuner(method, folder: Path) -> None:
         return
     saved = saved if isinstance(saved, dict) else {}
     kind = saved.get("peft_type")
-    rerun = f"rerun the recipe with --output {Path(folder).parent} --overwrite"
     if not (isinstance(kind, str) and kind in peft.PEFT_TYPE_TO_CONFIG_MAPPING):
         by = saved.get("peft_version")
         by = f", saved by peft {by}" if by and by != peft.__version__ else ""
-        raise UserError(f"peft_type {kind!r} is not a tuner peft {peft.__version__} knows{by}; {rerun}", where=str(path))
+        raise UserError(f"peft_type {kind!r} is not a tuner peft {peft.__version__} knows{by}: the file was edited or "
+                        "comes from another peft", where=str(path))
     if kind != method.peft_type:
         raise UserError(f"peft_type {kind!r}, but method {method.name!r} saves {method.peft_type!r} adapters: the file "
                         "was edited or comes from another run's adapter", where=str(path))
