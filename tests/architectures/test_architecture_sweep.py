@@ -64,3 +64,65 @@ def test_freeze_on_encoder_decoders_requires_grad_at_the_decoder_and_the_planner
     shape = model_shape(config, plan.task.auto_class, lm_task=task == "seq2seq")
     predicted = plan.method.footprint(plan.method_options, shape).trainable_params
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) == predicted
+
+
+ENCODERS = ("bert", "roberta", "xlm-roberta", "electra")
+
+
+def _long_config(arch, **changes):
+    """The tiny config with room for the causal tasks' default max_length (256): only the task's own rule refuses."""
+    from adapterkit.support import tiny_config
+
+    config = tiny_config(arch)
+    config.max_position_embeddings = 512
+    for key, value in changes.items():
+        setattr(config, key, value)
+    return config
+
+
+@pytest.mark.parametrize("task", ["chat", "lm", "preference"])
+@pytest.mark.parametrize("arch", ENCODERS)
+def test_causal_tasks_refuse_encoders_in_preflight(arch, task):
+    """BertLMHeadModel & co. were accepted with config.is_decoder = False: every position attended to later tokens."""
+    from adapterkit.support import cell
+
+    reason = cell(arch, "lora", task, _long_config(arch))
+    assert reason is not None and "encoder that attends both ways" in reason and "\n" not in reason, reason
+    assert cell(arch, "lora", task, _long_config(arch, is_decoder=True)) is None  # trained as a decoder: accepted
+
+
+@pytest.mark.parametrize(("task", "tail"), [("chat", ", whose causal-LM class would start from fresh embeddings"),
+                                            ("lm", " (use task 'seq2seq')"), ("preference", "")])
+def test_causal_tasks_keep_their_encoder_decoder_refusals(task, tail):
+    from adapterkit.support import cell
+
+    expected = f"task {task!r} needs a decoder-only causal LM; model type 'bart' is an encoder-decoder{tail}"
+    assert cell("bart", "lora", task, _long_config("bart")) == expected
+
+
+def test_the_refused_encoders_do_see_later_tokens():
+    """Why the rule reads config.is_decoder: BERT's causal-LM class masks later tokens only when it is set."""
+    import transformers
+
+    ids = torch.tensor([[101, 2000, 2001, 2002, 2003, 2004, 102]])
+    later = ids.clone()
+    later[0, 5] = 3000
+    for is_decoder in (False, True):
+        torch.manual_seed(0)
+        model = transformers.AutoModelForCausalLM.from_config(_long_config("bert", is_decoder=is_decoder)).eval()
+        with torch.no_grad():
+            leaks = not torch.equal(model(input_ids=ids).logits[0, 2], model(input_ids=later).logits[0, 2])
+        assert leaks is not is_decoder
+
+
+def test_chat_on_an_encoder_is_refused_before_any_weight_is_read(tmp_path_factory, matrix_files, monkeypatch):
+    from adapterkit.errors import UserError
+
+    def no_weights(*_args, **_kwargs):
+        raise AssertionError("a refused run read weights")
+
+    recipe = recipe_for("bert", "chat", "lora", tiny_model_dir("bert", tmp_path_factory), matrix_files)
+    monkeypatch.setattr(loading, "load_model", no_weights)
+    with pytest.raises(UserError, match="encoder that attends both ways"):
+        api.run(recipe, output=tmp_path_factory.mktemp("bert-chat"))
+
