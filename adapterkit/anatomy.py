@@ -177,8 +177,9 @@ def head_module_names(model) -> list[str]:
     its parts (``classifier``/``score``; DistilBERT's ``pre_classifier``, DeBERTa's ``pooler``, ModernBERT's
     ``head``, T5's and BART's ``classification_head``).
 
-    The output embeddings (an LM's ``lm_head``, tied or not) are left out: they are the pretrained
-    vocabulary projection, not a task head; training a tied one would train the input embeddings.
+    The output embeddings (an LM's ``lm_head``, tied or not) are left out, and so is a child that holds them
+    (BERT's ``cls``, whose ``predictions.decoder`` is the vocabulary projection): they are the pretrained LM head,
+    not a task head; training a tied one would train the input embeddings.
     """
     prefix, inner = _unwrap(model)
     backbone = getattr(inner, "base_model_prefix", "") or ""
@@ -187,7 +188,9 @@ def head_module_names(model) -> list[str]:
     output = _output_embeddings(inner)
     names = []
     for name, child in inner.named_children():
-        if name == backbone or child is output or not any(True for _ in child.parameters()):
+        if name == backbone or not any(True for _ in child.parameters()):
+            continue
+        if output is not None and any(m is output for m in child.modules()):
             continue
         names.append(prefix + name)
     return names

@@ -126,3 +126,70 @@ def test_chat_on_an_encoder_is_refused_before_any_weight_is_read(tmp_path_factor
     with pytest.raises(UserError, match="encoder that attends both ways"):
         api.run(recipe, output=tmp_path_factory.mktemp("bert-chat"))
 
+
+@pytest.fixture(scope="module")
+def bert_decoder_dir(tmp_path_factory):
+    """A tiny BERT trained as a decoder (config.is_decoder = true), saved from its causal-LM class with its tokenizer."""
+    import transformers
+    from transformers import AutoTokenizer
+
+    from adapterkit.assets import resolve_model
+    from adapterkit.support import TINY, tiny_config
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(TINY["bert"].tokenizer))
+    config = tiny_config("bert", vocab_size=len(tokenizer))
+    config.is_decoder = True
+    folder = tmp_path_factory.mktemp("tiny-bert-decoder")
+    torch.manual_seed(0)
+    transformers.AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_bert_lm_head_is_not_a_task_head(bert_decoder_dir):
+    """BERT's output embeddings sit inside ``cls`` (cls.predictions.decoder): LoRA saved the whole vocabulary
+    projection (peft's modules_to_save) as if it were a fresh task head."""
+    import transformers
+
+    from adapterkit import wrap
+    from adapterkit.anatomy import full_precision_module_names, head_module_names
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(bert_decoder_dir)
+    assert type(model).__name__ == "BertLMHeadModel"
+    assert head_module_names(model) == []
+    assert full_precision_module_names(model) == ["cls.predictions.decoder"]  # still kept out of 4-bit
+    wrapped = wrap(model, "lora")
+    assert not wrapped.peft_config["default"].modules_to_save
+    trainable = [n for n, p in wrapped.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable), [n for n in trainable if "lora_" not in n]
+
+
+def test_freeze_on_a_bert_causal_lm_leaves_the_embeddings_alone(bert_decoder_dir, tmp_path_factory):
+    """freeze trained bert.embeddings.word_embeddings through the tied decoder inside ``cls``, the same cause."""
+    import transformers
+
+    from adapterkit.memory.shape import model_shape
+    from adapterkit.plan import make_plan
+    from adapterkit.recipe import recipe_from_dict
+
+    folder = tmp_path_factory.mktemp("lm-data")
+    (folder / "train.txt").write_text("\n\n".join(f"a quiet moving film number {i} with a long plot" for i in range(16)))
+    recipe = recipe_from_dict({
+        "name": "bert_lm_freeze", "model": {"name": str(bert_decoder_dir)}, "method": {"name": "freeze", "top_layers": 1},
+        "task": {"name": "lm", "max_length": 16}, "data": {"train": str(folder / "train.txt"), "eval": 0.25},
+        "train": {"max_steps": 1, "batch_size": 4, "seed": 0, "logging_steps": 1, "learning_rate": 1e-2},
+        "hardware": {"profile": "auto", "precision": "fp32"},
+    })
+    plan = make_plan(recipe)
+    config = loading.load_config(recipe.model, recipe.source)
+    predicted = plan.method.footprint(plan.method_options, model_shape(config, plan.task.auto_class, lm_task=True))
+    model = api.prepare_model(plan, loading.load_tokenizer(recipe.model, recipe.source), None)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(n.startswith("bert.encoder.layer.1.") for n in trainable), sorted(trainable)
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == predicted.trainable_params
+
+    result = api.run(recipe, output=tmp_path_factory.mktemp("bert-lm"))
+    before = transformers.AutoModelForCausalLM.from_pretrained(bert_decoder_dir).state_dict()
+    after = transformers.AutoModelForCausalLM.from_pretrained(result.artifact_dir).state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(k.startswith("bert.encoder.layer.1.") for k in changed), sorted(changed)
