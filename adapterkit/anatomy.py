@@ -6,6 +6,7 @@ bottleneck adapters hook in (as in AdapterHub ``adapters``). Methods read the ta
 generic functions and never test a model's class or name themselves:
 
 * ``find_blocks(model)``       -> (dotted name, ModuleList) of the repeated blocks
+* ``top_stack(model)``         -> the blocks the head reads (an encoder-decoder's decoder) and their final norm
 * ``adapter_points(model)``    -> {"attention": ..., "ffn": ...} inside one block
 * ``head_module_names(model)`` -> top-level children that are the task head, not the backbone: the one
   source for what a method trains whole and saves (peft's ``modules_to_save``), what a quantizing loader
@@ -89,14 +90,45 @@ def arch(model) -> Arch:
 
 
 def find_blocks(model) -> tuple[str, Any]:
-    """Dotted name and ``ModuleList`` of the repeated transformer blocks.
+    """Dotted name and ``ModuleList`` of the repeated transformer blocks (an encoder-decoder's encoder).
 
     Known architectures: the table's path (the shallowest module whose name ends with it). Otherwise the
     largest ``ModuleList`` whose children all share one class.
     """
+    return _blocks_among(model, _module_lists(model))
+
+
+def top_stack(model) -> tuple[str, Any, list[str]]:
+    """(dotted name, ``ModuleList``, final norms) of the blocks whose output the head reads: the top of the
+    model, where ``freeze`` trains.
+
+    On an encoder-decoder (T5, BART) that is the decoder, which every head of theirs reads (the LM head, and the
+    classification heads, at the decoder's end-of-sequence token); elsewhere ``find_blocks``'s list. The final
+    norms are the norms beside the block list (``LlamaModel.norm``, ``GPT2Model.ln_f``, ``T5Stack.final_layer_norm``)
+    less those the stack's ``forward`` applies before its first block: an embedding norm such as BART's
+    ``layernorm_embedding`` or BLOOM's ``word_embeddings_layernorm`` (a name cannot tell: LFM2's final norm is
+    called ``embedding_norm``).
+    """
+    lists = _module_lists(model)
+    decoder = _decoder(model)
+    if decoder is not None:
+        inside = {id(m) for m in decoder.modules()}
+        lists = [(n, m) for n, m in lists if id(m) in inside] or lists
+    block_path, blocks = _blocks_among(model, lists)
+    parent_path, _, attr = block_path.rpartition(".")
+    parent = model.get_submodule(parent_path)
+    norms = [f"{parent_path}.{name}" if parent_path else name for name, child in parent.named_children()
+             if "Norm" in type(child).__name__ and not _called_before(parent, name, attr)]
+    return block_path, blocks, norms
+
+
+def _module_lists(model) -> list[tuple[str, Any]]:
     from torch import nn
 
-    lists = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.ModuleList) and len(m) > 0]
+    return [(name, m) for name, m in model.named_modules() if isinstance(m, nn.ModuleList) and len(m) > 0]
+
+
+def _blocks_among(model, lists) -> tuple[str, Any]:
     row = ARCHITECTURES.get(_model_type(model))
     if row is not None:
         hits = [(n, m) for n, m in lists if n == row.blocks or n.endswith("." + row.blocks)]
@@ -106,6 +138,31 @@ def find_blocks(model) -> tuple[str, Any]:
     if not uniform:
         raise UserError(f"found no list of repeated blocks in {type(model).__name__}", where="method")
     return max(uniform, key=lambda hit: (len(hit[1]), -hit[0].count(".")))
+
+
+def _decoder(model):
+    """An encoder-decoder's decoder stack (transformers' ``get_decoder``), else None."""
+    if not getattr(getattr(model, "config", None), "is_encoder_decoder", False):
+        return None
+    try:
+        return model.get_decoder()
+    except (AttributeError, NotImplementedError, ValueError):
+        return None
+
+
+def _called_before(parent, name: str, blocks: str) -> bool:
+    """``parent.forward``'s source calls ``self.<name>(...)`` before it first reads ``self.<blocks>``. False when
+    the source cannot be read or does neither (a norm applied elsewhere keeps its place at the top)."""
+    import inspect
+    import re
+
+    try:
+        source = inspect.getsource(type(parent).forward)
+    except (OSError, TypeError):
+        return False
+    call = re.search(rf"self\.{re.escape(name)}\(", source)
+    first = re.search(rf"self\.{re.escape(blocks)}\b", source)
+    return bool(call and first and call.start() < first.start())
 
 
 def adapter_points(model) -> dict[str, str]:
@@ -120,8 +177,9 @@ def head_module_names(model) -> list[str]:
     its parts (``classifier``/``score``; DistilBERT's ``pre_classifier``, DeBERTa's ``pooler``, ModernBERT's
     ``head``, T5's and BART's ``classification_head``).
 
-    The output embeddings (an LM's ``lm_head``, tied or not) are left out: they are the pretrained
-    vocabulary projection, not a task head; training a tied one would train the input embeddings.
+    The output embeddings (an LM's ``lm_head``, tied or not) are left out, and so is a child that holds them
+    (BERT's ``cls``, whose ``predictions.decoder`` is the vocabulary projection): they are the pretrained LM head,
+    not a task head; training a tied one would train the input embeddings.
     """
     prefix, inner = _unwrap(model)
     backbone = getattr(inner, "base_model_prefix", "") or ""
@@ -130,7 +188,9 @@ def head_module_names(model) -> list[str]:
     output = _output_embeddings(inner)
     names = []
     for name, child in inner.named_children():
-        if name == backbone or child is output or not any(True for _ in child.parameters()):
+        if name == backbone or not any(True for _ in child.parameters()):
+            continue
+        if output is not None and any(m is output for m in child.modules()):
             continue
         names.append(prefix + name)
     return names

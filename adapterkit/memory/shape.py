@@ -27,7 +27,8 @@ class ModelShape:
     block_in_features: int  # sum of in_features over one block's linear layers
     linears: tuple[tuple[str, int, int], ...]  # backbone linear layers: (name, in_features, out_features)
     task_head_params: int  # a freshly initialised task head (classifier, score); 0 for LM heads
-    top_norm_params: int  # a norm beside the block list (final norm)
+    top_block_params: tuple[int, ...]  # each block of the stack the head reads, bottom to top (anatomy.top_stack)
+    top_norm_params: int  # that stack's final norm
     lm_logits: bool  # the head projects onto the vocabulary (causal LM)
     checkpoint_bytes: int | None  # weights on disk, when the model is a local folder
     checkpoint_dtype: str = "fp32"
@@ -62,7 +63,7 @@ def model_shape(config, auto_class: str, *, lm_task: bool, model_dir: str | None
     """Build the task's model class on the meta device and measure it. Allocates no weight memory."""
     import torch
 
-    from ..anatomy import find_blocks, head_module_names, meta_model, pooler_module_names
+    from ..anatomy import find_blocks, head_module_names, meta_model, pooler_module_names, top_stack
 
     model = meta_model(config, auto_class, trust_remote_code)
     heads = head_module_names(model)
@@ -81,8 +82,8 @@ def model_shape(config, auto_class: str, *, lm_task: bool, model_dir: str | None
     first_block = f"{block_path}.0."
     block_out = sum(o for n, _, o in linears if n.startswith(first_block))
     block_in = sum(i for n, i, _ in linears if n.startswith(first_block))
-    parent = model.get_submodule(block_path.rpartition(".")[0])
-    top_norm = sum(p.numel() for c in parent.children() if "Norm" in type(c).__name__ for p in c.parameters())
+    _, top_blocks, top_norms = top_stack(model)
+    top_norm = sum(p.numel() for n in top_norms for p in model.get_submodule(n).parameters())
     head_params = sum(p.numel() for h in heads for p in model.get_submodule(h).parameters())
     pooler_params = sum(p.numel() for h in pooler_module_names(model) for p in model.get_submodule(h).parameters())
     text = _text_config(config)
@@ -104,6 +105,7 @@ def model_shape(config, auto_class: str, *, lm_task: bool, model_dir: str | None
         linears=tuple(linears),
         task_head_params=0 if lm_task else head_params,
         pooler_params=0 if lm_task else pooler_params,
+        top_block_params=tuple(sum(p.numel() for p in block.parameters()) for block in top_blocks),
         top_norm_params=top_norm,
         lm_logits=lm_task,
         checkpoint_bytes=_checkpoint_bytes(model_dir),

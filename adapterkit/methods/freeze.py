@@ -1,4 +1,9 @@
-"""Layer freezing: only the top N transformer blocks (+ the final norm and the task head) train."""
+"""Layer freezing: only the top N transformer blocks (+ the final norm and the task head) train.
+
+The top is where the head reads (``anatomy.top_stack``): on an encoder-decoder (T5, BART) the decoder's last N
+blocks and its final norm, for seq2seq and classification alike (their classification heads read the decoder's
+output); the encoder stays frozen.
+"""
 
 from __future__ import annotations
 
@@ -14,18 +19,15 @@ class FreezeOptions(MethodOptions):
 
 
 def wrap(model, options: FreezeOptions, ctx: WrapContext):
-    from ..anatomy import find_blocks, head_module_names
+    from ..anatomy import head_module_names, top_stack
 
     for p in model.parameters():
         p.requires_grad_(False)
-    block_path, blocks = find_blocks(model)
+    _, blocks, norms = top_stack(model)
     for block in list(blocks)[-options.top_layers:]:
         block.requires_grad_(True)
-    # A norm beside the block list (LlamaModel.norm, GPT2Model.ln_f) is the top of the stack: it trains.
-    parent = model.get_submodule(block_path.rpartition(".")[0])
-    for child in parent.children():
-        if "Norm" in type(child).__name__:
-            child.requires_grad_(True)
+    for name in norms:  # the final norm (LlamaModel.norm, GPT2Model.ln_f, T5Stack.final_layer_norm) tops the stack
+        model.get_submodule(name).requires_grad_(True)
     if options.train_head:
         for name in head_module_names(model):
             model.get_submodule(name).requires_grad_(True)
@@ -35,7 +37,7 @@ def wrap(model, options: FreezeOptions, ctx: WrapContext):
 def footprint(options: FreezeOptions, shape) -> Footprint:
     """The top blocks + the final norm + the task head (an LM's head is tied or frozen: not counted)."""
     head = shape.task_head_params if options.train_head else 0
-    return Footprint(min(options.top_layers, shape.layers) * shape.block_params + shape.top_norm_params + head)
+    return Footprint(sum(shape.top_block_params[-options.top_layers:]) + shape.top_norm_params + head)
 
 
 METHOD = Method(

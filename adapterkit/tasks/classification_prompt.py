@@ -21,18 +21,17 @@ PLAIN_SUFFIX = "\nLabel:"  # after the prompt when the tokenizer has no chat tem
 
 
 def is_causal_lm(config) -> bool:
-    """A decoder-only language model (as opposed to an encoder such as BERT, or an encoder-decoder)."""
-    from transformers.models.auto.modeling_auto import (
-        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
-        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
-    )
+    """A decoder-only language model (as opposed to an encoder such as BERT, or an encoder-decoder): the rule of the
+    causal-LM tasks (``tasks/causal.py``)."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
-    if getattr(config, "is_encoder_decoder", False):
+    from .causal import decoder_only_reason
+
+    if decoder_only_reason("classification", config) is not None:
         return False
     if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in getattr(config, "architectures", None) or []):
         return True
-    kind = getattr(config, "model_type", None)
-    return kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+    return getattr(config, "model_type", None) in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
 
 def encode_prompts(tokenizer, texts: list[str], labels: list[str], template: str, max_length: int):

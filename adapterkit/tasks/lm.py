@@ -20,6 +20,7 @@ from ..data.files import read_text
 from ..data.sources import load_rows, load_train_eval, locate
 from ..training import training_kwargs
 from .base import TaskData, TaskOptions
+from .causal import decoder_only_reason
 from .rows import checked_rows, non_empty_string
 
 
@@ -102,10 +103,7 @@ class LmTask:
         return {}
 
     def check_model(self, options: LmOptions, config) -> str | None:
-        if getattr(config, "is_encoder_decoder", False):
-            return (f"task 'lm' needs a decoder-only causal LM; model type {config.model_type!r} is an "
-                    "encoder-decoder (use task 'seq2seq')")
-        return None
+        return decoder_only_reason(self.name, config, " (use task 'seq2seq')")
 
     def build_trainer(self, plan, model, tokenizer, data: TaskData, run_dir: Path):
         from transformers import Trainer, TrainingArguments, default_data_collator

@@ -22,6 +22,7 @@ from ...data.sources import load_train_eval
 from ...methods.fp32_adapter_sum import LOW_PRECISION, add_adapters_in_fp32
 from ...training import shape_multiple, trainable_in_fp32, training_kwargs
 from ..base import TaskData, TaskOptions
+from ..causal import decoder_only_reason
 from ..generation import Score, generate_eval_field
 from ..rows import checked_rows
 from .answers import generation_metrics
@@ -148,11 +149,9 @@ class ChatTask:
 
     def check_model(self, options: ChatOptions, config) -> str | None:
         """Preflight: a causal LM built from an encoder-decoder checkpoint (BART's BartForCausalLM) keeps only the
-        decoder and reads none of the checkpoint's shared embeddings or LM head: they would be drawn anew."""
-        if getattr(config, "is_encoder_decoder", False):
-            return (f"task 'chat' needs a decoder-only causal LM; model type {config.model_type!r} is an "
-                    "encoder-decoder, whose causal-LM class would start from fresh embeddings")
-        return None
+        decoder and reads none of the checkpoint's shared embeddings or LM head: they would be drawn anew; an
+        encoder's (BERT's BertLMHeadModel) attends both ways (``tasks/causal.py``)."""
+        return decoder_only_reason(self.name, config, ", whose causal-LM class would start from fresh embeddings")
 
     def generate(self, model, tokenizer, messages: list[dict], max_new_tokens: int) -> str:
         return generate(model, tokenizer, messages, max_new_tokens)

@@ -17,6 +17,7 @@ from pydantic import Field
 from ...data.sources import load_train_eval
 from ...training import shape_multiple, trainable_in_fp32, training_kwargs
 from ..base import TaskData, TaskOptions
+from ..causal import decoder_only_reason
 from ..rows import checked_rows
 from .rows import check_row, normalised
 from .trainers import LOSSES, ROUNDS_LENGTHS, build, loss_record
@@ -58,10 +59,7 @@ class PreferenceTask:
         return {}
 
     def check_model(self, options: PreferenceOptions, config) -> str | None:
-        if getattr(config, "is_encoder_decoder", False):
-            return (f"task 'preference' needs a decoder-only causal LM; model type {config.model_type!r} is an "
-                    "encoder-decoder")
-        return None
+        return decoder_only_reason(self.name, config)
 
     def memory_needs(self, plan) -> dict[str, Any]:
         """For the planner: rows per example in a pass (a pair's chosen and rejected run in one batch) and
