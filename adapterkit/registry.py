@@ -43,11 +43,18 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         return list(self._load())
 
-    def get(self, name: str, *, where: str | None = None) -> T:
+    def get(self, name: str, *, where: str | None = None, ignore_case: bool = False) -> T:
+        """The record named ``name``; ``ignore_case``: also the one record whose name differs only in case."""
         records = self._load()
         if name in records:
             return records[name]
-        close = difflib.get_close_matches(name, records, n=1)
+        folded = {}
+        for known in records:
+            folded.setdefault(known.lower(), []).append(known)
+        same = folded.get(str(name).lower(), [])
+        if ignore_case and len(same) == 1:
+            return records[same[0]]
+        close = same[:1] or [folded[c][0] for c in difflib.get_close_matches(str(name).lower(), folded, n=1)]
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise UserError(f"unknown {self.kind} {name!r}{hint} (known: {', '.join(records)})", where=where)
 

@@ -30,19 +30,24 @@ def peft_task_type(model) -> str:
 def wrap(model, method: str, *, gradient_checkpointing: bool = False, **options):
     """Wrap ``model`` with ``method`` and its options; returns the trainable model.
 
-    Quantizing methods (qlora) expect a model already loaded with their quantization config.
+    Quantizing methods (qlora) expect a model already loaded with their quantization config. The model, the method
+    name and the method's rules for the model are checked first (``wrap_checks``): each refusal is a one-line
+    UserError, before the model is touched.
     """
     from .methods import METHODS
     from .methods.base import WrapContext
+    from .wrap_checks import check_model_argument, method_name, refuse_unsuitable, remember_wrapped
 
-    record = METHODS.get(method)
+    check_model_argument(model)
+    record = METHODS.get(method_name(method), ignore_case=True)
     try:
         opts = record.options(**options)
     except ValidationError as err:
         from .recipe import describe_validation_error
 
         raise UserError(f"{method}: {describe_validation_error(err)}") from None
+    refuse_unsuitable(model, record, opts, peft_task_type(model))
     path = getattr(model, "name_or_path", "") or getattr(model.config, "_name_or_path", "")
     ctx = WrapContext(peft_task_type=peft_task_type(model), model_path=path,
                       gradient_checkpointing=gradient_checkpointing)
-    return record.wrap(model, opts, ctx)
+    return remember_wrapped(model, record.wrap(model, opts, ctx))

@@ -122,6 +122,14 @@ def insert_adapters(model, options: BottleneckOptions) -> tuple[str, dict[str, s
     return block_path, points, names
 
 
+def inserted_adapter(model) -> str | None:
+    """The name of the first adapter ``insert_adapters`` put into ``model`` (a second wrap is refused), or None."""
+    for name, module in model.named_modules():
+        if CHILD in module._modules and _add_adapter in module._forward_hooks.values():
+            return f"{name}.{CHILD}"
+    return None
+
+
 def block_norms(model) -> list:
     """The layer norms (LayerNorm, RMSNorm, ...) inside the transformer blocks, adapters' own excluded."""
     from ..anatomy import find_blocks
