@@ -13,13 +13,13 @@ import os
 from pathlib import Path
 
 LOGS = "logs"
-# Set by the user before adapterkit ran: those win over the run-directory defaults below.
-_USER_ENV = {k: os.environ.get(k) for k in ("WANDB_MODE", "WANDB_DIR", "MLFLOW_TRACKING_URI")}
 
 
-def _default_env(name: str, value: str) -> None:
-    if _USER_ENV.get(name) is None:
-        os.environ[name] = value
+def _default_env(name: str, value: str, defaults: dict[str, str]) -> None:
+    """``name`` = ``value`` unless the user has set it (now: a variable set between two runs in one process wins
+    too); ``defaults`` records it, to be removed when training ends (``_RestoreEnv``)."""
+    if os.environ.get(name) is None:
+        os.environ[name] = defaults[name] = value
 
 
 def track(trainer, plan, run_dir: Path) -> Path:
@@ -32,16 +32,33 @@ def track(trainer, plan, run_dir: Path) -> Path:
     for callback in trainer.callback_handler.callbacks:
         if isinstance(callback, TensorBoardCallback):
             callback.logging_dir = str(logs)
+    defaults: dict[str, str] = {}
     if "wandb" in report_to:
-        _default_env("WANDB_MODE", "offline")
-        _default_env("WANDB_DIR", str(logs))
+        _default_env("WANDB_MODE", "offline", defaults)
+        _default_env("WANDB_DIR", str(logs), defaults)
         logs.mkdir(parents=True, exist_ok=True)
     if "mlflow" in report_to:
-        _default_env("MLFLOW_TRACKING_URI", (logs / "mlruns").resolve().as_uri())
+        _default_env("MLFLOW_TRACKING_URI", (logs / "mlruns").resolve().as_uri(), defaults)
+    if defaults:
+        trainer.add_callback(_restore_env(defaults))
     patience = plan.recipe.train.early_stopping_patience
     if patience:
         trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=patience))
     return logs
+
+
+def _restore_env(defaults: dict[str, str]):
+    """A callback that removes the run's defaults when training ends: wandb and mlflow read them when the trainer
+    sets them up (at the start of training), and later code in the user's process must not log into this run."""
+    from transformers import TrainerCallback
+
+    class _RestoreEnv(TrainerCallback):
+        def on_train_end(self, args, state, control, **kwargs):
+            for name, value in defaults.items():
+                if os.environ.get(name) == value:
+                    del os.environ[name]
+
+    return _RestoreEnv()
 
 
 def untrack(trainer) -> None:

@@ -88,3 +88,28 @@ def test_missing_tracker_package_is_named(monkeypatch, tiny_bert_dir, data_files
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
     with pytest.raises(UserError, match=r"train.report_to.*wandb is not installed"):
         recipe_from_dict(tiny_recipe("classification", "lora", tiny_bert_dir, data_files, train={"report_to": "wandb"}))
+
+
+def test_wandb_and_mlflow_defaults_yield_to_the_users_and_end_with_training(tmp_path, monkeypatch):
+    """The run-directory defaults are set only where the user has set nothing at the time of the run (a value set
+    between two runs in one process won too late before), and removed when training ends, so later code in a
+    library user's process does not log into the run folder. (wandb and mlflow themselves are not installed here.)"""
+    import os
+    from types import SimpleNamespace
+
+    from adapterkit import tracking
+
+    added = []
+    trainer = SimpleNamespace(callback_handler=SimpleNamespace(callbacks=[]), add_callback=added.append)
+    plan = SimpleNamespace(recipe=SimpleNamespace(train=SimpleNamespace(report_to=["wandb", "mlflow"],
+                                                                        early_stopping_patience=0)))
+    for name in ("WANDB_MODE", "WANDB_DIR", "MLFLOW_TRACKING_URI"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WANDB_MODE", "online")  # the user's, set after adapterkit was imported
+    logs = tracking.track(trainer, plan, tmp_path / "run")
+    assert os.environ["WANDB_MODE"] == "online" and os.environ["WANDB_DIR"] == str(logs)
+    assert os.environ["MLFLOW_TRACKING_URI"] == (logs / "mlruns").resolve().as_uri()
+    for callback in added:
+        callback.on_train_end(None, None, None)
+    assert os.environ["WANDB_MODE"] == "online"
+    assert "WANDB_DIR" not in os.environ and "MLFLOW_TRACKING_URI" not in os.environ
