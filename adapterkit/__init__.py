@@ -26,11 +26,13 @@ logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(
     lambda record: not str(record.msg).startswith("Failed to load CPU gemm_4bit_forward"))
 
 
-def run(recipe, *, overrides=None, output=None, overwrite=False, force=False):
-    """Train and evaluate a recipe (a path or a Recipe); returns a RunResult (metrics, run_dir, info)."""
+def run(recipe, *, overrides=None, output=None, overwrite=False, force=False, callbacks=()):
+    """Train and evaluate a recipe (a path or a Recipe, with ``overrides``: {"train.max_steps": 20} or
+    ["train.max_steps=20"]); returns a RunResult (metrics, run_dir, info). ``callbacks``: extra
+    ``transformers.TrainerCallback``s for the run's trainer."""
     from .api import run as _run
 
-    return _run(recipe, overrides=overrides, output=output, overwrite=overwrite, force=force)
+    return _run(recipe, overrides=overrides, output=output, overwrite=overwrite, force=force, callbacks=tuple(callbacks))
 
 
 __all__ = ["METHODS", "TASKS", "Recipe", "RunInterrupted", "TrainingFailed", "UserError", "load_recipe", "run", "wrap",
