@@ -2,6 +2,7 @@
 
     import adapterkit
     model = adapterkit.wrap(model, "lora", r=8)
+    adapterkit.save(model, "my-adapter")  # later: adapterkit.load(base_model, "my-adapter")
     result = adapterkit.run("recipes/sentiment_lora.toml", overrides={"train.max_steps": 20})
 
 Heavy libraries (torch, transformers, peft) are imported only when a function needs them.
@@ -17,6 +18,7 @@ from .plan import load_recipe
 from .recipe import Recipe
 from .tasks import TASKS
 from .wrap import wrap
+from .wrapped import load, save
 
 __version__ = "0.1.0"
 
@@ -35,5 +37,5 @@ def run(recipe, *, overrides=None, output=None, overwrite=False, force=False, ca
     return _run(recipe, overrides=overrides, output=output, overwrite=overwrite, force=force, callbacks=tuple(callbacks))
 
 
-__all__ = ["METHODS", "TASKS", "Recipe", "RunInterrupted", "TrainingFailed", "UserError", "load_recipe", "run", "wrap",
-           "__version__"]
+__all__ = ["METHODS", "TASKS", "Recipe", "RunInterrupted", "TrainingFailed", "UserError", "load", "load_recipe", "run",
+           "save", "wrap", "__version__"]

@@ -3,14 +3,16 @@ per layer down to ``target_r`` on average, to the layers where the singular valu
 
 peft needs ``update_and_allocate(global_step)`` after every optimizer step and before the gradients are
 zeroed, and the run's total number of steps when the model is wrapped (``WrapContext.total_steps``, from
-the plan): the rank budget shrinks between ``tinit_share`` and ``1 - tfinal_share`` of the run.
+the plan): the rank budget shrinks between ``tinit_share`` and ``1 - tfinal_share`` of the run. Through
+``adapterkit.wrap`` the caller passes ``total_steps`` and makes that call in their own loop (peft's documented
+loop: ``model.base_model.update_and_allocate(step)`` after ``optimizer.step()``, steps counted from 0).
 """
 
 from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from .base import Footprint, Method, MethodOptions, WrapContext
+from .base import Footprint, Method, MethodOptions, Needs, WrapContext
 from .lora import lora_matmul_shapes, targeted_linears
 from .peft_tuner import PEFT_FILES, load_peft, merge_peft, peft_model, save_peft
 
@@ -88,4 +90,5 @@ METHOD = Method(
     merge=merge_peft,
     footprint=footprint,
     prepare_trainer=prepare_trainer,
+    needs=Needs(total_steps=True),
 )

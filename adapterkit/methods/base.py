@@ -38,6 +38,9 @@ class Needs:
     injects_past_key_values: bool = False  # prefix-style tuners: no gradient checkpointing (peft #869)
     padded_rows: bool = False  # prompt-learning tuners prepend virtual tokens: chat batches stay padded
     shardable: bool = True  # FSDP / ZeRO-3 can shard the wrapped model (prompt learning: no, strategies.py)
+    # its schedule spans the run's optimizer steps (``WrapContext.total_steps``; AdaLoRA's rank budget): a run counts
+    # them, ``adapterkit.wrap`` needs its caller's ``total_steps``
+    total_steps: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,9 @@ class Method:
     # (trainer, options) -> None, before training: what the method needs of the Trainer beyond the model, e.g. its
     # own optimizer (LoRA+'s learning-rate ratio) or a per-step callback (AdaLoRA's rank allocation).
     prepare_trainer: Callable[[Any, Any], None] | None = None
+    # options -> a one-line reason ``adapterkit.wrap`` refuses these options, with how to get them, or None. wrap never
+    # calls ``prepare_trainer`` (it has no Trainer): what acts only there (an optimizer, data) would be ignored.
+    wrap_refusal: Callable[[Any], str | None] | None = None
     no_merge: str = "the method does not say how to merge its trained weights into the model"
 
 

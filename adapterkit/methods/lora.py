@@ -178,6 +178,18 @@ def prepare_trainer(trainer, options: LoraOptions) -> None:
             weight_decay=args.weight_decay, betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon)
 
 
+def wrap_refusal(options: LoraOptions) -> str | None:
+    """What ``prepare_trainer`` alone applies, refused by ``adapterkit.wrap`` (it has no Trainer, optimizer or data)."""
+    if options.init == "eva":
+        return ("init='eva' initialises A and B from training batches, which wrap does not see; use adapterkit.run, or "
+                "peft itself: LoraConfig(init_lora_weights='eva'), then peft.initialize_lora_eva_weights(model, dataloader)")
+    if options.loraplus_lr_ratio:
+        return (f"loraplus_lr_ratio acts through the optimizer, which wrap does not build; use adapterkit.run, or pass "
+                f"peft.optimizers.create_loraplus_optimizer(model, torch.optim.AdamW, lr=LR, "
+                f"loraplus_lr_ratio={options.loraplus_lr_ratio:g}) to your Trainer or loop")
+    return None
+
+
 METHOD = Method(
     name="lora",
     trains="low-rank A·B updates on linear layers (+ task head); variants: DoRA, rsLoRA, LoRA+, init pissa/olora/eva",
@@ -193,5 +205,6 @@ METHOD = Method(
     merge=merge_peft,
     footprint=footprint,
     prepare_trainer=prepare_trainer,
+    wrap_refusal=wrap_refusal,
     check_model=check_model,
 )

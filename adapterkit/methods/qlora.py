@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from .base import Method, Needs, WrapContext
-from .lora import LoraOptions, check_model, footprint, lora_config, prepare_trainer
+from .lora import LoraOptions, check_model, footprint, lora_config, prepare_trainer, wrap_refusal
 from .peft_tuner import PEFT_FILES, load_peft, peft_model, save_peft
 
 _STORAGE = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
@@ -139,5 +139,6 @@ METHOD = Method(
     quantization=quantization,
     footprint=footprint,
     prepare_trainer=prepare_trainer,  # LoRA+ and EVA, as for lora
+    wrap_refusal=wrap_refusal,
     check_model=check_model,
 )
