@@ -6,7 +6,6 @@ A plan is made for a concrete method; ``method.name = "auto"`` is resolved befor
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +15,7 @@ from pydantic import ValidationError
 from .data.sources import check_sources
 from .errors import UserError
 from .hardware.profiles import Hardware
-from .methods.base import Method, MethodOptions
+from .methods.base import Method, MethodOptions, missing_package
 from .recipe import Recipe, describe_validation_error, read_recipe
 from .tasks.base import Task, TaskOptions
 
@@ -85,10 +84,9 @@ def validate_named_options(recipe: Recipe) -> tuple[Any, Any, Any, Any]:
 
 
 def check_packages(method, source: str) -> None:
-    for module in method.needs.packages:
-        if importlib.util.find_spec(module) is None:
-            raise UserError(f"method {method.name!r} needs the package {module!r}; install it "
-                            f"(pip install {module})", where=f"{source}: method.name")
+    reason = missing_package(method)
+    if reason:
+        raise UserError(reason, where=f"{source}: method.name")
 
 
 def with_profile_defaults(recipe: Recipe, hardware) -> Recipe:

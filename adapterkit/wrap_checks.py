@@ -15,8 +15,6 @@ from .errors import UserError
 # peft task type of the model's head -> the task whose rules a method's check_model applies (preflight passes the
 # recipe's task; chat and lm share one). Other heads (bare backbones, question answering) have no task: "".
 TASK_NAMES = {"CAUSAL_LM": "chat", "SEQ_CLS": "classification", "TOKEN_CLS": "ner", "SEQ_2_SEQ_LM": "seq2seq"}
-# peft types whose adapterkit method has another name
-_PEFT_METHODS = {"prefix_tuning": "prefix", "prompt_tuning": "prompt", "p_tuning": "ptuning"}
 AGAIN = ("load a fresh base model to wrap (from_pretrained); to continue training a saved adapter, use the recipe "
          "key model.adapter; for several adapters on one model, use peft's add_adapter")
 # base model -> weak reference to the peft model wrap made of it, where peft records no config in the base (prompt
@@ -54,9 +52,11 @@ def check_model_argument(model: Any) -> None:
 def method_refusal(model, record, options, peft_task_type: str) -> str | None:
     """Why ``record`` (with its validated ``options``) cannot wrap ``model``, in one line, or None: a package it
     needs is missing, it quantizes and the model is not loaded 4-bit, or its ``check_model`` refuses the config."""
-    for package in record.needs.packages:
-        if importlib.util.find_spec(package) is None:
-            return f"method {record.name!r} needs the package {package!r}; install it (pip install {package})"
+    from .methods.base import missing_package
+
+    reason = missing_package(record)
+    if reason:
+        return reason
     if record.quantization is not None and not _loaded_in_4bit(model):
         kwargs = ", ".join(f"{k}={v!r}" for k, v in record.quantization(options).items())
         return (f"method {record.name!r} needs a model loaded 4-bit quantized (bitsandbytes Linear4bit layers); this "
@@ -111,11 +111,17 @@ def carried_adapter(model: Any) -> str | None:
 
 
 def _peft_adapters(model) -> str:
-    """peft's adapters on ``model``, by adapterkit method name: "method 'lora' as adapter 'default'"."""
+    """peft's adapters on ``model``, by adapterkit method name (the first method whose ``peft_type`` it is):
+    "method 'lora' as adapter 'default'"."""
+    from .methods import METHODS
+
+    by_type = {}
+    for name in METHODS.names():
+        by_type.setdefault(METHODS.get(name).peft_type, name)
     found = []
     for adapter, config in (getattr(model, "peft_config", None) or {}).items():
-        kind = str(getattr(getattr(config, "peft_type", None), "value", "peft")).lower()
-        found.append(f"method {_PEFT_METHODS.get(kind, kind)!r} as adapter {adapter!r}")
+        kind = str(getattr(getattr(config, "peft_type", None), "value", "peft"))
+        found.append(f"method {by_type.get(kind, kind.lower())!r} as adapter {adapter!r}")
     return ", ".join(found) or "a peft adapter"
 
 

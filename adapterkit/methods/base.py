@@ -116,6 +116,17 @@ class Method:
     no_merge: str = "the method does not say how to merge its trained weights into the model"
 
 
+def missing_package(method: Method) -> str | None:
+    """The one-line reason ``method`` cannot run here (a package in ``needs.packages`` is not installed), or None;
+    the run's plan (``plan.check_packages``) and ``adapterkit.wrap`` refuse with it."""
+    import importlib.util
+
+    for module in method.needs.packages:
+        if importlib.util.find_spec(module) is None:
+            return f"method {method.name!r} needs the package {module!r}; install it (pip install {module})"
+    return None
+
+
 @contextmanager
 def reading_artifact(folder: Path) -> Iterator[None]:
     """A loader's errors on a saved artifact (run folder's adapter/ or model/) as one line naming the folder.
