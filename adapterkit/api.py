@@ -201,11 +201,11 @@ def evaluate(plan: Plan, model, tokenizer, data, run_dir: Path, results_dir: Pat
 
 def evaluate_run(run_dir: str | Path, data: str | None = None) -> dict[str, Any]:
     """Re-evaluate a finished run, on its own eval split or on ``data`` (a file or dataset name, ``eval --data``)."""
-    if not data:
-        plan, tokenizer, model, task_data = reopen(run_dir)
-        return evaluate(plan, model, tokenizer, task_data, Path(run_dir) / "reeval", Path(run_dir))
-    with given_by("--data", data, f"{Path(run_dir) / 'recipe.toml'}: data.eval"):
-        plan, tokenizer, model, task_data = reopen(run_dir, {"data.eval": data})
+    from contextlib import nullcontext
+
+    named = given_by("--data", data, f"{Path(run_dir) / 'recipe.toml'}: data.eval") if data else nullcontext()
+    with named:
+        plan, tokenizer, model, task_data = reopen(run_dir, {"data.eval": data} if data else None)
         return evaluate(plan, model, tokenizer, task_data, Path(run_dir) / "reeval", Path(run_dir))
 
 
