@@ -19,6 +19,7 @@ from .hardware.attention import attention_kernels
 from .methods.base import WrapContext
 from .plan import Plan, load_recipe, make_plan
 from .preflight import preflight
+from .progress import quiet, without_bars
 from .recipe import Recipe, recipe_to_toml
 from .training import trainable_in_fp32
 
@@ -74,9 +75,10 @@ def total_steps(train, data) -> int | None:
 
 
 def run(recipe: Recipe | str | Path, *, overrides: dict | list | None = None, output: str | Path | None = None,
-        overwrite: bool = False, force: bool = False, callbacks: tuple = ()) -> RunResult:
+        overwrite: bool = False, force: bool = False, callbacks: tuple = (), progress: bool = True) -> RunResult:
     """Train and evaluate one recipe; returns its metrics and the run directory. ``callbacks``: extra
-    ``transformers.TrainerCallback``s (``adapterkit tune`` reports each eval to its trial with one).
+    ``transformers.TrainerCallback``s (``adapterkit tune`` reports each eval to its trial with one). ``progress``:
+    False turns the progress bars off (``progress.py``).
 
     Everything that can fail on the user's input (recipe, model config, memory plan, data, weights) fails
     before the run directory is written: it appears when training starts."""
@@ -92,7 +94,7 @@ def run(recipe: Recipe | str | Path, *, overrides: dict | list | None = None, ou
         measure.pin_mmap_threshold(threshold)
     clock = measure.Stopwatch()
     started = time.time()
-    with clock.phase("load"):
+    with clock.phase("load"), quiet(progress):
         tokenizer = loading.load_tokenizer(recipe.model, plan.where)
         data = plan.task.load_data(plan)
         model = prepare_model(plan, tokenizer, data, checked.model_config)
@@ -103,12 +105,14 @@ def run(recipe: Recipe | str | Path, *, overrides: dict | list | None = None, ou
     text = recipe_to_toml(plan.recipe.model_copy(update={"hardware": plan.recipe.hardware.model_copy(update=launch)}),
                           resolved)
     claim = lambda folder: rundir.claim(folder, text, overwrite=overwrite)  # noqa: E731
-    with distributed.claimed(claim, run_dir, plan.hardware) as (run_dir, resume), attention_kernels(plan.hardware.device):
-        return _train_and_evaluate(plan, tokenizer, data, model, run_dir, resume, clock, started, callbacks)
+    with distributed.claimed(claim, run_dir, plan.hardware) as (run_dir, resume), attention_kernels(plan.hardware.device), \
+            quiet(progress):
+        return _train_and_evaluate(plan, tokenizer, data, model, run_dir, resume, clock, started, callbacks, progress)
 
 
 def _train_and_evaluate(plan: Plan, tokenizer, data, model, run_dir: Path, resume: Path | None,
-                        clock: measure.Stopwatch, started: float, extra_callbacks: tuple = ()) -> RunResult:
+                        clock: measure.Stopwatch, started: float, extra_callbacks: tuple = (), progress: bool = True,
+                        ) -> RunResult:
     """Train (from ``resume``, a checkpoint, if given), evaluate and save into ``run_dir``."""
     from . import callbacks
 
@@ -124,6 +128,8 @@ def _train_and_evaluate(plan: Plan, tokenizer, data, model, run_dir: Path, resum
     interrupt = callbacks.attach(trainer, run_dir, recipe.train.save_minutes)
     for callback in extra_callbacks:
         trainer.add_callback(callback)
+    if not progress:
+        without_bars(trainer)
     with clock.phase("train"), interrupt.catching_signals():
         train_output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     with interrupt.finishing():  # a first Ctrl-C/SIGTERM now waits for the results, a second one stops
