@@ -50,13 +50,25 @@ def preflight(recipe: Recipe, *, force: bool = False, memory: str = "enforce", m
     if plan.recipe.model.adapter:
         check_adapter(plan.recipe, plan.method, model_path(plan.recipe.model))
     hw = plan.hardware
-    plan = resolve_strategy(plan, shape_of(plan, config) if hw.strategy == "auto" and hw.world_size > 1 else None)
+    several = hw.strategy == "auto" and hw.world_size > 1
+    shape = shape_of(plan, config) if memory != "skip" or several else None  # the model built on the meta device
+    if shape is not None:
+        check_shape(plan, shape)
+    plan = resolve_strategy(plan, shape if several else None)
     refused = refusal(plan) or (launch_refusal(plan.hardware) if memory == "enforce" else None)
     if refused:
         raise UserError(refused[0], where=f"{plan.where}: {refused[1]}")
     fit = None
     if memory == "enforce":
-        fit = enforce(plan, config, force=force)
+        fit = enforce(plan, shape, force=force)
     elif memory == "assess":
-        fit = assess(plan, shape_of(plan, config), eval_lengths(plan))
+        fit = assess(plan, shape, eval_lengths(plan))
     return Preflight(plan, config, fit)
+
+
+def check_shape(plan: Plan, shape) -> None:
+    """The method's options against the model's shape (``Method.check_shape``: OFT's block size, freeze's top_layers)."""
+    rule = plan.method.check_shape
+    reason = rule(plan.method_options, shape) if rule is not None else None
+    if reason:
+        raise UserError(reason, where=plan.where)

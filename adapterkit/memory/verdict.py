@@ -237,9 +237,8 @@ def verdict(fit: Fit, shape: ModelShape) -> str:
     return f"does not fit: {head}; {advice}"
 
 
-def enforce(plan, model_config, *, force: bool = False) -> Fit:
+def enforce(plan, shape: ModelShape, *, force: bool = False) -> Fit:
     """Refuse (UserError, one line) a plan that will not fit its profile, unless ``force``."""
-    shape = shape_of(plan, model_config)
     fit = assess(plan, shape, eval_lengths(plan))
     line = verdict(fit, shape)
     if fit.fits or force:

@@ -103,6 +103,9 @@ class Method:
     # assumes every weight trains (an upper bound) and says so.
     trains_base: bool = False
     footprint: FootprintEstimate | None = None
+    # (options, shape) -> a one-line reason these options do not fit the model's shape (``memory.shape.ModelShape``,
+    # built from the config on the meta device), or None; preflight asks before any weight loads.
+    check_shape: Callable[[Any, Any], str | None] | None = None
     # Export (``adapterkit export``): ``merge`` folds the trained weights into a plain transformers model,
     # (model as ``load`` returned it, load_base: () -> a fresh unquantized fp32 base model) -> model; it may
     # consume its input. None: the method cannot merge, and ``no_merge`` says why in one line.

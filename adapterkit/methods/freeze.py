@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from ..errors import UserError
 from .base import Footprint, Method, MethodOptions, WrapContext
 from .full import MODEL_FILES, load_model, merge_model, save_model
 
@@ -21,9 +22,11 @@ class FreezeOptions(MethodOptions):
 def wrap(model, options: FreezeOptions, ctx: WrapContext):
     from ..anatomy import head_module_names, top_stack
 
+    _, blocks, norms = top_stack(model)
+    if (reason := _too_many(options, len(blocks))) is not None:
+        raise UserError(reason)
     for p in model.parameters():
         p.requires_grad_(False)
-    _, blocks, norms = top_stack(model)
     for block in list(blocks)[-options.top_layers:]:
         block.requires_grad_(True)
     for name in norms:  # the final norm (LlamaModel.norm, GPT2Model.ln_f, T5Stack.final_layer_norm) tops the stack
@@ -32,6 +35,13 @@ def wrap(model, options: FreezeOptions, ctx: WrapContext):
         for name in head_module_names(model):
             model.get_submodule(name).requires_grad_(True)
     return model
+
+
+def _too_many(options: FreezeOptions, blocks: int) -> str | None:
+    if options.top_layers > blocks:
+        return (f"method.top_layers = {options.top_layers}, but the model has {blocks} blocks where its head reads; "
+                f"at most {blocks} (that many trains them all: or use method 'full')")
+    return None
 
 
 def footprint(options: FreezeOptions, shape) -> Footprint:
@@ -53,4 +63,5 @@ METHOD = Method(
     saved_files=MODEL_FILES,
     trains_base=True,
     footprint=footprint,
+    check_shape=lambda options, shape: _too_many(options, len(shape.top_block_params)),
 )

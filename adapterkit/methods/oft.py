@@ -4,6 +4,8 @@ trains fully."""
 
 from __future__ import annotations
 
+import math
+
 from pydantic import Field
 
 from .base import Footprint, Method, MethodOptions, WrapContext
@@ -29,6 +31,21 @@ def footprint(options: OftOptions, shape) -> Footprint:
     return Footprint(blocks * b * (b - 1) // 2 + shape.task_head_params)
 
 
+def check_shape(options: OftOptions, shape) -> str | None:
+    """peft silently shrinks a block size that does not divide a layer's in_features (with a warning): the run
+    would train other blocks than the recipe says and the plan counted."""
+    b = options.block_size
+    sizes = {i for _, i, _ in targeted_linears(options, shape)}
+    bad = sorted(i for i in sizes if i % b)
+    if not bad:
+        return None
+    common = math.gcd(*sizes)
+    fits = [d for d in range(min(b, common), 1, -1) if common % d == 0]
+    advice = f"e.g. {fits[0]}, which divides them all" if fits else "or narrow method.target_modules"
+    return (f"method.block_size = {b} does not divide the in_features {', '.join(map(str, bad))} of targeted layers "
+            f"(peft would change it); choose a block size that divides them, {advice}")
+
+
 def wrap(model, options: OftOptions, ctx: WrapContext):
     from peft import OFTConfig
 
@@ -50,5 +67,6 @@ METHOD = Method(
     saved_files=PEFT_FILES,
     merge=merge_peft,
     footprint=footprint,
+    check_shape=check_shape,
     check_model=lambda options, config, task: refuse_conv1d("oft", config),
 )
