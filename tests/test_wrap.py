@@ -130,3 +130,20 @@ def test_qlora_needs_a_model_loaded_in_4bit(tiny_llama_dir):
     assert any(isinstance(m, bnb.nn.Linear4bit) for m in quantized.modules())
     model = wrap(quantized, "qlora", r=2)
     assert model(input_ids=IDS, labels=IDS).loss is not None
+
+
+def test_qlora_options_that_contradict_the_models_quantization_are_refused(tiny_llama_dir):
+    pytest.importorskip("bitsandbytes")
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    def quantized():
+        return AutoModelForCausalLM.from_pretrained(tiny_llama_dir, quantization_config=BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float32))
+
+    message = refused("method.quant_type = 'fp4', but the model is already quantized with bnb_4bit_quant_type='nf4'",
+                      quantized(), "qlora", r=2, quant_type="fp4")
+    assert "drop method.quant_type" in message
+    refused("method.double_quant = True, but", quantized(), "qlora", r=2, double_quant=True)  # loaded without
+    refused("method.quant_storage = 'bf16', but", quantized(), "qlora", r=2, quant_storage="bf16")
+    assert wrap(quantized(), "qlora", r=2, quant_type="nf4", double_quant=False) is not None  # agreeing: fine
+    assert wrap(quantized(), "qlora", r=2) is not None  # defaults: the model's own quantization is used

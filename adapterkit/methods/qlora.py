@@ -16,7 +16,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from .base import Method, Needs, WrapContext
-from .lora import LoraOptions, check_model, footprint, lora_config, prepare_trainer, wrap_refusal
+from .lora import LoraOptions, footprint, lora_config, prepare_trainer, wrap_refusal
+from .lora import check_model as check_lora
 from .peft_tuner import PEFT_FILES, load_peft, peft_model, save_peft
 
 _STORAGE = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
@@ -45,6 +46,29 @@ def quantization(options: QLoraOptions) -> dict:
     return {"load_in_4bit": True, "bnb_4bit_quant_type": options.quant_type,
             "bnb_4bit_use_double_quant": options.double_quant,
             **({} if options.quant_storage == "uint8" else {"bnb_4bit_quant_storage": _STORAGE[options.quant_storage]})}
+
+
+# option -> its BitsAndBytesConfig attribute, and the value it stands for there
+_QUANTIZED_BY = {"quant_type": ("bnb_4bit_quant_type", lambda o: o.quant_type),
+                 "double_quant": ("bnb_4bit_use_double_quant", lambda o: o.double_quant),
+                 "quant_storage": ("bnb_4bit_quant_storage", lambda o: _STORAGE.get(o.quant_storage, o.quant_storage))}
+
+
+def check_model(options: QLoraOptions, config, task: str) -> str | None:
+    """LoRA's rules, and: a model already quantized (``adapterkit.wrap`` on a 4-bit model, or a checkpoint saved
+    4-bit) keeps its own quantization, so an option the user set to something else would be silently ignored."""
+    reason = check_lora(options, config, task)
+    quantized = getattr(config, "quantization_config", None)
+    if reason or quantized is None:
+        return reason
+    have = quantized if isinstance(quantized, dict) else quantized.to_dict()
+    for field in sorted(options.model_fields_set & _QUANTIZED_BY.keys()):
+        key, wanted = _QUANTIZED_BY[field]
+        if key in have and str(have[key]).removeprefix("torch.") != str(wanted(options)):
+            return (f"method.{field} = {getattr(options, field)!r}, but the model is already quantized with {key}="
+                    f"{have[key]!r} (its config's quantization_config), which is what it runs with; drop "
+                    f"method.{field} or quantize the model that way")
+    return None
 
 
 def _autocast_output(module, args, output):
