@@ -109,3 +109,41 @@ def test_html_renders_in_headless_chromium(comparison, tmp_path):
     decoded = re.findall(r'data-decoded="([^"]+)"', dom)
     assert len(decoded) == 3 and all(re.fullmatch(r"\d+x\d+", d) for d in decoded), decoded
     assert all(int(d.split("x")[0]) >= 300 for d in decoded)
+
+
+# `adapterkit report DIR DIR2` over comparisons of one recipe in different setups (the README's
+# `report runs/cmp runs/cmp-gpu`): each setup is its own ranked section with its own plots.
+def _as_if_on(comparison: Path, folder: Path, device: str, slower: float) -> Path:
+    """A copy of the comparison whose runs ran on ``device``, ``slower`` times slower."""
+    shutil.copytree(comparison, folder)
+    for path in (folder / "results").glob("*.json"):
+        result = json.loads(path.read_text())
+        result["device"] = device
+        if result.get("train_seconds"):
+            result["train_seconds"] *= slower
+        path.write_text(json.dumps(result))
+    return folder
+
+
+def test_comparisons_from_two_devices_stay_in_two_sections(comparison, tmp_path):
+    gpu = _as_if_on(comparison, tmp_path / "cmp-gpu", "NVIDIA H200, 139 GiB x 1", 0.1)
+    assert main(["report", str(comparison), str(gpu), "--output", str(tmp_path / "both")]) == 0
+    md = (tmp_path / "both" / "report.md").read_text()
+    titles = [line for line in md.splitlines() if line.startswith("## ")]
+    assert len(titles) == 2, titles
+    assert any("NVIDIA H200" in t for t in titles) and any("CPU " in t for t in titles)
+    tables = md.split("\n## ")[1:]
+    assert [any(line.startswith("| lora ") for line in t.splitlines()) for t in tables] == [True, True]  # lora in
+    # both sections: the GPU folder's lora did not replace the CPU one
+    pngs = sorted(p.name for p in (tmp_path / "both").glob("pareto_memory_*.png"))
+    assert len(pngs) == 2, pngs  # each section keeps its own plot
+
+
+@pytest.mark.parametrize("sets", [["train.max_steps=3"], ["train.max_steps=3", "data.eval=other.jsonl"]])
+def test_a_comparison_with_other_set_items_is_its_own_section(comparison, tmp_path, sets):
+    other = tmp_path / "cmp-other"
+    shutil.copytree(comparison, other)
+    (other / "comparison.json").write_text(json.dumps({"recipe": "tiny.toml", "sets": sets}))
+    assert main(["report", str(comparison), str(other), "--output", str(tmp_path / "both")]) == 0
+    titles = [line for line in (tmp_path / "both" / "report.md").read_text().splitlines() if line.startswith("## ")]
+    assert len(titles) == 2 and any("--set train.max_steps=3" in t for t in titles), titles

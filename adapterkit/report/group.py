@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,7 @@ class Section:
     primary: str
     greater_is_better: bool
     rows: list[Row]
+    setup: str = ""  # load_results' setup line ("" for one comparison's own results)
 
     @property
     def metrics(self) -> list[str]:
@@ -67,21 +69,41 @@ class Section:
         return max(tuned, key=lambda r: sign * r.quality(self.primary)[0], default=None)
 
 
+SETUP = "setup"  # added by load_results, not in the result files: the comparison setup a result belongs to
+
+
 def load_results(dirs: list[str | Path]) -> list[dict[str, Any]]:
-    """Results of several comparison folders; a (recipe, method, seed) seen twice keeps the later folder's."""
+    """Results of several comparison folders. Folders of different setups (other devices or precision, other
+    ``--set`` items) stay apart: each is its own section, ranked on its own (a CPU and a GPU comparison of one
+    recipe are not one table). A (recipe, method, seed) seen twice within one setup keeps the later folder's."""
     merged: dict[tuple, dict[str, Any]] = {}
     for folder in dirs:
-        for r in read_dir(Path(folder)):
-            merged[(r.get("recipe"), r.get("task"), r.get("model"), r["method"], r["seed"])] = r
+        found = read_dir(Path(folder))
+        setup = folder_setup(Path(folder), found)
+        for r in found:
+            r[SETUP] = setup
+            merged[(setup, r.get("recipe"), r.get("task"), r.get("model"), r["method"], r["seed"])] = r
     return list(merged.values())
+
+
+def folder_setup(folder: Path, found: list[dict[str, Any]]) -> str:
+    """One line naming a comparison folder's setup: the devices its runs ran on and its ``--set`` items
+    (``comparison.json``; a folder without one, e.g. a tune's, has none to name)."""
+    devices = sorted({r["device"] for r in found if r.get("device")})
+    try:
+        sets = json.loads((folder / "comparison.json").read_text(encoding="utf-8")).get("sets") or []
+    except (OSError, ValueError, AttributeError):
+        sets = []
+    return "; ".join(devices or ["device unknown"]) + "".join(f"; --set {s}" for s in sets)
 
 
 def sections(results: list[dict[str, Any]]) -> list[Section]:
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in results:
-        groups.setdefault((r.get("recipe") or "?", r.get("task") or "?", r.get("model") or "?"), []).append(r)
+        key = (r.get("recipe") or "?", r.get("task") or "?", r.get("model") or "?", r.get(SETUP) or "")
+        groups.setdefault(key, []).append(r)
     out = []
-    for (recipe, task, model), members in sorted(groups.items()):
+    for (recipe, task, model, setup), members in sorted(groups.items()):
         primary = next((r["primary_metric"] for r in members if r.get("primary_metric")), None)
         greater = next((r["greater_is_better"] for r in members if r.get("primary_metric")), True)
         by_method: dict[str, list] = {}
@@ -94,7 +116,7 @@ def sections(results: list[dict[str, Any]]) -> list[Section]:
             q = row.quality(primary) if primary else None
             return (row.method != ZERO_SHOT, not row.ok, sign * q[0] if q else 0.0, row.method)
 
-        out.append(Section(recipe, task, model, primary or "?", greater, sorted(rows, key=order)))
+        out.append(Section(recipe, task, model, primary or "?", greater, sorted(rows, key=order), setup))
     return out
 
 

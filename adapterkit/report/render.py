@@ -52,8 +52,15 @@ def render(results: list[dict[str, Any]], out_dir: Path) -> tuple[str, str, dict
     md = ["# adapterkit comparison", ""]
     page = [HTML_HEAD, "<h1>adapterkit comparison</h1>"]
     pngs: dict[str, bytes] = {}
-    for sec in sections(results):
+    found = sections(results)
+    recipes = [sec.recipe for sec in found]
+    for number, sec in enumerate(found, 1):
         title = f"{sec.recipe} — {sec.task} on {sec.model}"
+        if recipes.count(sec.recipe) > 1:  # one recipe compared in several setups: each its own section and plots
+            title += f" ({sec.setup})"
+            stem = f"{sec.recipe}_{number}"
+        else:
+            stem = sec.recipe
         ranking = "higher is better" if sec.greater_is_better else "lower is better"
         intro = (f"Ranked by {sec.primary} ({ranking}); quality is mean ± std over seeds, speed and memory "
                  f"are medians; time is the training loop's.")
@@ -66,12 +73,12 @@ def render(results: list[dict[str, Any]], out_dir: Path) -> tuple[str, str, dict
         for axis in ("memory", "time"):
             png = pareto_png(sec, axis)
             if png:
-                name = f"pareto_{axis}_{sec.recipe}.png".replace("/", "_")
+                name = f"pareto_{axis}_{stem}.png".replace("/", "_")
                 pngs[name] = png
                 images.append(name)
         png = loss_curves_png(sec)
         if png:
-            name = f"loss_curves_{sec.recipe}.png".replace("/", "_")
+            name = f"loss_curves_{stem}.png".replace("/", "_")
             pngs[name] = png
             images.append(name)
         if images:
