@@ -8,8 +8,10 @@ import io
 from pathlib import Path
 from typing import Any
 
-# Trainer bookkeeping logged with eval metrics: not curves worth drawing.
-_NOT_CURVES = {"eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "epoch", "step"}
+# What a Trainer adds to its eval metrics that measures speed or setup, not quality: not a curve worth drawing,
+# not a quality in metrics.json (tasks/rows.py) nor in a comparison (results.py).
+TIMINGS = ("eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "eval_model_preparation_time")
+_NOT_CURVES = {*TIMINGS, "epoch", "step"}
 
 
 def series(history: list[dict[str, Any]], key: str) -> list[tuple[int, float]]:

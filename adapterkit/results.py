@@ -51,7 +51,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .curves import series
+from .curves import TIMINGS, series
 
 SCHEMA = "adapterkit.result/1"
 STATUSES = ("ok", "failed", "skipped", "pruned")  # pruned: a tune trial stopped early by the search
@@ -64,7 +64,7 @@ KEYS = ("schema", "status", "error", "method", "seed", "options", "recipe", "tas
         "cuda_max_reserved_mib", "device", "hardware", "versions", "git_commit", "run_dir", "command", "loss_curve")
 
 # Trainer bookkeeping that metrics.json may carry but that is not a quality measure.
-_NOT_QUALITY = {"eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "epoch"}
+_NOT_QUALITY = {*TIMINGS, "epoch"}
 
 
 def result_name(method: str, seed: int) -> str:

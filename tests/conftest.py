@@ -16,6 +16,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _tensorboard_outside_the_checkout(tmp_path_factory):
+    """A Trainer that evaluates before it ever trains (tests that build one directly, e.g. the method contract's
+    loss before training) has TensorBoard write into ./runs of the working directory: the checkout. adapterkit's
+    own trainers point it at RUN_DIR/logs (``tracking.track``) or drop it (``tracking.untrack``)."""
+    os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(tmp_path_factory.mktemp("tensorboard")))
+
+
 @pytest.fixture(scope="session")
 def minilm_dir() -> str:
     from adapterkit.assets import resolve_model

@@ -10,13 +10,14 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from ..curves import TIMINGS
 from ..data.cache import cached_map
 from ..data.columns import require_columns
 from ..data.sources import load_train_eval
 from ..training import shape_multiple, training_kwargs
 from .base import TaskData, TaskOptions
 from .classification_prompt import DEFAULT_PROMPT
-from .rows import TIMINGS, by_length, checked_rows, clip_pieces, non_empty_string, scalars, warn_truncated
+from .rows import by_length, checked_rows, clip_pieces, non_empty_string, scalars, warn_truncated
 
 
 class ClassificationOptions(TaskOptions):

@@ -11,13 +11,14 @@ from typing import Any
 
 from pydantic import Field
 
+from ..curves import TIMINGS
 from ..data.cache import cached_map
 from ..data.columns import require_columns
 from ..data.sources import load_train_eval
 from ..errors import UserError
 from ..training import shape_multiple, training_kwargs
 from .base import TaskData, TaskOptions
-from .rows import TIMINGS, by_length, checked_rows, clip_pieces, scalars, warn_truncated
+from .rows import by_length, checked_rows, clip_pieces, scalars, warn_truncated
 
 
 class NerOptions(TaskOptions):

@@ -92,9 +92,6 @@ def by_length(dataset):
     return dataset.select(sorted(range(len(lengths)), key=lengths.__getitem__))
 
 
-# What a Trainer adds to its eval metrics that measures speed, not quality (metrics.json leaves them out).
-TIMINGS = ("eval_runtime", "eval_samples_per_second", "eval_steps_per_second")
-
 
 def scalars(report: dict) -> dict:
     """A metric report's numbers only (what a Trainer logs during training); nested tables are left out."""
