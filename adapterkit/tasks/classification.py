@@ -16,6 +16,7 @@ from ..data.sources import load_train_eval
 from ..training import shape_multiple, training_kwargs
 from .base import TaskData, TaskOptions
 from .classification_prompt import DEFAULT_PROMPT
+from .labels import label_of, refuse_case_variants
 from .rows import TIMINGS, by_length, checked_rows, clip_pieces, non_empty_string, scalars, warn_truncated
 
 
@@ -61,29 +62,31 @@ class ClassificationTask:
         def check(row):
             if not non_empty_string(row.get(opts.text_column)):
                 return f"column {opts.text_column!r} is missing or empty"
-            if row.get(opts.label_column) in (None, ""):
+            if label_of(row.get(opts.label_column)) is None:
                 return f"column {opts.label_column!r} is missing"
             return None
 
         def check_train(row):
             problem = check(row)
-            if problem is None and opts.labels and str(row[opts.label_column]) not in opts.labels:
-                return f"label {str(row[opts.label_column])!r} is not in task.labels ({', '.join(opts.labels)})"
+            if problem is None and opts.labels and label_of(row[opts.label_column]) not in opts.labels:
+                return f"label {label_of(row[opts.label_column])!r} is not in task.labels ({', '.join(opts.labels)})"
             return problem
 
         def classes(row):
-            value = row.get(opts.label_column)
-            return [str(value)] if value not in (None, "") and (not opts.labels or str(value) in opts.labels) else []
+            value = label_of(row.get(opts.label_column))
+            return [value] if value is not None and (not opts.labels or value in opts.labels) else []
 
         train_rows, skipped = checked_rows(train_rows, check_train, on_error, "train", classes)
-        labels = opts.labels or sorted({str(r[opts.label_column]) for r in train_rows})
+        if not opts.labels:
+            refuse_case_variants(train_rows, opts.label_column, f"{plan.where}: data.train")
+        labels = opts.labels or sorted({label_of(r[opts.label_column]) for r in train_rows})
         index = {name: i for i, name in enumerate(labels)}
         unknown = "is not in task.labels" if opts.labels else "was not seen in train"
 
         def check_eval(row):
             problem = check(row)
-            if problem is None and str(row[opts.label_column]) not in index:
-                return f"label {str(row[opts.label_column])!r} {unknown} (known: {', '.join(labels)})"
+            if problem is None and label_of(row[opts.label_column]) not in index:
+                return f"label {label_of(row[opts.label_column])!r} {unknown} (known: {', '.join(labels)})"
             return problem
 
         eval_rows, skipped_eval = checked_rows(eval_rows, check_eval, on_error, "eval")
@@ -94,7 +97,7 @@ class ClassificationTask:
 
         def table(rows):
             return Dataset.from_dict({"text": [clip_pieces([r[opts.text_column]], opts.max_length)[0] for r in rows],
-                                      "label": [index[str(r[opts.label_column])] for r in rows]})
+                                      "label": [index[label_of(r[opts.label_column])] for r in rows]})
 
         return TaskData(table(train_rows), table(eval_rows), labels, skipped + skipped_eval)
 

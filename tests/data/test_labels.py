@@ -51,3 +51,37 @@ def test_ner_tags_stored_as_classlabels_read_as_their_names(tmp_path):
     plan = plan_of(tmp_path, "ner", str(tmp_path / "ner"), str(tmp_path / "ner"))
     data = plan.task.load_data(plan)
     assert [data.labels[i] for i in data.train["tags"][0]] == ["B-PER", "I-PER", "O"]
+
+
+def test_label_whitespace_and_whole_number_floats_name_one_class(tmp_path):
+    import pandas as pd
+
+    train = tmp_path / "train.csv"  # "fine, 1": the space after the comma is part of the field
+    train.write_text("text,label\nfine,1\nbad,0\nok, 1\nmeh,0 \ngood,1\n")
+    pd.DataFrame({"text": ["fine", "bad"], "label": [1.0, 0.0]}).to_parquet(tmp_path / "eval.parquet")  # pandas' floats
+    plan = plan_of(tmp_path, "classification", str(train), str(tmp_path / "eval.parquet"))
+    data = plan.task.load_data(plan)
+    assert data.labels == ["0", "1"]
+    assert data.train["label"] == [1, 0, 1, 0, 1] and data.eval["label"] == [1, 0]
+
+
+def test_a_blank_label_is_a_missing_one(tmp_path):
+    rows = [{"text": "a", "label": "pos"}, {"text": "b", "label": "neg"}, {"text": "c", "label": "  "}]
+    plan = plan_of(tmp_path, "classification", write_jsonl(tmp_path / "t.jsonl", rows * 2),
+                   write_jsonl(tmp_path / "e.jsonl", rows[:2]))
+    with pytest.raises(UserError, match=r"t\.jsonl:3: column 'label' is missing"):
+        plan.task.load_data(plan)
+
+
+def test_labels_differing_only_in_case_are_refused_unless_task_labels_names_them(tmp_path):
+    rows = [{"text": f"good {i}", "label": "pos"} for i in range(3)] + [{"text": f"bad {i}", "label": "neg"}
+                                                                        for i in range(3)]
+    train = write_jsonl(tmp_path / "t.jsonl", [*rows, {"text": "Nice", "label": "Pos"}])
+    evaluation = write_jsonl(tmp_path / "e.jsonl", rows)
+    plan = plan_of(tmp_path, "classification", train, evaluation)
+    with pytest.raises(UserError) as info:
+        plan.task.load_data(plan)
+    message = str(info.value)
+    assert message.startswith(f"{train}:7: labels 'pos' ({train}:1) and 'Pos' differ only in case") and "\n" not in message
+    plan = plan_of(tmp_path, "classification", train, evaluation, labels=["neg", "pos", "Pos"])
+    assert plan.task.load_data(plan).labels == ["neg", "pos", "Pos"]
