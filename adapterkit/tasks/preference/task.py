@@ -19,7 +19,7 @@ from ...training import shape_multiple, trainable_in_fp32, training_kwargs
 from ..base import TaskData, TaskOptions
 from ..causal import decoder_only_reason
 from ..rows import checked_rows
-from .rows import check_row, normalised
+from .rows import check_row, normalised, without_repeated_prompts
 from .trainers import LOSSES, ROUNDS_LENGTHS, build, loss_record
 
 log = logging.getLogger("adapterkit")
@@ -53,6 +53,7 @@ class PreferenceTask:
         train_rows, eval_rows = load_train_eval(plan.recipe.data, plan.where)
         train_rows, skipped = checked_rows(train_rows, lambda r: check_row(r, unpaired_ok), on_error, "train")
         eval_rows, skipped_eval = checked_rows(eval_rows, lambda r: check_row(r, unpaired_ok), on_error, "eval")
+        train_rows, eval_rows = without_repeated_prompts(train_rows, "train"), without_repeated_prompts(eval_rows, "eval")
         return TaskData(train_rows, eval_rows, None, skipped + skipped_eval)
 
     def model_kwargs(self, data: TaskData) -> dict[str, Any]:
