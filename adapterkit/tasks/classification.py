@@ -17,7 +17,7 @@ from ..training import shape_multiple, training_kwargs
 from .base import TaskData, TaskOptions
 from .classification_prompt import DEFAULT_PROMPT
 from .labels import label_of, refuse_case_variants
-from .rows import TIMINGS, by_length, checked_rows, clip_pieces, non_empty_string, scalars, warn_truncated
+from .rows import TIMINGS, by_length, checked_rows, clip_pieces, non_empty_string, scalars, warn_shared, warn_truncated
 
 
 class ClassificationOptions(TaskOptions):
@@ -55,6 +55,7 @@ class ClassificationTask:
 
         opts, on_error = plan.task_options, plan.recipe.data.on_error
         train_rows, eval_rows = load_train_eval(plan.recipe.data, plan.where)
+        warn_shared(train_rows, eval_rows)
         for rows, key in ((train_rows, "data.train"), (eval_rows, "data.eval")):
             require_columns(rows, [opts.text_column, opts.label_column], self.name, f"{plan.where}: {key}",
                             "task.text_column / task.label_column")

@@ -21,7 +21,7 @@ from ..data.sources import load_train_eval
 from ..errors import UserError
 from ..training import shape_multiple, training_kwargs
 from .base import TaskData, TaskOptions
-from .rows import TIMINGS, by_length, checked_rows, clip_pieces, scalars, warn_truncated
+from .rows import TIMINGS, by_length, checked_rows, clip_pieces, scalars, warn_shared, warn_truncated
 
 log = logging.getLogger("adapterkit")
 
@@ -53,6 +53,7 @@ class NerTask:
 
         opts, on_error = plan.task_options, plan.recipe.data.on_error
         train_rows, eval_rows = load_train_eval(plan.recipe.data, plan.where)
+        warn_shared(train_rows, eval_rows)
         for rows, key in ((train_rows, "data.train"), (eval_rows, "data.eval")):
             require_columns(rows, [opts.tokens_column, opts.tags_column], self.name, f"{plan.where}: {key}",
                             "task.tokens_column / task.tags_column")

@@ -59,6 +59,17 @@ def refuse_lost_classes(kept: list[dict], dropped: list[tuple[dict, str]], class
                             f"would drop the class; the first: {problem}", where=row.get("_where"))
 
 
+def warn_shared(train: list[dict], evaluation: list[dict]) -> None:
+    """Say how many eval rows are also train rows (``data.sources.shared_rows``), once across ranks."""
+    from ..data.sources import shared_rows
+
+    shared = shared_rows(train, evaluation)
+    if shared and distributed.is_main():
+        log.warning("%d of %d eval rows are also train rows (the first: %s); eval metrics on them measure memory, "
+                    "not generalisation: remove them from the eval data", len(shared), len(evaluation),
+                    shared[0].get("_where") or "?")
+
+
 def clip_pieces(pieces: list[str], max_length: int) -> list[str]:
     """The leading pieces (texts, words, message contents) within ``max_length * CHARS_PER_TOKEN``
     characters, the last one cut: a giant row is cut cheaply before the tokenizer sees it."""

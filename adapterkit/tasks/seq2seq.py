@@ -20,7 +20,7 @@ from ..data.sources import load_train_eval
 from ..training import shape_multiple, training_kwargs
 from .base import TaskData, TaskOptions
 from .generation import Score, generate_eval_field, scores, write_generations
-from .rows import checked_rows, clip_pieces, non_empty_string, warn_truncated
+from .rows import checked_rows, clip_pieces, non_empty_string, warn_shared, warn_truncated
 
 
 class Seq2SeqOptions(TaskOptions):
@@ -48,6 +48,7 @@ class Seq2SeqTask:
 
         opts, on_error = plan.task_options, plan.recipe.data.on_error
         train_rows, eval_rows = load_train_eval(plan.recipe.data, plan.where)
+        warn_shared(train_rows, eval_rows)
 
         def check(row):
             for column in (opts.source_column, opts.target_column):

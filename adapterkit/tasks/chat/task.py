@@ -24,7 +24,7 @@ from ...training import shape_multiple, trainable_in_fp32, training_kwargs
 from ..base import TaskData, TaskOptions
 from ..causal import decoder_only_reason
 from ..generation import Score, generate_eval_field
-from ..rows import checked_rows
+from ..rows import checked_rows, warn_shared
 from .answers import generation_metrics
 from .rows import answered, check_conversation, table
 from .stream import stream_data, tokenized_stream
@@ -84,6 +84,7 @@ class ChatTask:
         if data.streaming:
             return stream_data(plan, self.name)
         train_rows, eval_rows = load_train_eval(data, plan.where)
+        warn_shared(train_rows, eval_rows)
         train_rows, eval_rows = (conversations(rows, data.format, data.roles, task=self.name, where=f"{plan.where}: "
                                                f"{key}", messages_column=opts.messages_column)
                                  for rows, key in ((train_rows, "data.train"), (eval_rows, "data.eval")))

@@ -18,7 +18,7 @@ from ...data.sources import load_train_eval
 from ...training import shape_multiple, trainable_in_fp32, training_kwargs
 from ..base import TaskData, TaskOptions
 from ..causal import decoder_only_reason
-from ..rows import checked_rows
+from ..rows import checked_rows, warn_shared
 from .rows import check_row, normalised, without_repeated_prompts
 from .trainers import LOSSES, ROUNDS_LENGTHS, build, loss_record
 
@@ -51,6 +51,7 @@ class PreferenceTask:
         opts, on_error = plan.task_options, plan.recipe.data.on_error
         unpaired_ok = loss_record(opts.loss).unpaired
         train_rows, eval_rows = load_train_eval(plan.recipe.data, plan.where)
+        warn_shared(train_rows, eval_rows)
         train_rows, skipped = checked_rows(train_rows, lambda r: check_row(r, unpaired_ok), on_error, "train")
         eval_rows, skipped_eval = checked_rows(eval_rows, lambda r: check_row(r, unpaired_ok), on_error, "eval")
         train_rows, eval_rows = without_repeated_prompts(train_rows, "train"), without_repeated_prompts(eval_rows, "eval")
