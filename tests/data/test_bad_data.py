@@ -42,6 +42,9 @@ CASES = {
     "no assistant turn": ("chat", CHAT, "train", [*lines(CHAT), json.dumps({"messages": [{"role": "user",
                                                                                             "content": "hi"}]})],
                           5, "conversation has no assistant turn"),
+    "empty answer": ("chat", CHAT, "train", [*lines(CHAT), json.dumps({"messages": [
+        {"role": "user", "content": "hi"}, {"role": "assistant", "content": " "}]})], 5,
+        "message 2 is an empty assistant answer"),
     "bad role": ("chat", CHAT, "eval", [json.dumps({"messages": [{"role": "bot", "content": "x"}]}),
                                         *lines(CHAT[:2])], 1,
                  "message 1 needs role"),

@@ -26,6 +26,9 @@ def check_conversation(messages) -> str | None:
     first_user = next((k for k, m in enumerate(messages) if m["role"] == "user"), len(messages))
     if not any(m["role"] == "assistant" for m in messages[first_user:]):
         return "conversation has no assistant turn after a user turn (an opening one is context, not an answer)"
+    for k, m in enumerate(messages[first_user:], first_user + 1):  # an empty answer would teach the model to say nothing
+        if m["role"] == "assistant" and not m["content"].strip():
+            return f"message {k} is an empty assistant answer"
     return None
 
 
