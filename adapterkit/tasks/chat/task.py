@@ -28,7 +28,7 @@ from ..rows import checked_rows, warn_shared
 from .answers import generation_metrics
 from .rows import answered, check_conversation, table
 from .stream import stream_data, tokenized_stream
-from .template import assistant_spans, encode, ensure_chat_template
+from .template import assistant_spans, default_system, encode, ensure_chat_template
 
 
 class ChatOptions(TaskOptions):
@@ -191,6 +191,7 @@ class ChatTask:
 
         opts, on_error = plan.task_options, plan.recipe.data.on_error
         ensure_chat_template(tokenizer)
+        default_system(tokenizer, opts.system_prompt)  # saved with the adapter: serve answers under the trained prompt
         skipped = 0
         if data.train is not None and not plan.recipe.data.streaming:  # a stream's rows are checked as read
             data.train, skipped = renderable(data.train, tokenizer, on_error, "train")
