@@ -72,20 +72,18 @@ def read_jsonl(path: Path, on_error: str = "fail") -> list[dict]:
         except (ValueError, RecursionError) as err:
             raise UserError(f"not readable JSON: {str(err).splitlines()[0][:80]}", where=str(path)) from None
         return [_row(item, f"{path}#{i + 1}", on_error) for i, item in enumerate(items)]
-    rows = []
-    for n, line in enumerate(text_lines(text), 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as err:
-            rows.append(bad_row(f"not valid JSON ({err.msg})", f"{path}:{n}", on_error))
-            continue
-        except (ValueError, RecursionError) as err:  # an integer of over 4,300 digits, nesting too deep
-            rows.append(bad_row(f"not readable JSON ({str(err).splitlines()[0][:80]})", f"{path}:{n}", on_error))
-            continue
-        rows.append(_row(item, f"{path}:{n}", on_error))
-    return rows
+    return [jsonl_row(line, f"{path}:{n}", on_error) for n, line in enumerate(text_lines(text), 1) if line.strip()]
+
+
+def jsonl_row(line: str, where: str, on_error: str) -> dict:
+    """One JSON Lines line as a row (or the bad row that stands for it; see ``bad_row``)."""
+    try:
+        item = json.loads(line)
+    except json.JSONDecodeError as err:
+        return bad_row(f"not valid JSON ({err.msg})", where, on_error)
+    except (ValueError, RecursionError) as err:  # an integer of over 4,300 digits, nesting too deep
+        return bad_row(f"not readable JSON ({str(err).splitlines()[0][:80]})", where, on_error)
+    return _row(item, where, on_error)
 
 
 def _row(item, where: str, on_error: str) -> dict:
