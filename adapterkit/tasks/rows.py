@@ -86,13 +86,14 @@ def non_empty_string(value) -> bool:
     return isinstance(value, str) and bool(value.strip())
 
 
-def warn_truncated(dataset, max_length: int):
-    """Texts longer than ``task.max_length`` tokens are cut there (not skipped); say how many reach the limit (once:
-    every rank of a multi-process run tokenizes the same rows)."""
-    at_limit = sum(len(ids) >= max_length for ids in dataset["input_ids"])
+def warn_truncated(dataset, max_length: int, column: str = "input_ids", option: str = "task.max_length",
+                   what: str = "examples"):
+    """Texts longer than ``task.max_length`` tokens (``option``) are cut there (not skipped); say how many reach the
+    limit (once: every rank of a multi-process run tokenizes the same rows)."""
+    at_limit = sum(len(ids) >= max_length for ids in dataset[column])
     if at_limit and distributed.is_main():
-        log.warning("%d of %d examples reach task.max_length = %d tokens; longer ones are truncated to it",
-                    at_limit, len(dataset), max_length)
+        log.warning("%d of %d %s reach %s = %d tokens; longer ones are truncated to it",
+                    at_limit, len(dataset), what, option, max_length)
     return dataset
 
 

@@ -83,7 +83,8 @@ class Seq2SeqTask:
                                       max_length=opts.max_target_length)["input_ids"]
             return enc
 
-        return warn_truncated(dataset.map(encode, batched=True, remove_columns=["source", "target"]), opts.max_length)
+        tokens = warn_truncated(dataset.map(encode, batched=True, remove_columns=["source", "target"]), opts.max_length)
+        return warn_truncated(tokens, opts.max_target_length, "labels", "task.max_target_length", "targets")
 
     def build_trainer(self, plan, model, tokenizer, data: TaskData, run_dir: Path):
         from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments
