@@ -103,7 +103,9 @@ def read_csv(path: Path, on_error: str = "fail") -> list[dict]:
                 raise UserError(f"column {name!r} appears twice in the header", where=f"{path}:{reader.line_num}")
             seen.add(name)
         for rec in reader:
-            where = f"{path}:{reader.line_num}"
+            # a record's first line: line_num is its last, later by the newlines its quoted fields hold
+            inner = sum(v.count("\n") for v in rec.values() if isinstance(v, str))
+            where = f"{path}:{reader.line_num - inner}"
             if None in rec or None in rec.values():  # DictReader's marks of extra / missing fields
                 more = "more" if None in rec else "fewer"
                 rows.append(bad_row(f"{more} fields than the header's {len(reader.fieldnames)}", where, on_error))
