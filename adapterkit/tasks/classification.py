@@ -63,6 +63,9 @@ class ClassificationTask:
         def check(row):
             if not non_empty_string(row.get(opts.text_column)):
                 return f"column {opts.text_column!r} is missing or empty"
+            if isinstance(row.get(opts.label_column), (list, tuple, dict)):  # str() would make one class of each set
+                return (f"column {opts.label_column!r} holds a {type(row[opts.label_column]).__name__}, not one label "
+                        "(multi-label classification is not supported)")
             if label_of(row.get(opts.label_column)) is None:
                 return f"column {opts.label_column!r} is missing"
             return None

@@ -85,3 +85,11 @@ def test_labels_differing_only_in_case_are_refused_unless_task_labels_names_them
     assert message.startswith(f"{train}:7: labels 'pos' ({train}:1) and 'Pos' differ only in case") and "\n" not in message
     plan = plan_of(tmp_path, "classification", train, evaluation, labels=["neg", "pos", "Pos"])
     assert plan.task.load_data(plan).labels == ["neg", "pos", "Pos"]
+
+
+def test_a_list_of_labels_is_a_bad_row_not_a_class(tmp_path):
+    rows = [{"text": "a", "label": "x"}, {"text": "b", "label": "y"}, {"text": "c", "label": ["x", "y"]}]
+    plan = plan_of(tmp_path, "classification", write_jsonl(tmp_path / "t.jsonl", rows * 2),
+                   write_jsonl(tmp_path / "e.jsonl", rows[:2]))
+    with pytest.raises(UserError, match=r"t\.jsonl:3: column 'label' holds a list, not one label"):
+        plan.task.load_data(plan)
