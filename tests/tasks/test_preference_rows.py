@@ -49,3 +49,23 @@ def test_a_kto_completion_repeating_its_prompt_loses_the_repeat(tmp_path):
     row = {"prompt": CONVERSATION["prompt"], "completion": CONVERSATION["chosen"], "label": True}
     data = load(tmp_path, [row, row], loss="kto")
     assert data.train[0]["completion"] == [{"role": "assistant", "content": "Paris"}]
+
+
+def test_pairs_cut_at_max_length_are_counted(tmp_path, tiny_llama_dir, caplog):
+    from adapterkit import api
+
+    short = {"prompt": "hi", "chosen": "hello", "rejected": "go away"}
+    long = {"prompt": "word " * 100, "chosen": "hello", "rejected": "go away"}  # the prompt alone fills 64 tokens
+    wordy = {"prompt": "hi", "chosen": "yes " * 60, "rejected": "no"}  # its chosen answer runs past 64 tokens
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in [short] * 3 + [wordy, long, long]))
+    recipe = recipe_from_dict({"model": {"name": tiny_llama_dir}, "method": {"name": "lora"},
+                               "task": {"name": "preference", "max_length": 64, "num_samples": 0},
+                               "data": {"train": str(path), "eval": str(path)},
+                               "train": {"max_steps": 1, "batch_size": 2}, "hardware": {"precision": "fp32"}},
+                              source=str(tmp_path / "r.toml"))
+    with caplog.at_level(logging.WARNING, logger="adapterkit"):
+        api.run(recipe, output=tmp_path / "run")
+    assert "2 of 6 train rows are left out: the prompt alone fills task.max_length = 64 tokens" in caplog.text
+    assert "1 of 4 train rows are cut at task.max_length = 64 tokens (prompt + answer, the end goes)" in caplog.text
+    assert "2 of 6 eval rows are left out" in caplog.text and "1 of 4 eval rows are cut" in caplog.text

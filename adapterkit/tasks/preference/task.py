@@ -20,7 +20,7 @@ from ..base import TaskData, TaskOptions
 from ..causal import decoder_only_reason
 from ..rows import checked_rows, warn_shared
 from .rows import check_row, normalised, without_repeated_prompts
-from .trainers import LOSSES, ROUNDS_LENGTHS, build, loss_record
+from .trainers import LOSSES, ROUNDS_LENGTHS, build, loss_record, warn_cut
 
 log = logging.getLogger("adapterkit")
 Loss = Literal[LOSSES]  # type: ignore[valid-type]
@@ -91,6 +91,9 @@ class PreferenceTask:
         args["train_sampling_strategy"] = "random"  # rows are pairs of token lists: no length to group by
         trainer = build(loss, args, opts.beta, opts.max_length, model, ref_model, tokenizer, train, evaluation,
                         pad_multiple=shape_multiple(plan.hardware))  # bf16 on a CPU: a bounded set of shapes
+        if data.train is not None:
+            warn_cut(trainer.train_dataset, len(train), opts.max_length, "train")
+        warn_cut(trainer.eval_dataset, len(evaluation), opts.max_length, "eval")
         if data.train is None:
             restore_reference(trainer.model, plan.recipe.model.adapter)
         trainable_in_fp32(trainer.model)  # trl casts QLoRA adapters to bf16 (see the function)
