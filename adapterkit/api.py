@@ -192,6 +192,13 @@ def reopen(run_dir: str | Path, overrides: dict | None = None) -> tuple[Plan, An
     with reading_artifact(folder):
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
     data = plan.task.load_data(plan)
+    trained = rundir.trained_labels(folder)
+    if trained is not None and data.labels is not None and trained != data.labels:
+        # the labels come from the recipe's train data as it is now: changed data would re-map the model's classes
+        raise UserError(f"the run was trained with the labels {', '.join(trained)}, but its data.train now gives "
+                        f"{', '.join(data.labels)}: its classes would be read as others; use the data it was trained "
+                        "on (a run trained on a datasets folder before its ClassLabel columns were read as names: "
+                        "retrain it)", where=str(run_dir))
     base = loading.load_model(plan, tokenizer, plan.task.model_kwargs(data), training=False)
     return plan, tokenizer, plan.method.load(base, folder), data
 

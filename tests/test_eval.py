@@ -29,3 +29,24 @@ def test_eval_of_a_finished_run_reproduces_its_metrics(task, model, request, dat
     assert numbers and set(numbers) <= set(again)
     for key, value in numbers.items():
         assert again[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+
+
+def test_eval_refuses_train_data_whose_labels_changed_since_the_run(tiny_bert_dir, tmp_path, capsys):
+    """The labels come from the recipe's train data as it is when re-read: after an edit that keeps their number,
+    the model's class 0 would silently be read as the new data's first label."""
+    def write(labels):
+        rows = [{"text": f"{label} text {i}", "label": label} for i in range(3) for label in labels]
+        for split in ("train", "eval"):
+            (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    write(["a", "b", "c"])
+    files = {"classification_train": tmp_path / "train.jsonl", "classification_eval": tmp_path / "eval.jsonl"}
+    path = tmp_path / "r.toml"
+    path.write_text(tomli_w.dumps(tiny_recipe("classification", "lora", tiny_bert_dir, files, train={"max_steps": 1})))
+    out = tmp_path / "run"
+    assert main(["run", str(path), "--output", str(out)]) == 0
+    write(["b", "c", "d"])
+    capsys.readouterr()
+    assert main(["eval", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "trained with the labels a, b, c, but its data.train now gives b, c, d" in err and "\n" not in err, err

@@ -72,20 +72,18 @@ def read_jsonl(path: Path, on_error: str = "fail") -> list[dict]:
         except (ValueError, RecursionError) as err:
             raise UserError(f"not readable JSON: {str(err).splitlines()[0][:80]}", where=str(path)) from None
         return [_row(item, f"{path}#{i + 1}", on_error) for i, item in enumerate(items)]
-    rows = []
-    for n, line in enumerate(text_lines(text), 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as err:
-            rows.append(bad_row(f"not valid JSON ({err.msg})", f"{path}:{n}", on_error))
-            continue
-        except (ValueError, RecursionError) as err:  # an integer of over 4,300 digits, nesting too deep
-            rows.append(bad_row(f"not readable JSON ({str(err).splitlines()[0][:80]})", f"{path}:{n}", on_error))
-            continue
-        rows.append(_row(item, f"{path}:{n}", on_error))
-    return rows
+    return [jsonl_row(line, f"{path}:{n}", on_error) for n, line in enumerate(text_lines(text), 1) if line.strip()]
+
+
+def jsonl_row(line: str, where: str, on_error: str) -> dict:
+    """One JSON Lines line as a row (or the bad row that stands for it; see ``bad_row``)."""
+    try:
+        item = json.loads(line)
+    except json.JSONDecodeError as err:
+        return bad_row(f"not valid JSON ({err.msg})", where, on_error)
+    except (ValueError, RecursionError) as err:  # an integer of over 4,300 digits, nesting too deep
+        return bad_row(f"not readable JSON ({str(err).splitlines()[0][:80]})", where, on_error)
+    return _row(item, where, on_error)
 
 
 def _row(item, where: str, on_error: str) -> dict:
@@ -105,7 +103,9 @@ def read_csv(path: Path, on_error: str = "fail") -> list[dict]:
                 raise UserError(f"column {name!r} appears twice in the header", where=f"{path}:{reader.line_num}")
             seen.add(name)
         for rec in reader:
-            where = f"{path}:{reader.line_num}"
+            # a record's first line: line_num is its last, later by the newlines its quoted fields hold
+            inner = sum(v.count("\n") for v in rec.values() if isinstance(v, str))
+            where = f"{path}:{reader.line_num - inner}"
             if None in rec or None in rec.values():  # DictReader's marks of extra / missing fields
                 more = "more" if None in rec else "fewer"
                 rows.append(bad_row(f"{more} fields than the header's {len(reader.fieldnames)}", where, on_error))

@@ -2,8 +2,8 @@
 ``messages`` (``[{"role": "system"|"user"|"assistant", "content": str}]``), which the chat task trains on.
 
 - ``messages``: ``messages`` = ``[{role, content}]`` (OpenAI), read as is.
-- ``sharegpt``: ``conversations`` (or ``messages``) = ``[{from, value}]``, optional ``system``; roles mapped by
-  ``ROLES`` plus ``data.roles``.
+- ``sharegpt``: ``conversations`` (or ``messages``) = ``[{from, value}]`` (or ``[{role, content}]``, as many hub
+  datasets store them), optional ``system``; roles mapped by ``ROLES`` plus ``data.roles``.
 - ``alpaca``: ``instruction``, ``input``, ``output``, optional ``system`` and ``history`` (``[[q, a], ...]``):
   system, the history's turns, user = instruction + "\\n" + input, assistant = output.
 - ``prompt_completion``: ``prompt``, ``completion`` (strings, or message lists as trl writes them).
@@ -112,7 +112,11 @@ def to_messages(row: dict, fmt: str, roles: dict[str, str], messages_column: str
         return _messages(row.get(messages_column), roles, "role", "content", messages_column)
     if fmt == "sharegpt":
         column = "conversations" if "conversations" in row else "messages"
-        turns = _messages(row.get(column), roles, "from", "value", column)
+        first = (row.get(column) or [None])[0] if isinstance(row.get(column), list) else None
+        # many hub datasets keep OpenAI {role, content} turns under sharegpt's column name
+        keys = ("role", "content") if isinstance(first, dict) and "from" not in first and "role" in first else \
+            ("from", "value")
+        turns = _messages(row.get(column), roles, *keys, column)
         system = row.get("system")
         if system and not (turns and turns[0]["role"] == "system"):
             turns.insert(0, {"role": "system", "content": text_of(system, "system")})

@@ -5,10 +5,15 @@ with ``load_from_disk``, given by absolute, ``./`` or relative path (to the work
 recipe's folder); any other folder (of data files) and a hub id go to ``load_dataset``. ``name:split`` picks a
 split by name; without one, train reads ``train`` and eval the first of ``validation``, ``valid``, ``eval``,
 ``test`` there is. ``streaming=True`` gives an ``IterableDataset`` that reads as it goes.
+
+Columns stored as ``ClassLabel`` (or lists of them, as NER tags) are read as their names, never as the integers
+``datasets`` stores: two folders whose ``ClassLabel`` lists the same names in another order would otherwise
+mean different classes by the same integer (a train folder's 0 = "neg" beside an eval folder's 0 = "pos").
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import UserError
@@ -66,6 +71,28 @@ def open_split(source: Path | str, explicit: str | None, default: str, where: st
         raise UserError(f"cannot load dataset {name!r}: {_first_line(err)}", where=where) from None
 
 
+def label_names(features) -> dict[str, Callable]:
+    """For each column stored as a ``ClassLabel`` or a list of them, a function from the stored value to names;
+    -1 (``datasets``' "no label", as in unlabelled test splits) reads as None, a missing label."""
+    import datasets
+
+    def name(label: datasets.ClassLabel):
+        return lambda value: label.int2str(value) if isinstance(value, int) and 0 <= value < label.num_classes else None
+
+    decoders: dict[str, Callable] = {}
+    for column, feature in (features or {}).items():
+        inner = getattr(feature, "feature", None)  # List / LargeList / Sequence of one feature
+        if isinstance(feature, datasets.ClassLabel):
+            decoders[column] = name(feature)
+        elif isinstance(inner, datasets.ClassLabel):
+            one = name(inner)
+            decoders[column] = lambda values, one=one: None if values is None else [one(v) for v in values]
+    return decoders
+
+
 def dataset_rows(dataset, name: str | Path, split: str) -> list[dict]:
-    """The rows of an in-memory split, each with its ``name[split]#index`` for messages."""
-    return [{**rec, "_where": f"{name}[{split}]#{i}"} for i, rec in enumerate(dataset)]
+    """The rows of an in-memory split, each with its ``name[split]#index`` for messages; ``ClassLabel`` columns
+    as their names (``label_names``)."""
+    decoders = label_names(dataset.features)
+    return [{**rec, **{c: f(rec[c]) for c, f in decoders.items() if c in rec}, "_where": f"{name}[{split}]#{i}"}
+            for i, rec in enumerate(dataset)]

@@ -93,6 +93,18 @@ def split_rows(rows: list[dict], fraction: float, seed: int) -> tuple[list[dict]
     return [rows[i] for i in order[n_eval:]], [rows[i] for i in order[:n_eval]]
 
 
+def shared_rows(train: list[dict], evaluation: list[dict]) -> list[dict]:
+    """The eval rows identical to a train row (every column but the reader's own ``_`` keys): a file with
+    repeated rows split by a fraction, or an eval file cut from the train file, scores memorised answers."""
+    import json
+
+    def key(row):
+        return json.dumps({k: v for k, v in row.items() if not k.startswith("_")}, sort_keys=True, default=str)
+
+    seen = {key(row) for row in train}
+    return [row for row in evaluation if key(row) in seen]
+
+
 def load_train_eval(data, recipe_source: str, read=None) -> tuple[list[dict], list[dict]]:
     """Train and eval rows for a DataSection, limited to ``limit_train`` / ``limit_eval`` (seeded sample).
     ``read``: a task's own row reader with ``load_rows``' signature (``lm`` reads ``.txt`` as plain text)."""

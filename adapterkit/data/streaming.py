@@ -13,18 +13,21 @@ from pathlib import Path
 
 from ..errors import UserError
 from .columns import renamed
+from .files import jsonl_row
 from .sources import load_rows, locate, with_split
 
 STREAM_EVAL_ROWS = 200
 BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet"}
 
 
-def open_stream(spec: str, *, recipe_source: str, key: str, split: str):
-    """An ``IterableDataset`` of one split's rows, each with ``_where`` (source#row)."""
+def open_stream(spec: str, *, recipe_source: str, key: str, split: str, on_error: str = "fail"):
+    """An ``IterableDataset`` of one split's rows, each with ``_where`` (source#row, or file:line for JSON Lines)."""
     import datasets
 
     where = f"{recipe_source}: {key}"
     source = locate(spec, recipe_source=recipe_source, key=key)
+    if isinstance(source, Path) and source.is_file() and source.suffix.lower() == ".jsonl":
+        return jsonl_stream(source, on_error)
     if isinstance(source, Path) and source.is_file():
         builder = BUILDERS.get(source.suffix.lower())
         if builder is None:
@@ -46,10 +49,30 @@ def open_stream(spec: str, *, recipe_source: str, key: str, split: str):
     return stream.map(lambda row, i: {**row, "_where": f"{name}#row{i + 1}"}, with_indices=True)
 
 
+def jsonl_stream(path: Path, on_error: str):
+    """A JSON Lines file read line by line as it trains, each row with its file:line; a bad line fails with it (or,
+    with ``on_error = "skip"``, comes as the bad row the task drops), as when the file is read whole
+    (``datasets``' JSON reader stopped at a bad line with a pyarrow traceback and a 0-based row number)."""
+    import datasets
+
+    def rows(path: str, on_error: str):
+        with open(path, "rb") as fh:
+            for n, raw in enumerate(fh, 1):
+                try:
+                    line = raw.decode("utf-8-sig" if n == 1 else "utf-8")
+                except UnicodeDecodeError as err:
+                    raise UserError(f"not UTF-8 text: byte 0x{raw[err.start]:02x} cannot be decoded; convert the file, "
+                                    f"e.g. iconv -f latin1 -t utf-8", where=f"{path}:{n}") from None
+                if line.strip():
+                    yield jsonl_row(line.rstrip("\r\n"), f"{path}:{n}", on_error)
+
+    return datasets.IterableDataset.from_generator(rows, gen_kwargs={"path": str(path), "on_error": on_error})
+
+
 def stream_train_eval(data, recipe_source: str):
     """(train ``IterableDataset``, eval rows) for a DataSection with ``streaming = true``."""
     where = f"{recipe_source}: data.train"
-    train = open_stream(data.train, recipe_source=recipe_source, key="data.train", split="train")
+    train = open_stream(data.train, recipe_source=recipe_source, key="data.train", split="train", on_error=data.on_error)
     if data.columns:
         columns = dict(data.columns)
         train = train.map(lambda row: {**row, **{ours: row[theirs] for ours, theirs in columns.items() if theirs in row}})

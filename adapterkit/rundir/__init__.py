@@ -47,9 +47,9 @@ from .claim import (
     stamped_by,
     take,
 )
-from .record import default_run_dir, git_commit, read_run, run_info, save_trained, versions, write_json
+from .record import default_run_dir, git_commit, read_run, run_info, save_trained, trained_labels, versions, write_json
 
 __all__ = ["CHECKPOINTS", "KEEP", "LOCK", "MARKER", "STAGING", "SavedFiles", "check_artifact", "check_free", "check_output",
            "check_take", "checkpoints", "claim", "default_run_dir", "git_commit", "holds_output", "lock", "owned", "publish",
            "published_path", "read_run", "read_stamp", "run_info", "save_trained", "stamped_by", "staging_dir", "take",
-           "versions", "write_json"]
+           "trained_labels", "versions", "write_json"]

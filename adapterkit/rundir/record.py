@@ -56,6 +56,15 @@ def save_trained(plan, model, tokenizer, labels: list[str] | None, run_dir: Path
     return folder
 
 
+def trained_labels(folder: Path) -> list[str] | None:
+    """The label order ``save_trained`` wrote beside a run's weights (``labels.json``), or None without one."""
+    path = folder / "labels.json"
+    if not path.is_file():
+        return None
+    id2label = json.loads(path.read_text(encoding="utf-8"))["id2label"]
+    return [id2label[str(i)] for i in range(len(id2label))]
+
+
 def run_info(plan, data, counts: dict, clock, started: float, **fields) -> dict[str, Any]:
     """The run.json record: what every run states (recipe, data, sizes, time, memory, machine, versions),
     with the run-specific ``fields`` (method, artifact, steps, throughput, ...) in between."""

@@ -17,7 +17,8 @@ from ..data.sources import load_train_eval
 from ..training import shape_multiple, training_kwargs
 from .base import TaskData, TaskOptions
 from .classification_prompt import DEFAULT_PROMPT
-from .rows import by_length, checked_rows, clip_pieces, non_empty_string, scalars, warn_truncated
+from .labels import label_of, refuse_case_variants
+from .rows import by_length, checked_rows, clip_pieces, non_empty_string, scalars, warn_shared, warn_truncated
 
 
 class ClassificationOptions(TaskOptions):
@@ -55,6 +56,7 @@ class ClassificationTask:
 
         opts, on_error = plan.task_options, plan.recipe.data.on_error
         train_rows, eval_rows = load_train_eval(plan.recipe.data, plan.where)
+        warn_shared(train_rows, eval_rows)
         for rows, key in ((train_rows, "data.train"), (eval_rows, "data.eval")):
             require_columns(rows, [opts.text_column, opts.label_column], self.name, f"{plan.where}: {key}",
                             "task.text_column / task.label_column")
@@ -62,29 +64,34 @@ class ClassificationTask:
         def check(row):
             if not non_empty_string(row.get(opts.text_column)):
                 return f"column {opts.text_column!r} is missing or empty"
-            if row.get(opts.label_column) in (None, ""):
+            if isinstance(row.get(opts.label_column), (list, tuple, dict)):  # str() would make one class of each set
+                return (f"column {opts.label_column!r} holds a {type(row[opts.label_column]).__name__}, not one label "
+                        "(multi-label classification is not supported)")
+            if label_of(row.get(opts.label_column)) is None:
                 return f"column {opts.label_column!r} is missing"
             return None
 
         def check_train(row):
             problem = check(row)
-            if problem is None and opts.labels and str(row[opts.label_column]) not in opts.labels:
-                return f"label {str(row[opts.label_column])!r} is not in task.labels ({', '.join(opts.labels)})"
+            if problem is None and opts.labels and label_of(row[opts.label_column]) not in opts.labels:
+                return f"label {label_of(row[opts.label_column])!r} is not in task.labels ({', '.join(opts.labels)})"
             return problem
 
         def classes(row):
-            value = row.get(opts.label_column)
-            return [str(value)] if value not in (None, "") and (not opts.labels or str(value) in opts.labels) else []
+            value = label_of(row.get(opts.label_column))
+            return [value] if value is not None and (not opts.labels or value in opts.labels) else []
 
         train_rows, skipped = checked_rows(train_rows, check_train, on_error, "train", classes)
-        labels = opts.labels or sorted({str(r[opts.label_column]) for r in train_rows})
+        if not opts.labels:
+            refuse_case_variants(train_rows, opts.label_column, f"{plan.where}: data.train")
+        labels = opts.labels or sorted({label_of(r[opts.label_column]) for r in train_rows})
         index = {name: i for i, name in enumerate(labels)}
         unknown = "is not in task.labels" if opts.labels else "was not seen in train"
 
         def check_eval(row):
             problem = check(row)
-            if problem is None and str(row[opts.label_column]) not in index:
-                return f"label {str(row[opts.label_column])!r} {unknown} (known: {', '.join(labels)})"
+            if problem is None and label_of(row[opts.label_column]) not in index:
+                return f"label {label_of(row[opts.label_column])!r} {unknown} (known: {', '.join(labels)})"
             return problem
 
         eval_rows, skipped_eval = checked_rows(eval_rows, check_eval, on_error, "eval")
@@ -95,7 +102,7 @@ class ClassificationTask:
 
         def table(rows):
             return Dataset.from_dict({"text": [clip_pieces([r[opts.text_column]], opts.max_length)[0] for r in rows],
-                                      "label": [index[str(r[opts.label_column])] for r in rows]})
+                                      "label": [index[label_of(r[opts.label_column])] for r in rows]})
 
         return TaskData(table(train_rows), table(eval_rows), labels, skipped + skipped_eval)
 

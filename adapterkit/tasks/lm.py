@@ -21,7 +21,7 @@ from ..data.sources import load_rows, load_train_eval, locate
 from ..training import training_kwargs
 from .base import TaskData, TaskOptions
 from .causal import decoder_only_reason
-from .rows import checked_rows, non_empty_string
+from .rows import checked_rows, non_empty_string, warn_shared
 
 
 class LmOptions(TaskOptions):
@@ -81,6 +81,7 @@ class LmTask:
 
         opts, on_error = plan.task_options, plan.recipe.data.on_error
         train_rows, eval_rows = load_train_eval(plan.recipe.data, plan.where, read=text_rows)
+        warn_shared(train_rows, eval_rows)
 
         def check(row):
             return None if non_empty_string(row.get(opts.text_column)) else \

@@ -1,16 +1,20 @@
 """Token classification with BIO tags (NER). Data: ``tokens`` + ``tags`` lists, or CoNLL files.
 
 Word-level tags are aligned to sub-words: the first sub-word of each word carries the tag, the rest
-(and special tokens) are ignored (-100). Eval: seqeval entity-level precision/recall/F1, overall and per type.
+(and special tokens) are ignored (-100). Eval: seqeval entity-level precision/recall/F1, overall and per type,
+over whole sentences: the words ``task.max_length`` cuts off keep their gold tags and are predicted "O", so an
+entity past the limit counts as missed (the log says how many), not as absent.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
+from .. import distributed
 from ..curves import TIMINGS
 from ..data.cache import cached_map
 from ..data.columns import require_columns
@@ -18,7 +22,9 @@ from ..data.sources import load_train_eval
 from ..errors import UserError
 from ..training import shape_multiple, training_kwargs
 from .base import TaskData, TaskOptions
-from .rows import by_length, checked_rows, clip_pieces, scalars, warn_truncated
+from .rows import by_length, checked_rows, clip_pieces, scalars, warn_shared, warn_truncated
+
+log = logging.getLogger("adapterkit")
 
 
 class NerOptions(TaskOptions):
@@ -48,6 +54,7 @@ class NerTask:
 
         opts, on_error = plan.task_options, plan.recipe.data.on_error
         train_rows, eval_rows = load_train_eval(plan.recipe.data, plan.where)
+        warn_shared(train_rows, eval_rows)
         for rows, key in ((train_rows, "data.train"), (eval_rows, "data.eval")):
             require_columns(rows, [opts.tokens_column, opts.tags_column], self.name, f"{plan.where}: {key}",
                             "task.tokens_column / task.tags_column")
@@ -93,8 +100,8 @@ class NerTask:
 
         def table(rows):
             words = [clip_pieces(r[opts.tokens_column], opts.max_length) for r in rows]
-            return Dataset.from_dict({"tokens": words, "tags": [[index[t] for t in r[opts.tags_column][:len(w)]]
-                                                                for r, w in zip(rows, words)]})
+            # every word's tag, also those of words clip_pieces cut: eval counts their entities as missed
+            return Dataset.from_dict({"tokens": words, "tags": [[index[t] for t in r[opts.tags_column]] for r in rows]})
 
         return TaskData(table(train_rows), table(eval_rows), labels, skipped + skipped_eval)
 
@@ -102,24 +109,29 @@ class NerTask:
         return {"num_labels": len(data.labels), "id2label": dict(enumerate(data.labels)),
                 "label2id": {n: i for i, n in enumerate(data.labels)}}
 
-    def tokenize(self, dataset, tokenizer, max_length: int):
+    def tokenize(self, dataset, tokenizer, max_length: int, cut_tags: bool = False):
+        """Sub-word ids and aligned labels; ``cut_tags``: also each row's tags of the words past ``max_length``
+        (eval reads them; the Trainer drops the column before batching)."""
         if not getattr(tokenizer, "is_fast", False):
             raise UserError("the ner task needs a fast tokenizer (word_ids) for label alignment")
 
         def align(batch):
             enc = tokenizer(batch["tokens"], is_split_into_words=True, truncation=True, max_length=max_length)
-            enc["labels"] = []
+            enc["labels"], cut = [], []
             for i, tags in enumerate(batch["tags"]):
                 previous, labels = None, []
                 for word in enc.word_ids(i):
                     labels.append(-100 if word is None or word == previous else tags[word])
                     previous = word
                 enc["labels"].append(labels)
+                cut.append(tags[max((w for w in enc.word_ids(i) if w is not None), default=-1) + 1:])
+            if cut_tags:
+                enc["cut_tags"] = cut
             return enc
 
         import transformers
 
-        key = [tokenizer, max_length, Path(__file__).read_bytes(), transformers.__version__]  # cached by fingerprint
+        key = [tokenizer, max_length, cut_tags, Path(__file__).read_bytes(), transformers.__version__]  # by fingerprint
         return warn_truncated(cached_map(dataset, align, key, batched=True, remove_columns=["tokens", "tags"]),
                               max_length)
 
@@ -127,33 +139,48 @@ class NerTask:
         from transformers import DataCollatorForTokenClassification, Trainer, TrainingArguments
 
         max_length = plan.task_options.max_length
+        evaluation = by_length(self.tokenize(data.eval, tokenizer, max_length, cut_tags=True))
+        warn_cut_entities(evaluation["cut_tags"], data.labels, max_length)
         return Trainer(
             model=model,
             args=TrainingArguments(**training_kwargs(plan, run_dir)),
             train_dataset=None if data.train is None else self.tokenize(data.train, tokenizer, max_length),
-            eval_dataset=by_length(self.tokenize(data.eval, tokenizer, max_length)),
+            eval_dataset=evaluation,
             processing_class=tokenizer,
             data_collator=DataCollatorForTokenClassification(tokenizer, pad_to_multiple_of=shape_multiple(plan.hardware)),
-            compute_metrics=lambda prediction: scalars(self.report(prediction, data.labels)),  # train.eval_every
+            compute_metrics=lambda prediction: scalars(self.report(prediction, data.labels,  # train.eval_every
+                                                                   evaluation["cut_tags"])),
         )
 
-    def report(self, prediction, labels: list[str]) -> dict[str, Any]:
-        """seqeval's entity-level precision/recall/F1 (overall and per type) of a Trainer prediction."""
+    def report(self, prediction, labels: list[str], cut_tags: list[list[int]] | None = None) -> dict[str, Any]:
+        """seqeval's entity-level precision/recall/F1 (overall and per type) of a Trainer prediction; ``cut_tags``
+        (a row's gold tags past ``task.max_length``, in the prediction's row order) join the gold, predicted "O"."""
         from ..metrics import load_metric
 
         logits = prediction.predictions[0] if isinstance(prediction.predictions, tuple) else prediction.predictions
         predicted, gold = [], []
-        for pred_row, label_row in zip(logits.argmax(-1), prediction.label_ids):
+        for k, (pred_row, label_row) in enumerate(zip(logits.argmax(-1), prediction.label_ids)):
             keep = label_row != -100
-            predicted.append([labels[i] for i in pred_row[keep]])
-            gold.append([labels[i] for i in label_row[keep]])
+            cut = [labels[i] for i in cut_tags[k]] if cut_tags is not None else []
+            predicted.append([labels[i] for i in pred_row[keep]] + ["O"] * len(cut))
+            gold.append([labels[i] for i in label_row[keep]] + cut)
         return load_metric("seqeval_entities").compute(predictions=predicted, references=gold)
 
     def evaluate(self, plan, trainer, data: TaskData, run_dir: Path) -> dict[str, Any]:
         output = trainer.predict(trainer.eval_dataset, metric_key_prefix="eval")
         metrics = {k: v for k, v in output.metrics.items() if k not in TIMINGS}  # eval_loss + compute_metrics' scalars
-        metrics["per_type"] = self.report(output, data.labels)["per_type"]
+        metrics["per_type"] = self.report(output, data.labels, trainer.eval_dataset["cut_tags"])["per_type"]
         return metrics
+
+
+def warn_cut_entities(cut_tags: list[list[int]], labels: list[str], max_length: int) -> None:
+    """Say how many gold eval entities begin past ``task.max_length`` (they count as missed), once across ranks."""
+    starts = sum(labels[t].startswith("B-") or (labels[t].startswith("I-") and (k == 0 or labels[row[k - 1]][2:] !=
+                                                                                 labels[t][2:]))
+                 for row in cut_tags for k, t in enumerate(row))
+    if starts and distributed.is_main():
+        log.warning("%d eval entities begin past task.max_length = %d tokens; the model never sees them and they "
+                    "count as missed (raise task.max_length to score them)", starts, max_length)
 
 
 TASK = NerTask()

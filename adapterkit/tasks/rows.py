@@ -59,6 +59,17 @@ def refuse_lost_classes(kept: list[dict], dropped: list[tuple[dict, str]], class
                             f"would drop the class; the first: {problem}", where=row.get("_where"))
 
 
+def warn_shared(train: list[dict], evaluation: list[dict]) -> None:
+    """Say how many eval rows are also train rows (``data.sources.shared_rows``), once across ranks."""
+    from ..data.sources import shared_rows
+
+    shared = shared_rows(train, evaluation)
+    if shared and distributed.is_main():
+        log.warning("%d of %d eval rows are also train rows (the first: %s); eval metrics on them measure memory, "
+                    "not generalisation: remove them from the eval data", len(shared), len(evaluation),
+                    shared[0].get("_where") or "?")
+
+
 def clip_pieces(pieces: list[str], max_length: int) -> list[str]:
     """The leading pieces (texts, words, message contents) within ``max_length * CHARS_PER_TOKEN``
     characters, the last one cut: a giant row is cut cheaply before the tokenizer sees it."""
@@ -75,13 +86,14 @@ def non_empty_string(value) -> bool:
     return isinstance(value, str) and bool(value.strip())
 
 
-def warn_truncated(dataset, max_length: int):
-    """Texts longer than ``task.max_length`` tokens are cut there (not skipped); say how many reach the limit (once:
-    every rank of a multi-process run tokenizes the same rows)."""
-    at_limit = sum(len(ids) >= max_length for ids in dataset["input_ids"])
+def warn_truncated(dataset, max_length: int, column: str = "input_ids", option: str = "task.max_length",
+                   what: str = "examples"):
+    """Texts longer than ``task.max_length`` tokens (``option``) are cut there (not skipped); say how many reach the
+    limit (once: every rank of a multi-process run tokenizes the same rows)."""
+    at_limit = sum(len(ids) >= max_length for ids in dataset[column])
     if at_limit and distributed.is_main():
-        log.warning("%d of %d examples reach task.max_length = %d tokens; longer ones are truncated to it",
-                    at_limit, len(dataset), max_length)
+        log.warning("%d of %d %s reach %s = %d tokens; longer ones are truncated to it",
+                    at_limit, len(dataset), what, option, max_length)
     return dataset
 
 

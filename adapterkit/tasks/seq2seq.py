@@ -20,7 +20,7 @@ from ..data.sources import load_train_eval
 from ..training import shape_multiple, training_kwargs
 from .base import TaskData, TaskOptions
 from .generation import Score, generate_eval_field, scores, write_generations
-from .rows import checked_rows, clip_pieces, non_empty_string, warn_truncated
+from .rows import checked_rows, clip_pieces, non_empty_string, warn_shared, warn_truncated
 
 
 class Seq2SeqOptions(TaskOptions):
@@ -48,6 +48,7 @@ class Seq2SeqTask:
 
         opts, on_error = plan.task_options, plan.recipe.data.on_error
         train_rows, eval_rows = load_train_eval(plan.recipe.data, plan.where)
+        warn_shared(train_rows, eval_rows)
 
         def check(row):
             for column in (opts.source_column, opts.target_column):
@@ -82,7 +83,8 @@ class Seq2SeqTask:
                                       max_length=opts.max_target_length)["input_ids"]
             return enc
 
-        return warn_truncated(dataset.map(encode, batched=True, remove_columns=["source", "target"]), opts.max_length)
+        tokens = warn_truncated(dataset.map(encode, batched=True, remove_columns=["source", "target"]), opts.max_length)
+        return warn_truncated(tokens, opts.max_target_length, "labels", "task.max_target_length", "targets")
 
     def build_trainer(self, plan, model, tokenizer, data: TaskData, run_dir: Path):
         from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments

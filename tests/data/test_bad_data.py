@@ -11,6 +11,7 @@ import logging
 import pytest
 
 from adapterkit import api
+from adapterkit.data.files import read_file
 from adapterkit.errors import UserError
 from adapterkit.plan import make_plan
 from adapterkit.recipe import recipe_from_dict
@@ -42,6 +43,9 @@ CASES = {
     "no assistant turn": ("chat", CHAT, "train", [*lines(CHAT), json.dumps({"messages": [{"role": "user",
                                                                                             "content": "hi"}]})],
                           5, "conversation has no assistant turn"),
+    "empty answer": ("chat", CHAT, "train", [*lines(CHAT), json.dumps({"messages": [
+        {"role": "user", "content": "hi"}, {"role": "assistant", "content": " "}]})], 5,
+        "message 2 is an empty assistant answer"),
     "bad role": ("chat", CHAT, "eval", [json.dumps({"messages": [{"role": "bot", "content": "x"}]}),
                                         *lines(CHAT[:2])], 1,
                  "message 1 needs role"),
@@ -87,6 +91,16 @@ def test_csv_rows_with_the_wrong_number_of_fields(tmp_path, row, message):
     plan, _ = plan_for(tmp_path, "classification", [], "train", [*good, row], suffix=".csv", on_error="skip")
     (tmp_path / "eval.csv").write_text("\n".join(good) + "\n")
     assert plan.task.load_data(plan).skipped_rows == 1
+
+
+def test_a_csv_row_after_quoted_newlines_is_named_by_its_first_line(tmp_path):
+    good = ["text,label", '"a fine film,\nin two lines",pos', "a dull film,neg"]
+    plan, bad_file = plan_for(tmp_path, "classification", [], "train", [*good, ' ,pos', '"blank\r\n\nlines",neg'],
+                              suffix=".csv")
+    (tmp_path / "eval.csv").write_text("\n".join(good) + "\n")
+    with pytest.raises(UserError, match=r"train\.csv:5: column 'text' is missing or empty"):
+        plan.task.load_data(plan)
+    assert [r["_where"].rsplit(":", 1)[1] for r in read_file(bad_file)] == ["2", "4", "5", "6"]
 
 
 def test_a_broken_conll_line_names_its_line(tmp_path):

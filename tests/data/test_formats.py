@@ -60,6 +60,11 @@ def test_sharegpt_reads_as_messages_with_its_system_prompt(tmp_path, suffix):
     assert data.train[1]["messages"][1] == {"role": "assistant", "content": "Blue."}
 
 
+def test_role_content_turns_under_the_conversations_column_read_as_messages(tmp_path):
+    rows = [{"conversations": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}] * 2
+    assert load(tmp_path, rows).train[0]["messages"] == rows[0]["conversations"]
+
+
 @pytest.mark.parametrize("suffix", [".json", ".jsonl"])
 def test_alpaca_reads_instruction_input_history_and_system(tmp_path, suffix):
     data = load(tmp_path, ALPACA, suffix)

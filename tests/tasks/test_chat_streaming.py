@@ -94,3 +94,21 @@ def test_tokens_are_cached_by_fingerprint(tmp_path, tiny_llama_dir, data_files, 
     with pytest.raises(AssertionError, match="tokenized again"):  # another option, another fingerprint
         changed.task.tokenized(changed.task.load_data(changed).train, AutoTokenizer.from_pretrained(tiny_llama_dir),
                                changed.task_options, "train", changed.where)
+
+
+@pytest.mark.parametrize("on_error", ["fail", "skip"])
+def test_a_bad_jsonl_line_in_a_stream_is_named_by_file_and_line_or_skipped(tmp_path, on_error):
+    good = '{"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}]}'
+    (tmp_path / "train.jsonl").write_text("\n".join([good] * 5 + ['{"conversations": [}'] + [good] * 5) + "\n")
+    (tmp_path / "eval.jsonl").write_text(good + "\n")
+    recipe = recipe_from_dict({"model": {"name": "unused"}, "method": {"name": "lora"}, "task": {"name": "chat"},
+                               "data": {"train": str(tmp_path / "train.jsonl"), "eval": str(tmp_path / "eval.jsonl"),
+                                        "streaming": True, "on_error": on_error}, "train": {"max_steps": 2}},
+                              source=str(tmp_path / "r.toml"))
+    plan = make_plan(recipe)
+    if on_error == "fail":
+        with pytest.raises(UserError, match=rf"^{tmp_path / 'train.jsonl'}:6: not valid JSON"):
+            list(plan.task.load_data(plan).train)
+    else:
+        rows = list(plan.task.load_data(plan).train)
+        assert len(rows) == 10 and rows[5]["_where"] == f"{tmp_path / 'train.jsonl'}:7"

@@ -148,3 +148,17 @@ def test_lm_packs_plain_text_into_blocks_and_trains(tmp_path, tiny_llama_dir):
     assert result.info["steps"] == 2 and result.info["train_tokens"] == 2 * 2 * 16
     assert result.metrics["eval_perplexity"] == pytest.approx(math.exp(result.metrics["eval_loss"]))
     assert isinstance(api.generate(result.run_dir, "the quick brown", max_new_tokens=3), str)  # plain continuation
+
+
+def test_seq2seq_counts_targets_cut_at_max_target_length(tmp_path, minilm_dir, caplog):
+    import logging
+
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+
+    from adapterkit.tasks.seq2seq import TASK, Seq2SeqOptions
+
+    rows = Dataset.from_dict({"source": ["one", "two"], "target": ["un", " ".join(["deux"] * 20)]})
+    with caplog.at_level(logging.WARNING, logger="adapterkit"):
+        TASK.tokenize(rows, AutoTokenizer.from_pretrained(minilm_dir), Seq2SeqOptions(max_target_length=8))
+    assert "1 of 2 targets reach task.max_target_length = 8 tokens" in caplog.text

@@ -3,8 +3,14 @@
 
 from __future__ import annotations
 
-from ..rows import clip_pieces
+import logging
+
+from ... import distributed
+from ...errors import UserError
+from ..rows import clip_pieces, warn_truncated
 from .template import with_system
+
+log = logging.getLogger("adapterkit")
 
 ROLES = {"system", "user", "assistant"}
 
@@ -20,6 +26,9 @@ def check_conversation(messages) -> str | None:
     first_user = next((k for k, m in enumerate(messages) if m["role"] == "user"), len(messages))
     if not any(m["role"] == "assistant" for m in messages[first_user:]):
         return "conversation has no assistant turn after a user turn (an opening one is context, not an answer)"
+    for k, m in enumerate(messages[first_user:], first_user + 1):  # an empty answer would teach the model to say nothing
+        if m["role"] == "assistant" and not m["content"].strip():
+            return f"message {k} is an empty assistant answer"
     return None
 
 
@@ -35,3 +44,22 @@ def table(rows: list[dict], opts):
 
     return Dataset.from_dict({"messages": [prepared(r["messages"], opts) for r in rows],
                               "_where": [r.get("_where") or "" for r in rows]})
+
+
+def answered(tokens, split: str, max_length: int, where: str, warn: bool = True):
+    """(the tokenized conversations that keep an assistant token within ``max_length``, their indices). The others
+    carry no loss: they are left out, and the log says how many (and how many reach the limit at all); a split
+    left empty is refused (trl would fail later with a bare StopIteration)."""
+    kept = [i for i, mask in enumerate(tokens["assistant_masks"]) if 1 in mask]
+    if len(tokens) and not kept:
+        raise UserError(f"task.max_length = {max_length} cuts every {split} conversation before its first "
+                        "assistant token; raise task.max_length", where=where)
+    if warn:
+        warn_truncated(tokens, max_length)
+    if len(kept) == len(tokens):
+        return tokens, kept
+    if warn and distributed.is_main():
+        log.warning("%d of %d %s conversations are cut by task.max_length = %d before their first assistant token; "
+                    "they are left out (raise task.max_length to keep them)", len(tokens) - len(kept), len(tokens),
+                    split, max_length)
+    return tokens.select(kept), kept

@@ -24,11 +24,11 @@ from ...training import shape_multiple, trainable_in_fp32, training_kwargs
 from ..base import TaskData, TaskOptions
 from ..causal import decoder_only_reason
 from ..generation import Score, generate_eval_field
-from ..rows import checked_rows
+from ..rows import checked_rows, warn_shared
 from .answers import generation_metrics
-from .rows import check_conversation, table
+from .rows import answered, check_conversation, table
 from .stream import stream_data, tokenized_stream
-from .template import assistant_spans, encode, ensure_chat_template
+from .template import assistant_spans, default_system, encode, ensure_chat_template
 
 
 class ChatOptions(TaskOptions):
@@ -84,6 +84,7 @@ class ChatTask:
         if data.streaming:
             return stream_data(plan, self.name)
         train_rows, eval_rows = load_train_eval(data, plan.where)
+        warn_shared(train_rows, eval_rows)
         train_rows, eval_rows = (conversations(rows, data.format, data.roles, task=self.name, where=f"{plan.where}: "
                                                f"{key}", messages_column=opts.messages_column)
                                  for rows, key in ((train_rows, "data.train"), (eval_rows, "data.eval")))
@@ -130,7 +131,7 @@ class ChatTask:
         try:
             tokenizer = load_tokenizer(plan.recipe.model, plan.where)
             evaluation, _ = renderable(self.load_data(plan).eval, tokenizer, "skip", "eval")
-            tokens = self.tokenized(evaluation, tokenizer, opts, "eval", plan.where)
+            tokens = self.tokenized(evaluation, tokenizer, opts, "eval", plan.where, warn=False)
         except (UserError, TemplateError, ValueError, OSError):
             return None
         finally:
@@ -156,14 +157,16 @@ class ChatTask:
     def generate(self, model, tokenizer, messages: list[dict], max_new_tokens: int) -> str:
         return generate(model, tokenizer, messages, max_new_tokens)
 
-    def tokenized(self, dataset, tokenizer, opts, split: str, where: str, plan=None):
-        """Token ids + assistant mask, truncated to ``task.max_length``. Conversations left without an
-        assistant token carry no loss and are dropped; a split left empty is refused here (trl would fail
-        later with a bare StopIteration)."""
+    def tokenized(self, dataset, tokenizer, opts, split: str, where: str, plan=None, warn: bool = True):
+        """Token ids + assistant mask, truncated to ``task.max_length``; conversations left without an assistant
+        token are left out, with a count in the log (``rows.answered``, which also gives the kept rows' indices)."""
+        return self.answerable(dataset, tokenizer, opts, split, where, plan, warn)[0]
+
+    def answerable(self, dataset, tokenizer, opts, split: str, where: str, plan=None, warn: bool = True):
+        """(``tokenized``'s tokens, the indices of the conversations kept; None for a stream)."""
         from datasets import Dataset
 
         from ...data.cache import cached_map
-        from ...errors import UserError
         from . import template
 
         def one(row):
@@ -171,17 +174,13 @@ class ChatTask:
             return {k: v[:opts.max_length] for k, v in enc.items()}
 
         if not isinstance(dataset, Dataset):  # a stream (data.streaming): tokenized as it is read
-            return tokenized_stream(dataset, one, plan)
+            return tokenized_stream(dataset, one, plan), None
         import transformers
 
         key = [tokenizer, tokenizer.chat_template, opts.max_length, opts.assistant_only_loss,
                Path(template.__file__).read_bytes(), Path(__file__).read_bytes(), transformers.__version__]
         tokens = cached_map(dataset, one, key, remove_columns=dataset.column_names)
-        tokens = tokens.filter(lambda row: 1 in row["assistant_masks"])
-        if len(dataset) and not len(tokens):
-            raise UserError(f"task.max_length = {opts.max_length} cuts every {split} conversation before its first "
-                            "assistant token; raise task.max_length", where=where)
-        return tokens
+        return answered(tokens, split, opts.max_length, where, warn)
 
     def build_trainer(self, plan, model, tokenizer, data: TaskData, run_dir: Path):
         """trl's SFTTrainer. Conversations the chat template refuses leave ``data`` as bad rows (they count in
@@ -192,6 +191,7 @@ class ChatTask:
 
         opts, on_error = plan.task_options, plan.recipe.data.on_error
         ensure_chat_template(tokenizer)
+        default_system(tokenizer, opts.system_prompt)  # saved with the adapter: serve answers under the trained prompt
         skipped = 0
         if data.train is not None and not plan.recipe.data.streaming:  # a stream's rows are checked as read
             data.train, skipped = renderable(data.train, tokenizer, on_error, "train")
@@ -210,13 +210,18 @@ class ChatTask:
             kwargs["pad_to_multiple_of"] = multiple
         config = SFTConfig(**kwargs, packing=opts.packing, padding_free=padding_free,
                            max_length=opts.max_length if opts.packing else None, prediction_loss_only=True)
-        evaluation = self.tokenized(data.eval, tokenizer, opts, "eval", plan.where)
+        # conversations cut before their first assistant token are left out of the data too: eval loss, generate_eval,
+        # samples and run.json's counts then cover the same conversations
+        evaluation, kept = self.answerable(data.eval, tokenizer, opts, "eval", plan.where)
+        data.eval = data.eval.select(kept) if len(kept) < len(data.eval) else data.eval
+        train = evaluation  # trl's SFTTrainer requires a train_dataset: an evaluate-only trainer gets the eval set
+        if data.train is not None:
+            train, kept = self.answerable(data.train, tokenizer, opts, "train", plan.where, plan)
+            data.train = data.train.select(kept) if kept is not None and len(kept) < len(data.train) else data.train
         trainer = SelectiveLossSFTTrainer(
             model=model,
             args=config,
-            # trl's SFTTrainer requires a train_dataset: an evaluate-only trainer gets the eval set, never trained on
-            train_dataset=evaluation if data.train is None else self.tokenized(data.train, tokenizer, opts, "train",
-                                                                                plan.where, plan),
+            train_dataset=train,
             eval_dataset=evaluation,
             processing_class=tokenizer,
         )

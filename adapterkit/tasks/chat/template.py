@@ -35,6 +35,21 @@ def ensure_chat_template(tokenizer) -> None:
     tokenizer.chat_template = DEFAULT_CHAT_TEMPLATE
 
 
+def default_system(tokenizer, system_prompt: str | None) -> None:
+    """Make ``task.system_prompt`` the chat template's own default: a conversation without a system turn gets it.
+    The template is saved with the run, so ``generate``, ``chat``, ``serve`` and the exports answer under the system
+    prompt the model was trained with, not the template's stock one (training rows carry it already: ``with_system``)."""
+    import json
+
+    template = getattr(tokenizer, "chat_template", None)
+    if system_prompt is None or not isinstance(template, str):
+        return
+    prefix = ("{%- if not messages or messages[0]['role'] != 'system' %}{%- set messages = [{'role': 'system', "
+              f"'content': {json.dumps(system_prompt)}}}] + messages %}}{{%- endif %}}")
+    if not template.startswith(prefix):
+        tokenizer.chat_template = prefix + template
+
+
 def with_system(messages: list[dict], system_prompt: str | None) -> list[dict]:
     if system_prompt is None or (messages and messages[0]["role"] == "system"):
         return messages

@@ -5,12 +5,21 @@ Paired rows (DPO, ORPO, IPO...): ``prompt`` + ``chosen`` + ``rejected``, each a 
 conversations sharing their opening (trl's implicit prompt). Unpaired rows (KTO): ``prompt`` + ``completion`` +
 ``label`` (true = desirable); KTO also takes paired rows (each pair is two unpaired rows).
 
+A prompt repeated at the start of every answer (``chosen`` = the prompt's messages + the answer, as conversation
+datasets hold them, or prompt text + answer text) is removed from the answers, with a count in the log: trl
+puts the prompt before each answer, so the model would otherwise be tuned on the prompt twice.
+
 With a chat template, strings become messages (the prompt a user turn, an answer an assistant turn), so the
 model is tuned in the format it answers in; without one they stay text and trl appends the end-of-sequence token.
 """
 
 from __future__ import annotations
 
+import logging
+
+from ... import distributed
+
+log = logging.getLogger("adapterkit")
 ROLES = {"system", "user", "assistant"}
 PAIRED = ("prompt", "chosen", "rejected")
 UNPAIRED = ("prompt", "completion", "label")
@@ -58,6 +67,42 @@ def check_row(row: dict, unpaired_ok: bool) -> str | None:
     if isinstance(row["chosen"], str) or isinstance(row["rejected"], str):
         return "'prompt' is missing (it may only be left out when chosen and rejected are whole conversations)"
     return None
+
+
+def _answers(row: dict) -> tuple[str, ...]:
+    return ("chosen", "rejected") if row_kind(row) == "paired" else ("completion",)
+
+
+def _repeats(prompt, answer) -> int | None:
+    """How much of ``answer`` (messages or characters) repeats ``prompt`` before the answer itself; None if not."""
+    if isinstance(answer, list):
+        opening = _as_messages(prompt, "user")
+        same = [{"role": m["role"], "content": m["content"]} for m in answer[:len(opening)]] == opening
+        return len(opening) if same and len(answer) > len(opening) else None
+    rest = answer[len(prompt):] if isinstance(prompt, str) and isinstance(answer, str) and answer.startswith(prompt) \
+        else ""
+    # at a word's end: prompt "A" does not repeat in "Apple", "Capital of France?" does in "Capital of France? Paris"
+    if rest.strip() and (rest[0].isspace() or not prompt[-1].isalnum()):
+        return len(prompt)
+    return None
+
+
+def without_repeated_prompts(rows: list[dict], split: str) -> list[dict]:
+    """Rows whose every answer opens with the prompt get their answers without it (see the module docstring)."""
+    out, repeated = [], 0
+    for row in rows:
+        cut = [_repeats(row["prompt"], row[name]) for name in _answers(row)] if "prompt" in row else [None]
+        if None in cut:
+            out.append(row)
+            continue
+        repeated += 1
+        answers = {name: row[name][n:] if isinstance(row[name], list) else row[name][n:].lstrip()
+                   for name, n in zip(_answers(row), cut)}
+        out.append({**row, **answers})
+    if repeated and distributed.is_main():
+        log.warning("%d of %d %s rows repeat their prompt at the start of every answer; the repeat is removed "
+                    "(trl puts the prompt before each answer itself)", repeated, len(rows), split)
+    return out
 
 
 def _as_messages(value, role: str) -> list[dict]:

@@ -18,9 +18,9 @@ from ...data.sources import load_train_eval
 from ...training import shape_multiple, trainable_in_fp32, training_kwargs
 from ..base import TaskData, TaskOptions
 from ..causal import decoder_only_reason
-from ..rows import checked_rows
-from .rows import check_row, normalised
-from .trainers import LOSSES, ROUNDS_LENGTHS, build, loss_record
+from ..rows import checked_rows, warn_shared
+from .rows import check_row, normalised, without_repeated_prompts
+from .trainers import LOSSES, ROUNDS_LENGTHS, build, loss_record, warn_cut
 
 log = logging.getLogger("adapterkit")
 Loss = Literal[LOSSES]  # type: ignore[valid-type]
@@ -51,8 +51,10 @@ class PreferenceTask:
         opts, on_error = plan.task_options, plan.recipe.data.on_error
         unpaired_ok = loss_record(opts.loss).unpaired
         train_rows, eval_rows = load_train_eval(plan.recipe.data, plan.where)
+        warn_shared(train_rows, eval_rows)
         train_rows, skipped = checked_rows(train_rows, lambda r: check_row(r, unpaired_ok), on_error, "train")
         eval_rows, skipped_eval = checked_rows(eval_rows, lambda r: check_row(r, unpaired_ok), on_error, "eval")
+        train_rows, eval_rows = without_repeated_prompts(train_rows, "train"), without_repeated_prompts(eval_rows, "eval")
         return TaskData(train_rows, eval_rows, None, skipped + skipped_eval)
 
     def model_kwargs(self, data: TaskData) -> dict[str, Any]:
@@ -89,6 +91,9 @@ class PreferenceTask:
         args["train_sampling_strategy"] = "random"  # rows are pairs of token lists: no length to group by
         trainer = build(loss, args, opts.beta, opts.max_length, model, ref_model, tokenizer, train, evaluation,
                         pad_multiple=shape_multiple(plan.hardware))  # bf16 on a CPU: a bounded set of shapes
+        if data.train is not None:
+            warn_cut(trainer.train_dataset, len(train), opts.max_length, "train")
+        warn_cut(trainer.eval_dataset, len(evaluation), opts.max_length, "eval")
         if data.train is None:
             restore_reference(trainer.model, plan.recipe.model.adapter)
         trainable_in_fp32(trainer.model)  # trl casts QLoRA adapters to bf16 (see the function)

@@ -10,7 +10,12 @@ model; otherwise a frozen copy of the base model, which the memory planner count
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+
+from ... import distributed
+
+log = logging.getLogger("adapterkit")
 
 # adapterkit name -> DPOConfig.loss_type (the DPO family shares DPOTrainer)
 DPO_LOSSES = {"dpo": "sigmoid", "ipo": "ipo", "hinge": "hinge", "robust": "robust", "sigmoid_norm": "sigmoid_norm",
@@ -111,3 +116,22 @@ def _quiet_steps(trainer):
 
     trainer.train, trainer.evaluate = quietly(trainer.train), quietly(trainer.evaluate)
     return trainer
+
+
+def warn_cut(dataset, given: int, max_length: int, split: str) -> None:
+    """Say how many of the ``given`` rows DPO and KTO drop (their prompt alone fills ``max_length``: trl filters them
+    out) and how many lose answer tokens (their collators cut prompt + answer at ``max_length``, keeping the start).
+    ORPO's and SimPO's trainers cut while tokenizing and warn themselves."""
+    columns = getattr(dataset, "column_names", None) or []
+    answers = [c for c in ("chosen_ids", "rejected_ids", "completion_ids") if c in columns]
+    if "prompt_ids" not in columns or not answers or not distributed.is_main():
+        return
+    if len(dataset) < given:
+        log.warning("%d of %d %s rows are left out: the prompt alone fills task.max_length = %d tokens, leaving no "
+                    "answer to learn from (trl drops them)", given - len(dataset), given, split, max_length)
+    prompts = [len(ids) for ids in dataset["prompt_ids"]]
+    longest = [max(lengths) for lengths in zip(*([len(ids) for ids in dataset[c]] for c in answers))]
+    cut = sum(p + a > max_length for p, a in zip(prompts, longest))
+    if cut:
+        log.warning("%d of %d %s rows are cut at task.max_length = %d tokens (prompt + answer, the end goes)",
+                    cut, len(prompts), split, max_length)

@@ -1,0 +1,40 @@
+"""Class labels as files hold them, read as one spelling per class.
+
+A label is read as text with its surrounding whitespace dropped (a CSV's ``pos, 1`` or ``0 `` is class ``1``
+or ``0``, not a class of its own), and a whole-number float (``1.0``, as pandas writes an integer column that
+has gaps) as the integer. Labels seen in train that differ only in case (``Pos`` beside ``pos``) are refused
+unless ``task.labels`` lists them: most likely one class spelt two ways, which would split its rows between
+two classes.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..errors import UserError
+
+
+def label_of(value) -> str | None:
+    """The class a stored label names, as text; None for a missing one (None, NaN, empty or blank text)."""
+    if value is None or isinstance(value, bool):
+        return None if value is None else str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        return str(int(value)) if value.is_integer() else str(value)
+    text = str(value).strip()
+    return text or None
+
+
+def refuse_case_variants(rows: list[dict], column: str, where: str) -> None:
+    """One line when two train labels differ only in case (``task.labels`` naming both accepts them)."""
+    first: dict[str, tuple[str, str | None]] = {}
+    for row in rows:
+        label = label_of(row.get(column))
+        if label is None:
+            continue
+        seen = first.setdefault(label.casefold(), (label, row.get("_where")))
+        if seen[0] != label:
+            raise UserError(f"labels {seen[0]!r} ({seen[1] or 'an earlier row'}) and {label!r} differ only in case: "
+                            "give the class one spelling, or list both in task.labels if they are two classes",
+                            where=row.get("_where") or where)
