@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from ..assets import BUILTIN_PREFIX
 from ..errors import UserError
 from .columns import renamed
 from .files import FILE_SUFFIXES, read_file
+
+log = logging.getLogger("adapterkit")
 
 
 def resolve_file(spec: str, recipe_source: str) -> Path | None:
@@ -85,24 +88,37 @@ def load_rows(spec: str, *, recipe_source: str, key: str, split: str, on_error: 
 
 
 def split_rows(rows: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """(train, eval): ``fraction`` of the rows held out, drawn with ``seed``. Identical rows (``row_key``) are one
+    draw: a held-out row has no copy left in train, and eval holds it once (a corpus repeating a conversation a
+    hundred times, as chatterbot's tech_support does, would otherwise score memorised answers). Without repeated
+    rows the split is the plain seeded shuffle."""
     if not 0 < fraction < 1:
         raise UserError(f"data.eval as a fraction must be between 0 and 1, got {fraction}")
-    order = list(range(len(rows)))
+    groups: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(row_key(row), []).append(i)
+    members = list(groups.values())
+    order = list(range(len(members)))
     random.Random(seed).shuffle(order)
-    n_eval = max(1, round(len(rows) * fraction))
-    return [rows[i] for i in order[n_eval:]], [rows[i] for i in order[:n_eval]]
+    n_eval = min(max(1, round(len(rows) * fraction)), max(len(members) - 1, 1))
+    if len(members) < len(rows):
+        log.info("data.eval = %g: %d rows repeat others; each distinct row is held out whole or not at all",
+                 fraction, len(rows) - len(members))
+    return [rows[i] for g in order[n_eval:] for i in members[g]], [rows[members[g][0]] for g in order[:n_eval]]
+
+
+def row_key(row: dict) -> str:
+    """A row's content, every column but the reader's own ``_`` keys (``_where``): equal for identical rows."""
+    import json
+
+    return json.dumps({k: v for k, v in row.items() if not k.startswith("_")}, sort_keys=True, default=str)
 
 
 def shared_rows(train: list[dict], evaluation: list[dict]) -> list[dict]:
-    """The eval rows identical to a train row (every column but the reader's own ``_`` keys): a file with
-    repeated rows split by a fraction, or an eval file cut from the train file, scores memorised answers."""
-    import json
-
-    def key(row):
-        return json.dumps({k: v for k, v in row.items() if not k.startswith("_")}, sort_keys=True, default=str)
-
-    seen = {key(row) for row in train}
-    return [row for row in evaluation if key(row) in seen]
+    """The eval rows identical to a train row (``row_key``): an eval file cut from the train file scores memorised
+    answers (a fraction split never shares rows: ``split_rows``)."""
+    seen = {row_key(row) for row in train}
+    return [row for row in evaluation if row_key(row) in seen]
 
 
 def load_train_eval(data, recipe_source: str, read=None) -> tuple[list[dict], list[dict]]:

@@ -33,6 +33,15 @@ def test_split_is_deterministic_and_disjoint():
     assert split_rows(rows, 0.2, seed=1)[1] != a_eval
 
 
+def test_the_shipped_chat_split_holds_out_conversations_train_never_sees():
+    from adapterkit.data.sources import row_key, shared_rows
+
+    chats = BUILTIN_DATASETS["chatterbot"].rows()  # tech_support.yml repeats some conversations 100+ times
+    train, evaluation = split_rows(chats, 0.1, seed=0)
+    assert not shared_rows(train, evaluation)
+    assert len({row_key(r) for r in evaluation}) == len(evaluation) == round(len(chats) * 0.1)
+
+
 def test_limits_sample_reproducibly():
     data = DataSection(train="builtin:rotten-tomatoes", eval=0.1, limit_train=50, limit_eval=20)
     train, evaluation = load_train_eval(data, "r.toml")

@@ -1,5 +1,5 @@
-"""Eval rows that are also train rows are counted in the log: a file with repeated rows split by a fraction, or
-an eval file cut from the train file, would otherwise report memorised answers as held-out quality."""
+"""Eval rows that are also train rows are counted in the log (an eval file cut from the train file would otherwise
+report memorised answers as held-out quality); a fraction split holds repeated rows out whole, sharing none."""
 
 from __future__ import annotations
 
@@ -28,10 +28,15 @@ def test_eval_rows_also_in_train_are_counted(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="adapterkit"):
         load(tmp_path, ROWS, ROWS[:3] + [{"text": "unseen", "label": "pos"}])
     assert f"3 of 4 eval rows are also train rows (the first: {tmp_path / 'eval.jsonl'}:1)" in caplog.text
-    caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="adapterkit"):
-        data = load(tmp_path, ROWS * 3, 0.2)  # every row three times: the held-out share repeats train rows
-    assert f"{len(data.eval)} of {len(data.eval)} eval rows are also train rows" in caplog.text
+
+
+def test_a_fraction_split_of_repeated_rows_shares_none(tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="adapterkit"):
+        data = load(tmp_path, ROWS * 3, 0.2)  # every row three times
+    assert "also train rows" not in caplog.text and "20 rows repeat others" in caplog.text
+    held_out = set(data.eval["text"])
+    assert len(held_out) == len(data.eval) == 6  # 20% of 30 rows: six distinct reviews, once each
+    assert not held_out & set(data.train["text"]) and len(data.train) == 30 - 3 * 6
 
 
 def test_disjoint_splits_say_nothing(tmp_path, caplog):
