@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import curves, distributed, loading, measure, rundir, tracking
+from . import curves, distributed, loading, measure, rundir, sampling, tracking
 from .errors import UserError
 from .hardware.attention import attention_kernels
 from .methods.base import WrapContext
 from .plan import Plan, load_recipe, make_plan
 from .preflight import preflight
 from .recipe import Recipe, recipe_to_toml
-from .training import trainable_in_fp32
+from .training import trainable_in_fp32, whole_run_loss
 
 log = logging.getLogger("adapterkit")
 
@@ -119,6 +119,7 @@ def _train_and_evaluate(plan: Plan, tokenizer, data, model, run_dir: Path, resum
     trainer = plan.task.build_trainer(plan, model, tokenizer, data, run_dir)
     if plan.method.prepare_trainer is not None:  # the method's own optimizer or per-step callback (LoRA+, AdaLoRA)
         plan.method.prepare_trainer(trainer, plan.method_options)
+    sampling.seed_by_epoch(trainer, recipe.train.seed)  # each epoch's order from the seed alone: a resumed run reads the same
     logs = tracking.track(trainer, plan, run_dir)  # train.report_to -> RUN_DIR/logs; early stopping
     # atomic checkpoints (also every train.save_minutes), stop on NaN/inf, Ctrl-C/SIGTERM -> checkpoint
     interrupt = callbacks.attach(trainer, run_dir, recipe.train.save_minutes)
@@ -148,7 +149,9 @@ def _train_and_evaluate(plan: Plan, tokenizer, data, model, run_dir: Path, resum
         steps=trainer.state.global_step,
         resumed_from=resume.name if resume else None,
         train_examples=len(data.train) if hasattr(data.train, "__len__") else None,  # None: streamed
-        train_loss=float(train_output.training_loss),
+        train_loss=whole_run_loss(trainer.state.log_history, float(train_output.training_loss),
+                                  rundir.checkpoint_step(resume), trainer.state.global_step) if resume
+        else float(train_output.training_loss),
         train_tokens=tokens,
         train_tokens_per_second=tokens / train_seconds if train_seconds else None,
         train_samples_per_second=train_output.metrics.get("train_samples_per_second"),

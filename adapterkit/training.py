@@ -101,3 +101,17 @@ def trainable_in_fp32(model) -> int:
             param.data = param.data.float()
             cast += 1
     return cast
+
+
+def whole_run_loss(history: list[dict], loss_since: float, resumed_at: int, steps: int) -> float:
+    """The mean training loss over every step of a run that resumed at step ``resumed_at``: the Trainer's own figure
+    (``loss_since``) covers only the steps it ran after resuming, so the steps before come from the logged history
+    (each ``loss`` entry is the mean over the steps since the one before; a window the checkpoint cut is left out)."""
+    total, covered, last = 0.0, 0, 0
+    for entry in history:
+        if "loss" in entry and last < entry.get("step", 0) <= resumed_at:
+            total += entry["loss"] * (entry["step"] - last)
+            covered += entry["step"] - last
+            last = entry["step"]
+    after = steps - resumed_at
+    return (total + loss_since * after) / (covered + after) if covered + after else loss_since
