@@ -120,7 +120,8 @@ def _train_and_evaluate(plan: Plan, tokenizer, data, model, run_dir: Path, resum
     if plan.method.prepare_trainer is not None:  # the method's own optimizer or per-step callback (LoRA+, AdaLoRA)
         plan.method.prepare_trainer(trainer, plan.method_options)
     sampling.seed_by_epoch(trainer, recipe.train.seed)  # each epoch's order from the seed alone: a resumed run reads the same
-    logs = tracking.track(trainer, plan, run_dir)  # train.report_to -> RUN_DIR/logs; early stopping
+    resumed_at = rundir.checkpoint_step(resume) if resume else None
+    logs = tracking.track(trainer, plan, run_dir, resumed_at)  # train.report_to -> RUN_DIR/logs; early stopping
     # atomic checkpoints (also every train.save_minutes), stop on NaN/inf, Ctrl-C/SIGTERM -> checkpoint
     interrupt = callbacks.attach(trainer, run_dir, recipe.train.save_minutes)
     for callback in extra_callbacks:
@@ -149,9 +150,8 @@ def _train_and_evaluate(plan: Plan, tokenizer, data, model, run_dir: Path, resum
         steps=trainer.state.global_step,
         resumed_from=resume.name if resume else None,
         train_examples=len(data.train) if hasattr(data.train, "__len__") else None,  # None: streamed
-        train_loss=whole_run_loss(trainer.state.log_history, float(train_output.training_loss),
-                                  rundir.checkpoint_step(resume), trainer.state.global_step) if resume
-        else float(train_output.training_loss),
+        train_loss=whole_run_loss(trainer.state.log_history, float(train_output.training_loss), resumed_at,
+                                  trainer.state.global_step) if resumed_at else float(train_output.training_loss),
         train_tokens=tokens,
         train_tokens_per_second=tokens / train_seconds if train_seconds else None,
         train_samples_per_second=train_output.metrics.get("train_samples_per_second"),

@@ -1,6 +1,6 @@
 """A run resumed from a checkpoint inside its second epoch trains on the batches the uninterrupted run trains on:
-the same loss at every step, the same weights, and run.json's train_loss over the whole run (not only the steps
-after the resume)."""
+the same loss at every step, the same weights, run.json's train_loss over the whole run (not only the steps after
+the resume), and one TensorBoard point per step (the crashed attempt logged a step after the checkpoint)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,14 @@ def adapter(out: Path) -> dict:
     return load_file(out / "adapter" / "adapter_model.safetensors")
 
 
+def tensorboard_steps(out: Path, tag: str = "train/loss") -> list[int]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(out / "logs"))  # the folder, as tensorboard --logdir reads it
+    events.Reload()
+    return [e.step for e in events.Scalars(tag)]
+
+
 @pytest.mark.integration
 def test_resume_inside_the_second_epoch_reads_the_same_batches(tmp_path, tiny_bert_dir, data_files):
     recipe = recipe_from_dict(tiny_recipe("classification", "lora", tiny_bert_dir, data_files,
@@ -51,3 +59,4 @@ def test_resume_inside_the_second_epoch_reads_the_same_batches(tmp_path, tiny_be
     assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) < 1e-6
     assert resumed.metrics["eval_loss"] == pytest.approx(whole.metrics["eval_loss"], abs=1e-6)
     assert resumed.info["train_loss"] == pytest.approx(whole.info["train_loss"], abs=1e-6)
+    assert tensorboard_steps(tmp_path / "resumed") == tensorboard_steps(tmp_path / "whole") == list(range(1, STEPS + 1))
