@@ -6,12 +6,15 @@ transformers' ``LengthGroupedSampler`` (``train_sampling_strategy="group_by_leng
 That state depends on everything drawn before (dropout masks of the epochs already trained); a resumed run restores
 it only after its first batch, so from the second epoch on it would train on another permutation than the run it
 continues (a different loss curve and different weights, with nothing said). ``seed_by_epoch`` gives the Trainer's
-sampler a generator seeded with ``seed + epoch`` at the start of every epoch: the Trainer calls ``set_epoch`` on it
-(through accelerate's ``DataLoaderShard``, also after ``skip_first_batches``), on one process or several ranks.
+sampler a generator seeded with ``seed + epoch`` at the start of every epoch. The epoch is taken from the Trainer's
+state when the epoch begins (``on_epoch_begin``, before the epoch's batches are drawn), not from ``set_epoch``:
+with several ranks, accelerate's ``skip_first_batches`` (a resumed epoch) wraps the sampler too deep for
+``DataLoaderShard.set_epoch`` to reach it, and the resumed epoch would be drawn as epoch 0.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -21,9 +24,6 @@ class EpochSeeded:
 
     def __init__(self, sampler, seed: int):
         self.sampler, self.seed, self.epoch = sampler, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.sampler)
@@ -38,12 +38,22 @@ class EpochSeeded:
 def seed_by_epoch(trainer, seed: int) -> None:
     """Make ``trainer``'s training sampler draw each epoch's order from ``seed + epoch`` (see the module); samplers
     that keep their own epoch (``set_epoch``) or draw nothing (sequential, a stream) are left as they are."""
-    built = trainer._get_train_sampler  # the Trainer's hook that builds the sampler (subclasses override it too)
+    from transformers import TrainerCallback
+
+    built, made = trainer._get_train_sampler, []  # the Trainer's hook that builds the sampler (subclasses override it)
 
     def train_sampler(*args: Any, **kwargs: Any):
         sampler = built(*args, **kwargs)
         if sampler is None or not hasattr(sampler, "generator") or hasattr(sampler, "set_epoch"):
             return sampler
-        return EpochSeeded(sampler, seed)
+        made.append(EpochSeeded(sampler, seed))
+        return made[-1]
+
+    class _Epoch(TrainerCallback):
+        def on_epoch_begin(self, args, state, control, **kwargs):
+            # state.epoch is the fractional epoch of the last step: k.0 when epoch k begins, k.x in a resumed epoch k
+            for sampler in made:
+                sampler.epoch = math.floor(state.epoch or 0)
 
     trainer._get_train_sampler = train_sampler
+    trainer.add_callback(_Epoch())
