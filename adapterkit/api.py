@@ -61,7 +61,7 @@ def prepare_model(plan: Plan, tokenizer, data, config=None):
 
 def total_steps(train, data) -> int | None:
     """Optimizer steps the run will take: ``max_steps``, else ``epochs`` over the train split (the Trainer's
-    count); None when unknown (no train split: eval-only)."""
+    count: an epoch's last, shorter accumulation of batches is one more step); None when unknown (eval-only)."""
     import math
 
     if train.max_steps > 0:
@@ -69,7 +69,7 @@ def total_steps(train, data) -> int | None:
     examples = getattr(data, "train", None)
     if examples is None or not hasattr(examples, "__len__"):  # a stream needs max_steps (checked with its data)
         return None
-    per_epoch = max(math.ceil(len(examples) / train.batch_size) // train.grad_accum, 1)
+    per_epoch = max(math.ceil(math.ceil(len(examples) / train.batch_size) / train.grad_accum), 1)
     return max(math.ceil(train.epochs * per_epoch), 1)
 
 
