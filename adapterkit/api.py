@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import curves, distributed, loading, measure, rundir, sampling, tracking
+from . import curves, distributed, loading, measure, padded_eval, rundir, sampling, tracking
 from .errors import UserError
 from .hardware.attention import attention_kernels
 from .methods.base import WrapContext
@@ -119,6 +119,7 @@ def _train_and_evaluate(plan: Plan, tokenizer, data, model, run_dir: Path, resum
     trainer = plan.task.build_trainer(plan, model, tokenizer, data, run_dir)
     if plan.method.prepare_trainer is not None:  # the method's own optimizer or per-step callback (LoRA+, AdaLoRA)
         plan.method.prepare_trainer(trainer, plan.method_options)
+    padded_eval.exact_eval_loss(trainer)  # several ranks: eval_loss counts each eval row once, as one process does
     sampling.seed_by_epoch(trainer, recipe.train.seed)  # each epoch's order from the seed alone: a resumed run reads the same
     resumed_at = rundir.checkpoint_step(resume) if resume else None
     logs = tracking.track(trainer, plan, run_dir, resumed_at)  # train.report_to -> RUN_DIR/logs; early stopping
@@ -198,6 +199,7 @@ def evaluate(plan: Plan, model, tokenizer, data, run_dir: Path, results_dir: Pat
     and its metrics. ``results_dir`` receives the task's extra files (samples, reports); default ``run_dir``."""
     eval_only = data.for_eval()
     trainer = plan.task.build_trainer(plan, model, tokenizer, eval_only, run_dir)
+    padded_eval.exact_eval_loss(trainer)
     tracking.untrack(trainer)
     return plan.task.evaluate(plan, trainer, eval_only, results_dir or run_dir)
 

@@ -190,3 +190,20 @@ def test_a_run_resumed_inside_its_second_epoch_on_two_ranks_reads_the_same_batch
     assert max(abs(a - b) for (_, a), (_, b) in zip(*history)) < 1e-5, history
     wa, wb = _adapter(whole), _adapter(out)
     assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) < 1e-5
+
+
+def test_eval_loss_on_two_ranks_counts_each_eval_row_once(recipe, tmp_path):
+    """13 eval rows in batches of 16: the Trainer repeated each rank's loss once per row of the global batch and
+    kept rank 0's half of the last batch only (and accelerate pads it with rows of the first batch); eval_loss, during
+    training and in metrics.json, is now the mean over the 13 rows, as one process computes it."""
+    sets = ["--set=data.limit_eval=13", "--set=train.eval_every=2"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    _adapterkit(recipe, *sets, "--output", one)
+    _adapterkit(recipe, *sets, "--devices", 2, "--output", two)
+    curves = [[(e["step"], e["eval_loss"]) for e in json.loads((d / "history.json").read_text()) if "eval_loss" in e]
+              for d in (one, two)]
+    assert [s for s, _ in curves[0]] == [s for s, _ in curves[1]] == [2, 4]  # the evals during training
+    assert max(abs(a - b) for (_, a), (_, b) in zip(*curves)) < 1e-5, curves
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (one, two))
+    assert abs(ma["eval_loss"] - mb["eval_loss"]) < 1e-5 and ma["eval_accuracy"] == mb["eval_accuracy"]
+    assert sum(v["support"] for v in mb["per_label"].values()) == 13
