@@ -20,7 +20,7 @@ from .methods.base import WrapContext
 from .plan import Plan, load_recipe, make_plan
 from .preflight import preflight
 from .recipe import Recipe, recipe_to_toml
-from .training import trainable_in_fp32, whole_run_loss
+from .training import trainable_in_fp32, warn_uneven_last_batch, whole_run_loss
 
 log = logging.getLogger("adapterkit")
 
@@ -117,6 +117,7 @@ def _train_and_evaluate(plan: Plan, tokenizer, data, model, run_dir: Path, resum
     log.info("%s: %s trains %.2f%% of %.1fM parameters on %s (%s)", recipe.name, plan.method.name,
              100 * counts["trainable_share"], counts["total_params"] / 1e6, plan.hardware.name, plan.hardware.precision)
     trainer = plan.task.build_trainer(plan, model, tokenizer, data, run_dir)
+    warn_uneven_last_batch(plan, data)
     if plan.method.prepare_trainer is not None:  # the method's own optimizer or per-step callback (LoRA+, AdaLoRA)
         plan.method.prepare_trainer(trainer, plan.method_options)
     padded_eval.exact_eval_loss(trainer)  # several ranks: eval_loss counts each eval row once, as one process does
