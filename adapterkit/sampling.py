@@ -1,14 +1,14 @@
 """The order of the training examples: a function of ``train.seed`` and the epoch alone, so that a run resumed from
 a checkpoint reads the same batches as the run that was not interrupted.
 
-transformers' ``LengthGroupedSampler`` (``train_sampling_strategy="group_by_length"``, adapterkit's default) and
-``RandomSampler`` draw each epoch's permutation from torch's global random state at the moment the epoch starts.
-That state depends on everything drawn before (dropout masks of the epochs already trained); a resumed run restores
-it only after its first batch, so from the second epoch on it would train on another permutation than the run it
-continues (a different loss curve and different weights, with nothing said). ``seed_by_epoch`` gives the Trainer's
-sampler a generator seeded with ``seed + epoch`` at the start of every epoch. The epoch is taken from the Trainer's
-state when the epoch begins (``on_epoch_begin``, before the epoch's batches are drawn), not from ``set_epoch``:
-with several ranks, accelerate's ``skip_first_batches`` (a resumed epoch) wraps the sampler too deep for
+transformers' ``LengthGroupedSampler`` (``train_sampling_strategy="group_by_length"``, adapterkit's default) draws
+each epoch's permutation from torch's global random state at the moment the epoch starts. That state depends on
+everything drawn before (dropout masks of the epochs already trained); a resumed run restores it only after its
+first batch, so from the second epoch on it would train on another permutation than the run it continues (a
+different loss curve and different weights, with nothing said). ``seed_by_epoch`` gives the Trainer's sampler a
+generator seeded with ``seed + epoch`` at the start of every epoch. The epoch is taken from the Trainer's state when
+the epoch begins (``on_epoch_begin``, before the epoch's batches are drawn), not from ``set_epoch``: with several
+ranks, accelerate's ``skip_first_batches`` (a resumed epoch) wraps the sampler too deep for
 ``DataLoaderShard.set_epoch`` to reach it, and the resumed epoch would be drawn as epoch 0.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 class EpochSeeded:
     """A sampler whose permutation is drawn from a generator seeded with ``seed + epoch`` (the wrapped sampler's
-    ``generator`` attribute, which ``LengthGroupedSampler`` and ``RandomSampler`` both read when iterated)."""
+    ``generator`` attribute, which ``LengthGroupedSampler`` reads when iterated)."""
 
     def __init__(self, sampler, seed: int):
         self.sampler, self.seed, self.epoch = sampler, seed, 0
@@ -36,15 +36,17 @@ class EpochSeeded:
 
 
 def seed_by_epoch(trainer, seed: int) -> None:
-    """Make ``trainer``'s training sampler draw each epoch's order from ``seed + epoch`` (see the module); samplers
-    that keep their own epoch (``set_epoch``) or draw nothing (sequential, a stream) are left as they are."""
+    """Make ``trainer``'s length-grouped training sampler draw each epoch's order from ``seed + epoch`` (see the
+    module). Other samplers are left as they are: ``RandomSampler`` (chat's padding-free batches) becomes accelerate's
+    ``SeedableRandomSampler`` (``use_seedable_sampler``), seeded the same way; a stream has none."""
     from transformers import TrainerCallback
+    from transformers.trainer_pt_utils import LengthGroupedSampler
 
     built, made = trainer._get_train_sampler, []  # the Trainer's hook that builds the sampler (subclasses override it)
 
     def train_sampler(*args: Any, **kwargs: Any):
         sampler = built(*args, **kwargs)
-        if sampler is None or not hasattr(sampler, "generator") or hasattr(sampler, "set_epoch"):
+        if not isinstance(sampler, LengthGroupedSampler):  # "random": accelerate's seedable sampler seeds each epoch
             return sampler
         made.append(EpochSeeded(sampler, seed))
         return made[-1]
