@@ -25,10 +25,14 @@ def real_rows(remainder: int, rank: int, rows: int) -> int:
 
 def exact_eval_loss(trainer) -> None:
     """Wrap ``trainer.prediction_step`` and ``trainer.evaluation_loop`` as the module says. Nothing changes on one
-    process or when ranks do not split batches."""
-    if trainer.args.world_size <= 1 or not trainer.accelerator.split_batches:
-        return
+    process, when ranks do not split batches, or for a trainer with its own ``prediction_step`` (trl's record
+    metrics on each call, which a second forward would count twice)."""
     import torch
+    from transformers import Seq2SeqTrainer, Trainer
+
+    own = type(trainer).prediction_step not in (Trainer.prediction_step, Seq2SeqTrainer.prediction_step)
+    if trainer.args.world_size <= 1 or not trainer.accelerator.split_batches or own:
+        return
 
     step, loop = trainer.prediction_step, trainer.evaluation_loop
     totals: list[float] = []  # this rank's [sum of loss x real rows, real rows] in the running evaluation
