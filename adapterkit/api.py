@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import curves, distributed, loading, measure, rundir, tracking
+from . import curves, distributed, loading, measure, padded_eval, rundir, sampling, tracking
 from .errors import UserError
 from .hardware.attention import attention_kernels
 from .methods.base import WrapContext
@@ -21,7 +21,7 @@ from .plan import Plan, load_recipe, make_plan
 from .preflight import preflight
 from .progress import quiet, without_bars
 from .recipe import Recipe, recipe_to_toml
-from .training import trainable_in_fp32
+from .training import trainable_in_fp32, warn_uneven_last_batch, whole_run_loss
 
 log = logging.getLogger("adapterkit")
 
@@ -62,7 +62,7 @@ def prepare_model(plan: Plan, tokenizer, data, config=None):
 
 def total_steps(train, data) -> int | None:
     """Optimizer steps the run will take: ``max_steps``, else ``epochs`` over the train split (the Trainer's
-    count); None when unknown (no train split: eval-only)."""
+    count: an epoch's last, shorter accumulation of batches is one more step); None when unknown (eval-only)."""
     import math
 
     if train.max_steps > 0:
@@ -70,7 +70,7 @@ def total_steps(train, data) -> int | None:
     examples = getattr(data, "train", None)
     if examples is None or not hasattr(examples, "__len__"):  # a stream needs max_steps (checked with its data)
         return None
-    per_epoch = max(math.ceil(len(examples) / train.batch_size) // train.grad_accum, 1)
+    per_epoch = max(math.ceil(math.ceil(len(examples) / train.batch_size) / train.grad_accum), 1)
     return max(math.ceil(train.epochs * per_epoch), 1)
 
 
@@ -121,9 +121,13 @@ def _train_and_evaluate(plan: Plan, tokenizer, data, model, run_dir: Path, resum
     log.info("%s: %s trains %.2f%% of %.1fM parameters on %s (%s)", recipe.name, plan.method.name,
              100 * counts["trainable_share"], counts["total_params"] / 1e6, plan.hardware.name, plan.hardware.precision)
     trainer = plan.task.build_trainer(plan, model, tokenizer, data, run_dir)
+    warn_uneven_last_batch(plan, data)
     if plan.method.prepare_trainer is not None:  # the method's own optimizer or per-step callback (LoRA+, AdaLoRA)
         plan.method.prepare_trainer(trainer, plan.method_options)
-    logs = tracking.track(trainer, plan, run_dir)  # train.report_to -> RUN_DIR/logs; early stopping
+    padded_eval.exact_eval_loss(trainer)  # several ranks: eval_loss counts each eval row once, as one process does
+    sampling.seed_by_epoch(trainer, recipe.train.seed)  # each epoch's order from the seed alone: a resumed run reads the same
+    resumed_at = rundir.checkpoint_step(resume) if resume else None
+    logs = tracking.track(trainer, plan, run_dir, resumed_at)  # train.report_to -> RUN_DIR/logs; early stopping
     # atomic checkpoints (also every train.save_minutes), stop on NaN/inf, Ctrl-C/SIGTERM -> checkpoint
     interrupt = callbacks.attach(trainer, run_dir, recipe.train.save_minutes)
     for callback in extra_callbacks:
@@ -154,7 +158,8 @@ def _train_and_evaluate(plan: Plan, tokenizer, data, model, run_dir: Path, resum
         steps=trainer.state.global_step,
         resumed_from=resume.name if resume else None,
         train_examples=len(data.train) if hasattr(data.train, "__len__") else None,  # None: streamed
-        train_loss=float(train_output.training_loss),
+        train_loss=whole_run_loss(trainer.state.log_history, float(train_output.training_loss), resumed_at,
+                                  trainer.state.global_step) if resumed_at else float(train_output.training_loss),
         train_tokens=tokens,
         train_tokens_per_second=tokens / train_seconds if train_seconds else None,
         train_samples_per_second=train_output.metrics.get("train_samples_per_second"),
@@ -208,6 +213,7 @@ def evaluate(plan: Plan, model, tokenizer, data, run_dir: Path, results_dir: Pat
     and its metrics. ``results_dir`` receives the task's extra files (samples, reports); default ``run_dir``."""
     eval_only = data.for_eval()
     trainer = plan.task.build_trainer(plan, model, tokenizer, eval_only, run_dir)
+    padded_eval.exact_eval_loss(trainer)
     tracking.untrack(trainer)
     return plan.task.evaluate(plan, trainer, eval_only, results_dir or run_dir)
 

@@ -22,8 +22,12 @@ def _default_env(name: str, value: str, defaults: dict[str, str]) -> None:
         os.environ[name] = defaults[name] = value
 
 
-def track(trainer, plan, run_dir: Path) -> Path:
-    """Point the trainer's reporters at ``RUN_DIR/logs`` and add early stopping if asked; returns the logs folder."""
+def track(trainer, plan, run_dir: Path, resumed_at: int | None = None) -> Path:
+    """Point the trainer's reporters at ``RUN_DIR/logs`` and add early stopping if asked; returns the logs folder.
+
+    ``resumed_at``: the step of the checkpoint a resumed run starts from. The interrupted attempt may have logged
+    steps after it, which the resumed run logs again: TensorBoard's writer is opened with ``purge_step`` (the
+    steps from ``resumed_at + 1`` on in the earlier event files are hidden), so each step is one point."""
     from transformers import EarlyStoppingCallback
     from transformers.integrations import TensorBoardCallback
 
@@ -32,6 +36,10 @@ def track(trainer, plan, run_dir: Path) -> Path:
     for callback in trainer.callback_handler.callbacks:
         if isinstance(callback, TensorBoardCallback):
             callback.logging_dir = str(logs)
+            if resumed_at and trainer.is_world_process_zero():  # the rank that writes (TensorBoardCallback's rule)
+                from torch.utils.tensorboard import SummaryWriter
+
+                callback.tb_writer = SummaryWriter(log_dir=str(logs), purge_step=resumed_at + 1)
     defaults: dict[str, str] = {}
     if "wandb" in report_to:
         _default_env("WANDB_MODE", "offline", defaults)

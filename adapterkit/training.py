@@ -101,3 +101,41 @@ def trainable_in_fp32(model) -> int:
             param.data = param.data.float()
             cast += 1
     return cast
+
+
+def whole_run_loss(history: list[dict], loss_since: float, resumed_at: int, steps: int) -> float:
+    """The mean training loss over every step of a run that resumed at step ``resumed_at``: the Trainer's own figure
+    (``loss_since``) covers only the steps it ran after resuming, so the steps before come from the logged history
+    (each ``loss`` entry is the mean over the steps since the one before; a window the checkpoint cut is left out)."""
+    total, covered, last = 0.0, 0, 0
+    for entry in history:
+        if "loss" in entry and last < entry.get("step", 0) <= resumed_at:
+            total += entry["loss"] * (entry["step"] - last)
+            covered += entry["step"] - last
+            last = entry["step"]
+    after = steps - resumed_at
+    return (total + loss_since * after) / (covered + after) if covered + after else loss_since
+
+
+def warn_uneven_last_batch(plan, data) -> str | None:
+    """With several ranks, say (rank 0, once) when the train split does not divide by the global batch: accelerate
+    completes each epoch's last, shorter batch with rows from the epoch's first one (``even_batches``), so that step
+    trains on some rows twice and its loss and weights differ from one process's (the other steps are the same).
+    Returns the warning, or None."""
+    import logging
+
+    from . import distributed
+
+    train, rows = plan.recipe.train, getattr(data, "train", None)
+    if plan.hardware.world_size == 1 or rows is None or not hasattr(rows, "__len__") or not len(rows) % train.batch_size:
+        return None
+    if 0 < train.max_steps and train.max_steps * train.grad_accum <= len(rows) // train.batch_size:
+        return None  # the run stops before the short batch
+    short = len(rows) % train.batch_size
+    text = (f"{len(rows)} train rows do not divide by train.batch_size {train.batch_size}: on "
+            f"{plan.hardware.world_size} ranks each epoch's last batch of {short} rows is completed with "
+            f"{train.batch_size - short} rows of the epoch's first batch (accelerate's even batches), so that step "
+            "differs from one process's; a batch size that divides the train rows (or data.limit_train) avoids it")
+    if distributed.is_main():
+        logging.getLogger("adapterkit").warning(text)
+    return text

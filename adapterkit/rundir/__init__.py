@@ -32,7 +32,7 @@ Light imports only.
 """
 
 from .artifact import SavedFiles, check_artifact
-from .checkpoints import CHECKPOINTS, KEEP, STAGING, checkpoints, publish, published_path, staging_dir
+from .checkpoints import CHECKPOINTS, KEEP, STAGING, checkpoint_step, checkpoints, publish, published_path, staging_dir
 from .claim import (
     LOCK,
     MARKER,
@@ -50,6 +50,6 @@ from .claim import (
 from .record import default_run_dir, git_commit, read_run, run_info, save_trained, trained_labels, versions, write_json
 
 __all__ = ["CHECKPOINTS", "KEEP", "LOCK", "MARKER", "STAGING", "SavedFiles", "check_artifact", "check_free", "check_output",
-           "check_take", "checkpoints", "claim", "default_run_dir", "git_commit", "holds_output", "lock", "owned", "publish",
-           "published_path", "read_run", "read_stamp", "run_info", "save_trained", "stamped_by", "staging_dir", "take",
-           "trained_labels", "versions", "write_json"]
+           "check_take", "checkpoint_step", "checkpoints", "claim", "default_run_dir", "git_commit", "holds_output",
+           "lock", "owned", "publish", "published_path", "read_run", "read_stamp", "run_info", "save_trained",
+           "stamped_by", "staging_dir", "take", "trained_labels", "versions", "write_json"]

@@ -26,6 +26,11 @@ def checkpoints(run_dir: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def checkpoint_step(checkpoint: Path) -> int:
+    """The optimizer step a checkpoint was saved at (its name, ``checkpoint-N``)."""
+    return int(_STEP.match(Path(checkpoint).name).group(1))
+
+
 def _is_final(checkpoint: Path) -> bool:
     try:
         state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))

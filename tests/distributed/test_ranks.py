@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import tomli_w
+from transformers import TrainerCallback as TrainerCallbackBase
 
 from tests.conftest import tiny_recipe
 
@@ -159,3 +160,50 @@ def test_a_run_checkpointed_on_one_process_resumes_on_two_ranks(recipe, one_proc
     assert info["hardware"]["devices"] == 2 and info["steps"] == STEPS
     assert abs(json.loads((out / "metrics.json").read_text())["eval_loss"]
                - json.loads((one_process / "metrics.json").read_text())["eval_loss"]) < 1e-4
+
+
+class _CrashAt(TrainerCallbackBase):
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise RuntimeError(f"crash at step {self.step}")
+
+
+def test_a_run_resumed_inside_its_second_epoch_on_two_ranks_reads_the_same_batches(recipe, tmp_path):
+    """Checkpointed at step 10 (8 steps an epoch) by one process that then crashed, resumed on 2 ranks: the resumed
+    epoch is drawn as epoch 2, not epoch 1 (accelerate's skip_first_batches hides the sampler from set_epoch), so the
+    run ends where an uninterrupted 2-rank run ends."""
+    from adapterkit.api import run
+
+    sets = ["train.max_steps=14", "train.save_every=5"]
+    whole, out = tmp_path / "whole", tmp_path / "resumed"
+    _adapterkit(recipe, *(f"--set={s}" for s in sets), "--devices", 2, "--output", whole)
+    with pytest.raises(RuntimeError, match="crash at step"):
+        run(recipe, overrides=sets, output=out, callbacks=(_CrashAt(12),))
+    _adapterkit(recipe, *(f"--set={s}" for s in sets), "--devices", 2, "--output", out)
+    assert json.loads((out / "run.json").read_text())["resumed_from"] == "checkpoint-10"
+    history = [[(e["step"], e["loss"]) for e in json.loads((d / "history.json").read_text()) if "loss" in e]
+               for d in (whole, out)]
+    assert [s for s, _ in history[1]] == list(range(1, 15))
+    assert max(abs(a - b) for (_, a), (_, b) in zip(*history)) < 1e-5, history
+    wa, wb = _adapter(whole), _adapter(out)
+    assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) < 1e-5
+
+
+def test_eval_loss_on_two_ranks_counts_each_eval_row_once(recipe, tmp_path):
+    """13 eval rows in batches of 16: the Trainer repeated each rank's loss once per row of the global batch and
+    kept rank 0's half of the last batch only (and accelerate pads it with rows of the first batch); eval_loss, during
+    training and in metrics.json, is now the mean over the 13 rows, as one process computes it."""
+    sets = ["--set=data.limit_eval=13", "--set=train.eval_every=2"]
+    one, two = tmp_path / "one", tmp_path / "two"
+    _adapterkit(recipe, *sets, "--output", one)
+    _adapterkit(recipe, *sets, "--devices", 2, "--output", two)
+    curves = [[(e["step"], e["eval_loss"]) for e in json.loads((d / "history.json").read_text()) if "eval_loss" in e]
+              for d in (one, two)]
+    assert [s for s, _ in curves[0]] == [s for s, _ in curves[1]] == [2, 4]  # the evals during training
+    assert max(abs(a - b) for (_, a), (_, b) in zip(*curves)) < 1e-5, curves
+    ma, mb = (json.loads((d / "metrics.json").read_text()) for d in (one, two))
+    assert abs(ma["eval_loss"] - mb["eval_loss"]) < 1e-5 and ma["eval_accuracy"] == mb["eval_accuracy"]
+    assert sum(v["support"] for v in mb["per_label"].values()) == 13

@@ -182,3 +182,20 @@ def test_launcher_reports_each_rank_in_one_line():
     lines, code = failure_lines(err)
     assert code == 1 and len(lines) == 2
     assert "rank 1 (pid 11) was killed by SIGKILL" in lines
+
+
+@pytest.mark.parametrize("batch_size, max_steps, warned", [(24, -1, True), (8, -1, False), (24, 2, False), (24, 3, True)])
+def test_several_ranks_warn_when_the_last_batch_of_an_epoch_is_padded(batch_size, max_steps, warned, tiny_bert_dir,
+                                                                     data_files, caplog):
+    """64 train rows: a global batch of 24 leaves a last batch of 16, which accelerate completes with 8 rows of the
+    first batch on 2 ranks (that step is not one process's); said once, unless the run stops before it."""
+    from adapterkit.training import warn_uneven_last_batch
+
+    recipe = tiny_recipe("classification", "lora", tiny_bert_dir, data_files, hardware={"devices": 2},
+                         train={"batch_size": batch_size, "max_steps": max_steps, "epochs": 1.0})
+    plan = preflight_of(recipe).plan
+    with caplog.at_level(logging.WARNING, logger="adapterkit"):
+        text = warn_uneven_last_batch(plan, plan.task.load_data(plan))
+    assert bool(text) == warned and (text in caplog.text if warned else not caplog.text)
+    if warned:
+        assert "64 train rows do not divide by train.batch_size 24" in text and "\n" not in text
