@@ -73,9 +73,7 @@ def _describe(run_dir: Path):
 
 def open_runs(run_dirs: list[str | Path], limits=None) -> dict[str, Served]:
     """Every run in ``run_dirs`` as a Served model, keyed by id; bases are loaded once per key."""
-    from transformers import AutoTokenizer
-
-    from ..methods.base import reading_artifact
+    from ..api import run_tokenizer
     from ..methods.peft_tuner import attach_peft, load_peft
     from . import batching
     from .schemas import Limits
@@ -93,8 +91,7 @@ def open_runs(run_dirs: list[str | Path], limits=None) -> dict[str, Served]:
         kind = HEADS.get(plan.task.auto_class)
         if kind is None:
             raise UserError(f"task {plan.task.name!r} has no serving endpoint", where=str(run_dir))
-        with reading_artifact(folder):
-            tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        tokenizer = run_tokenizer(plan, folder)  # a chat run's task.system_prompt in its template
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
         adapter = None

@@ -28,7 +28,7 @@ from ..rows import checked_rows
 from .answers import generation_metrics
 from .rows import check_conversation, table
 from .stream import stream_data, tokenized_stream
-from .template import assistant_spans, encode, ensure_chat_template
+from .template import assistant_spans, encode, ensure_chat_template, ship_tokenizer
 
 
 class ChatOptions(TaskOptions):
@@ -152,6 +152,10 @@ class ChatTask:
         decoder and reads none of the checkpoint's shared embeddings or LM head: they would be drawn anew; an
         encoder's (BERT's BertLMHeadModel) attends both ways (``tasks/causal.py``)."""
         return decoder_only_reason(self.name, config, ", whose causal-LM class would start from fresh embeddings")
+
+    def ship_tokenizer(self, tokenizer, options: ChatOptions) -> None:
+        """After training, the template itself opens a conversation with ``task.system_prompt`` (``template.py``)."""
+        ship_tokenizer(tokenizer, options.system_prompt)
 
     def generate(self, model, tokenizer, messages: list[dict], max_new_tokens: int) -> str:
         return generate(model, tokenizer, messages, max_new_tokens)

@@ -8,6 +8,7 @@ token is marked too, so the model learns to stop (tests/tasks/test_end_of_turn.p
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 
@@ -39,6 +40,22 @@ def with_system(messages: list[dict], system_prompt: str | None) -> list[dict]:
     if system_prompt is None or (messages and messages[0]["role"] == "system"):
         return messages
     return [{"role": "system", "content": system_prompt}, *messages]
+
+
+def template_with_system(template: str, system_prompt: str) -> str:
+    """``template`` opening every conversation that has no system message with ``system_prompt``, as
+    ``with_system`` does to the training rows: so whatever renders the run's template (generate, serve, chat,
+    a merged or GGUF export, Ollama's SYSTEM line) prompts the model the way it was trained. A JSON string is a
+    valid Jinja string literal (its escapes are Python's); the rest of the template is left as it is."""
+    literal = json.dumps(system_prompt, ensure_ascii=False)
+    return ("{% if not messages or messages[0]['role'] != 'system' %}{% set messages = [{'role': 'system', "
+            f"'content': {literal}}}] + messages %}}{{% endif %}}" + template)
+
+
+def ship_tokenizer(tokenizer, system_prompt: str | None) -> None:
+    """A finished run's tokenizer as its model is used after training: ``task.system_prompt`` in its template."""
+    if system_prompt is not None and isinstance(getattr(tokenizer, "chat_template", None), str):
+        tokenizer.chat_template = template_with_system(tokenizer.chat_template, system_prompt)
 
 
 def assistant_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[int, int]]]:
