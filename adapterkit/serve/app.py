@@ -186,6 +186,10 @@ def create_app(served: dict, limits: Limits | None = None, api_key: str | None =
                                           "events ending with data: [DONE]"}})
     async def chat(body: ChatRequest):
         found = model(body.model, ("chat",))
+        asked = body.not_implemented()
+        if asked:
+            raise Refused(400, f"{asked}: not implemented by adapterkit serve (refused rather than ignored: the answer "
+                          "would lack what was asked for)", asked, "unsupported_parameter")
         wanted = body.max_tokens or body.max_completion_tokens or limits.max_tokens
         if wanted > limits.max_tokens:
             raise Refused(400, f"max_tokens {wanted} is over this server's cap of {limits.max_tokens}",
