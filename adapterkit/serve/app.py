@@ -218,8 +218,8 @@ def create_app(served: dict, limits: Limits | None = None, api_key: str | None =
             except asyncio.TimeoutError:
                 work.cancel.set()
                 raise Refused(504, f"no answer within {limits.request_seconds:g} s", code="timeout") from None
-            text, reason = await asyncio.get_running_loop().run_in_executor(pool, finish, found, tokens, reason,
-                                                                            params, safety)
+            text, reason, count = await asyncio.get_running_loop().run_in_executor(pool, finish, found, tokens, reason,
+                                                                                   count, params, safety)
         finally:
             release()
         return _answer(head, text, reason, len(prompt), count, False)

@@ -79,3 +79,19 @@ def test_their_no_op_values_are_accepted(client):
     idle = {"logprobs": False, "tools": [], "tool_choice": "auto", "response_format": {"type": "text"},
             "frequency_penalty": 0, "presence_penalty": 0.0, "logit_bias": {}, "max_tokens": 2}
     assert client.post("/v1/chat/completions", json={"model": "alpha", "messages": ASK, **idle}).status_code == 200
+
+
+def test_usage_counts_a_stop_string_cut_alike_plain_and_streamed(client):
+    """The completion's tokens up to the one completing the stop string, both ways: before, a plain answer
+    counted every token generated past the stop (it runs to max_tokens) and a stream the one or two it took to
+    notice the cancel."""
+    body = {"model": "alpha", "messages": ASK, "max_tokens": 8, "temperature": 0, "stop": ["s a"]}
+    plain = client.post("/v1/chat/completions", json=body).json()
+    events = [json.loads(line[len("data: "):]) for line in client.post("/v1/chat/completions", json={
+        **body, "stream": True}).text.splitlines() if line.startswith("data: {")]
+    streamed = "".join(e["choices"][0]["delta"].get("content") or "" for e in events)
+    usage = next(e["usage"] for e in events if e.get("usage"))
+    assert plain["choices"][0]["message"]["content"] == streamed == " apple"
+    assert plain["choices"][0]["finish_reason"] == "stop"
+    assert plain["usage"]["completion_tokens"] == usage["completion_tokens"] == 2  # " apples", " apples"
+    assert plain["usage"]["total_tokens"] == plain["usage"]["prompt_tokens"] + 2
