@@ -182,6 +182,21 @@ def finished_plan(run_dir: Path, info: dict[str, Any], overrides: dict | None = 
     return plan
 
 
+def run_tokenizer(plan: Plan, folder: Path):
+    """The tokenizer a finished run saved in ``folder``, as its task has the trained model prompted (``task.system_prompt``
+    in a chat run's template: the run's model answers as it was trained, in every place that renders the template)."""
+    from transformers import AutoTokenizer
+
+    from .methods.base import reading_artifact
+
+    with reading_artifact(folder):
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    ship = getattr(plan.task, "ship_tokenizer", None)
+    if ship is not None:
+        ship(tokenizer, plan.task_options)
+    return tokenizer
+
+
 def reopen(run_dir: str | Path, overrides: dict | None = None) -> tuple[Plan, Any, Any, Any]:
     """The plan, tokenizer, trained model and task data of a finished run."""
     run_dir = Path(run_dir)
@@ -190,12 +205,7 @@ def reopen(run_dir: str | Path, overrides: dict | None = None) -> tuple[Plan, An
         raise UserError(f"method {info.get('method')!r} saved no trained weights to reopen", where=str(run_dir))
     plan = finished_plan(run_dir, info, overrides)
     folder = run_dir / info["artifact"]
-    from transformers import AutoTokenizer
-
-    from .methods.base import reading_artifact
-
-    with reading_artifact(folder):
-        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    tokenizer = run_tokenizer(plan, folder)
     data = plan.task.load_data(plan)
     trained = rundir.trained_labels(folder)
     if trained is not None and data.labels is not None and trained != data.labels:

@@ -13,6 +13,12 @@ Reported: max |Δlogit| (over real tokens, padding left out) and the task's qual
     GGUF f16 / bf16 / q8_0     eval loss within +1% / +3% / +3%, and max |Δlogit| at most 2% / 15% / 15% of
                                the largest reference logit (a wrong q/k permutation or tensor moves it far more)
 
+The export must also sit nearer the trained model than the same model with its adapter switched off (peft's
+``disable_adapter``): mean |Δlogit| against the trained outputs above mean |Δlogit| against the untrained ones
+means the trained weights did not reach the export. This is what catches a lossy export (fp16/bf16, whose
+max |Δlogit| is reported, not bounded) that lost its adapter: the quality figures of a short run barely move
+without it. Runs with no adapter to switch off (full, freeze) skip it.
+
 How a model's outputs are scored depends on its head (the task's Auto class), not on the task's name:
 ``SCORERS`` holds one scorer per head.
 """
@@ -26,6 +32,7 @@ from typing import Any
 
 ROWS = 64  # eval rows the check runs on
 KEEP_LOGITS = 64 * 2**20  # reference logits kept for max |Δlogit| (floats; later rows: metrics only)
+UNTRAINED_KEEP = 16 * 2**20  # logits with the adapter switched off kept for the nearer-to-which test (floats)
 BATCH = 16
 
 
@@ -47,6 +54,7 @@ class Reference:
     summaries: list[Any]
     metrics: dict
     rows: int
+    untrained: list[Any]  # logits of the first batches with the adapter switched off (None: not kept / no adapter)
 
 
 def torch_runner(model) -> Callable:
@@ -77,13 +85,19 @@ def reference(source, rows: int) -> Reference:
         if bars:
             ds_logging.enable_progress_bar()
     runner, kept, summaries, floats = torch_runner(source.model), [], [], 0
+    switch_off = getattr(source.model, "disable_adapter", None)  # peft models; full/freeze have no adapter
+    untrained = []
     for batch in batches:
         logits = runner(batch["inputs"])
         floats += logits.size
         kept.append(logits if floats <= KEEP_LOGITS else None)
+        untrained.append(None)
+        if switch_off is not None and floats <= UNTRAINED_KEEP:
+            with switch_off():
+                untrained[-1] = runner(batch["inputs"])
         summaries.append(scorer.summarize(logits, batch))
     return Reference(scorer, batches, kept, summaries, scorer.metrics(summaries, source),
-                     sum(len(b["inputs"]["input_ids"]) for b in batches))
+                     sum(len(b["inputs"]["input_ids"]) for b in batches), untrained)
 
 
 def compare(ref: Reference, runner: Callable, tolerance: Tolerance) -> dict:
@@ -91,11 +105,16 @@ def compare(ref: Reference, runner: Callable, tolerance: Tolerance) -> dict:
     import numpy as np
 
     delta, scale, compared, summaries = 0.0, 0.0, 0, []
-    for batch, expected in zip(ref.batches, ref.logits):
+    near = [0.0, 0.0, 0]  # sum |Δlogit| against the trained and the adapter-off outputs, and how many logits
+    for batch, expected, off in zip(ref.batches, ref.logits, ref.untrained):
         logits = runner(batch["inputs"])
         if expected is not None and batch["mask"].any():
             mask = batch["mask"]
             diff = np.abs(logits.astype(np.float64) - expected)
+            if off is not None:
+                near[0] += float(diff[mask].sum())
+                near[1] += float(np.abs(logits.astype(np.float64) - off)[mask].sum())
+                near[2] += diff[mask].size
             worst = float(diff[mask].max())  # NaN/inf propagate (Python's max() would drop a NaN)
             if math.isfinite(delta) and not worst <= delta:
                 delta = worst
@@ -111,6 +130,11 @@ def compare(ref: Reference, runner: Callable, tolerance: Tolerance) -> dict:
         problems.append(f"max |Δlogit| {delta:.3g} > {bound:.3g}" + (f" ({tolerance.max_abs_logit:g} x max |logit| "
                                                                      f"{scale:.3g})" if scale > 1 else ""))
     relative = delta / scale if scale else 0.0
+    near_trained, near_untrained = (near[0] / near[2], near[1] / near[2]) if near[2] else (None, None)
+    if near_trained is not None and not near_trained <= near_untrained:
+        problems.append(f"the export is nearer the model with its adapter switched off (mean |Δlogit| "
+                        f"{near_untrained:.3g}) than the trained model ({near_trained:.3g}): the trained weights are "
+                        "missing from it")
     if tolerance.max_rel_logit is not None and relative > tolerance.max_rel_logit:
         problems.append(f"max |Δlogit| {delta:.3g} is {relative:.3g} of max |logit| {scale:.3g} "
                         f"> {tolerance.max_rel_logit:g}")
@@ -126,6 +150,7 @@ def compare(ref: Reference, runner: Callable, tolerance: Tolerance) -> dict:
     verdict = "; ".join(problems) if problems else f"passed (max |Δlogit| {delta:.3g}; {shown})"
     return {"passed": not problems, "verdict": verdict, "eval_rows": ref.rows, "rows_compared_for_logits": compared,
             "max_abs_logit_diff": delta, "max_abs_logit": scale, "relative_logit_diff": relative,
+            "mean_abs_logit_diff": near_trained, "mean_abs_logit_diff_adapter_off": near_untrained,
             "reference": ref.metrics, "exported": metrics, "tolerance": vars(tolerance)}
 
 

@@ -58,15 +58,36 @@ def first_stop(text: str, stop: tuple[str, ...]) -> int | None:
     return min(found) if found else None
 
 
-def finish(served, tokens: list[int], reason: str, params: Params, safety: SafetyFilter | None) -> tuple[str, str]:
-    """The answer text and finish reason of a generated job: cut at a stop string, filtered."""
+def stop_end(text: str, stop: tuple[str, ...]) -> int:
+    """Where the first stop string in ``text`` ends (``text`` holds one)."""
+    cut = first_stop(text, stop)
+    return cut + max(len(s) for s in stop if s and text.startswith(s, cut))
+
+
+def tokens_through(tokenizer, tokens: list[int], chars: int) -> int:
+    """How many of ``tokens`` decode to at least ``chars`` characters: a completion cut at a stop string counts the
+    tokens up to the one that completes it, whether generation ran on (non-streamed) or was stopped late (streamed)."""
+    low, high = 1, len(tokens)
+    while low < high:
+        middle = (low + high) // 2
+        if len(tokenizer.decode(tokens[:middle], skip_special_tokens=True)) >= chars:
+            high = middle
+        else:
+            low = middle + 1
+    return min(low, len(tokens))
+
+
+def finish(served, tokens: list[int], reason: str, count: int, params: Params,
+           safety: SafetyFilter | None) -> tuple[str, str, int]:
+    """The answer text, finish reason and completion token count of a generated job: cut at a stop string, filtered."""
     text = served.tokenizer.decode(tokens, skip_special_tokens=True)
     cut = first_stop(text, params.stop)
     if cut is not None:
+        count = tokens_through(served.tokenizer, tokens, stop_end(text, params.stop))
         text, reason = text[:cut], "stop"
     if safety is not None and safety.active and safety.blocked(text, "output"):
-        return safety.refusal, "content_filter"
-    return text, reason
+        return safety.refusal, "content_filter", count
+    return text, reason, count
 
 
 def stream(served, work: GenJob, params: Params, safety: SafetyFilter | None) -> Iterator[tuple[str, object]]:
@@ -75,13 +96,13 @@ def stream(served, work: GenJob, params: Params, safety: SafetyFilter | None) ->
     Runs beside the worker thread that generates (it blocks on the streamer). Text is held back by the
     longest stop string and the filter's window; a blocked answer ends with the refusal as its last delta."""
     gate = StreamGate(safety, hold=max((len(s) for s in params.stop), default=1) - 1)
-    text, reason = "", None
+    text, reason, through = "", None, None
     try:
         for piece in work.streamer:
             text += piece
             cut = first_stop(text, params.stop)
             if cut is not None:
-                text, reason = text[:cut], "stop"
+                text, reason, through = text[:cut], "stop", stop_end(text, params.stop)
                 work.cancel.set()
                 break
             out = gate.update(text)
@@ -94,7 +115,9 @@ def stream(served, work: GenJob, params: Params, safety: SafetyFilter | None) ->
         work.cancel.set()
         reason = "length"
     try:
-        _, generated, count = work.future.result(timeout=params.max_seconds + 30)
+        tokens, generated, count = work.future.result(timeout=params.max_seconds + 30)
+        if through is not None:  # generation ran a token or two past the stop string before it saw the cancel
+            count = tokens_through(served.tokenizer, tokens, through)
     except Exception:  # noqa: BLE001 - cancelled or failed after some text: end the stream as cut short
         generated, count = "length", 0
     out = gate.update(text, final=True)

@@ -186,6 +186,10 @@ def create_app(served: dict, limits: Limits | None = None, api_key: str | None =
                                           "events ending with data: [DONE]"}})
     async def chat(body: ChatRequest):
         found = model(body.model, ("chat",))
+        asked = body.not_implemented()
+        if asked:
+            raise Refused(400, f"{asked}: not implemented by adapterkit serve (refused rather than ignored: the answer "
+                          "would lack what was asked for)", asked, "unsupported_parameter")
         wanted = body.max_tokens or body.max_completion_tokens or limits.max_tokens
         if wanted > limits.max_tokens:
             raise Refused(400, f"max_tokens {wanted} is over this server's cap of {limits.max_tokens}",
@@ -214,8 +218,8 @@ def create_app(served: dict, limits: Limits | None = None, api_key: str | None =
             except asyncio.TimeoutError:
                 work.cancel.set()
                 raise Refused(504, f"no answer within {limits.request_seconds:g} s", code="timeout") from None
-            text, reason = await asyncio.get_running_loop().run_in_executor(pool, finish, found, tokens, reason,
-                                                                            params, safety)
+            text, reason, count = await asyncio.get_running_loop().run_in_executor(pool, finish, found, tokens, reason,
+                                                                                   count, params, safety)
         finally:
             release()
         return _answer(head, text, reason, len(prompt), count, False)

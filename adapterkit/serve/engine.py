@@ -1,7 +1,7 @@
 """Runs opened for serving: each base model loaded once, its runs' adapters attached by name.
 
-Runs whose artifact is a PEFT adapter folder (``adapter_config.json``) and whose base, head and labels
-match share one base model: the first is opened with ``PeftModel.from_pretrained(..., adapter_name=)``,
+Runs whose artifact is a PEFT adapter folder (``adapter_config.json``) and whose base, head, labels and peft
+tuner type match share one base model: the first is opened with ``PeftModel.from_pretrained(..., adapter_name=)``,
 the others with ``load_adapter``; a request switches with ``set_adapter`` on that base's worker thread
 (one thread per base model, so switching never races a forward pass). Other artifacts (full fine-tunes,
 bottleneck adapters) load through their method's own ``load``, one model each.
@@ -66,16 +66,17 @@ def _describe(run_dir: Path):
         labels = [id2label[str(i)] for i in range(len(id2label))]
     kwargs = plan.task.model_kwargs(TaskData(None, None, labels))
     shared = (folder / PEFT_FILES.config).is_file()
+    # peft attaches adapters of one tuner type to a model ("Cannot combine adapters with different peft types"):
+    # a LoRA run and an IA3 run on the same base each get their own copy of it
+    tuner = json.loads((folder / PEFT_FILES.config).read_text(encoding="utf-8")).get("peft_type") if shared else None
     key = (loading.model_path(plan.recipe.model), plan.task.auto_class, json.dumps(kwargs, sort_keys=True, default=str),
-           plan.recipe.model.revision) if shared else None
+           plan.recipe.model.revision, tuner) if shared else None
     return plan, folder, labels, kwargs, key
 
 
 def open_runs(run_dirs: list[str | Path], limits=None) -> dict[str, Served]:
     """Every run in ``run_dirs`` as a Served model, keyed by id; bases are loaded once per key."""
-    from transformers import AutoTokenizer
-
-    from ..methods.base import reading_artifact
+    from ..api import run_tokenizer
     from ..methods.peft_tuner import attach_peft, load_peft
     from . import batching
     from .schemas import Limits
@@ -93,8 +94,7 @@ def open_runs(run_dirs: list[str | Path], limits=None) -> dict[str, Served]:
         kind = HEADS.get(plan.task.auto_class)
         if kind is None:
             raise UserError(f"task {plan.task.name!r} has no serving endpoint", where=str(run_dir))
-        with reading_artifact(folder):
-            tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        tokenizer = run_tokenizer(plan, folder)  # a chat run's task.system_prompt in its template
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
         adapter = None

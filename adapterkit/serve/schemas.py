@@ -1,7 +1,10 @@
 """Request and response bodies of ``adapterkit serve``, as pydantic models so ``/openapi.json`` is exact.
 
 The chat endpoints follow OpenAI's Chat Completions shapes (the subset adapterkit implements); unknown
-request fields are ignored, as OpenAI clients send some (``user``...); ``n`` above 1 is refused. ``/v1/classify`` is
+request fields are ignored, as OpenAI clients send some (``user``...); ``n`` above 1 and the OpenAI parameters
+adapterkit does not implement (``NOT_IMPLEMENTED``: logprobs, tools, response_format, penalties, logit_bias) are
+refused unless at their no-op values, not silently dropped. Text that is no valid Unicode (a lone surrogate
+escape such as ``"\\ud800"``, which JSON allows) is refused (422) before a tokenizer sees it. ``/v1/classify`` is
 adapterkit's own: ``{"model": ..., "input": str | [str]}`` -> one label (+ scores) per input for a
 classification run, entities with character spans for an NER run.
 """
@@ -14,6 +17,25 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 TEXT = 100_000  # characters in one message or classify input (the body limit bounds the total)
+
+
+def unicode_text(value):
+    """``value`` (a string, a list of them or None) if it is valid Unicode: a lone surrogate (JSON's ``"\\ud800"``)
+    cannot be encoded or tokenized."""
+    for text in [value] if isinstance(value, str) else value or ():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise ValueError(f"not valid Unicode text ({err.reason} at character {err.start})") from None
+    return value
+
+# OpenAI parameters adapterkit does not implement, with the values that ask for nothing (accepted, as clients
+# send some of them by default); any other value is refused, not ignored: an answer without the logprobs, tool
+# call or JSON format the client asked for would look like a real one.
+NOT_IMPLEMENTED = {"logprobs": (None, False), "top_logprobs": (None, 0), "tools": (None, []), "functions": (None, []),
+                   "tool_choice": (None, "none", "auto"), "function_call": (None, "none", "auto"),
+                   "response_format": (None, {"type": "text"}), "frequency_penalty": (None, 0),
+                   "presence_penalty": (None, 0), "logit_bias": (None, {})}
 
 
 @dataclass(frozen=True)
@@ -36,6 +58,8 @@ class TextPart(BaseModel):
     type: Literal["text"]
     text: str = Field(max_length=TEXT)
 
+    _unicode = field_validator("text")(unicode_text)
+
 
 class Message(BaseModel):
     model_config = ConfigDict(extra="ignore")
@@ -50,7 +74,7 @@ class Message(BaseModel):
             value = "\n".join(part.text for part in value)
             if len(value) > TEXT:
                 raise ValueError(f"content longer than {TEXT} characters")
-        return value
+        return unicode_text(value)
 
 
 class ChatRequest(BaseModel):
@@ -65,6 +89,22 @@ class ChatRequest(BaseModel):
     seed: int | None = Field(None, ge=0, le=2**63 - 1)
     stream: bool = False
     n: int = Field(1, ge=1, le=1, description="choices per request: one (more are refused, not silently dropped)")
+    logprobs: bool | None = Field(None, description="not implemented: true is refused (400)")
+    top_logprobs: int | None = Field(None, description="not implemented: above 0 is refused (400)")
+    tools: list | None = Field(None, description="not implemented: a non-empty list is refused (400)")
+    tool_choice: str | dict | None = Field(None, description="not implemented: other than none/auto is refused (400)")
+    functions: list | None = Field(None, description="not implemented: a non-empty list is refused (400)")
+    function_call: str | dict | None = Field(None, description="not implemented: other than none/auto is refused")
+    response_format: dict | None = Field(None, description='not implemented: other than {"type": "text"} is refused')
+    frequency_penalty: float | None = Field(None, description="not implemented: other than 0 is refused (400)")
+    presence_penalty: float | None = Field(None, description="not implemented: other than 0 is refused (400)")
+    logit_bias: dict | None = Field(None, description="not implemented: a non-empty map is refused (400)")
+
+    _unicode = field_validator("stop")(unicode_text)
+
+    def not_implemented(self) -> str | None:
+        """The first parameter asking for something adapterkit does not do (refused with 400), or None."""
+        return next((name for name, idle in NOT_IMPLEMENTED.items() if getattr(self, name) not in idle), None)
 
 
 class Usage(BaseModel):
@@ -122,6 +162,8 @@ class ClassifyRequest(BaseModel):
     model_config = ConfigDict(extra="ignore")
     model: str = Field(max_length=256)
     input: str | list[str] = Field(description="one text or a list (at most --max-inputs)", max_length=TEXT)
+
+    _unicode = field_validator("input")(unicode_text)
 
 
 class Entity(BaseModel):

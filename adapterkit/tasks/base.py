@@ -33,7 +33,8 @@ class Task(Protocol):
     tokenizer, data) -> metrics``, for base models whose zero-shot baseline is not the fresh task head
     (classification asks a causal LM through a prompt); see ``adapterkit.zeroshot``. ``padding_free(plan)
     -> bool``: the task trains on padding-free rows (one row of whole examples per pass), which the memory
-    planner sizes differently."""
+    planner sizes differently. ``ship_tokenizer(tokenizer, options)``: a finished run's tokenizer, loaded to use
+    its model (generate, serve, chat, export), made to prompt it as training did (chat: ``task.system_prompt``)."""
 
     name: str
     summary: str  # one line: what it trains, data columns

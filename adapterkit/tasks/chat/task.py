@@ -28,7 +28,7 @@ from ..rows import checked_rows, warn_shared
 from .answers import generation_metrics
 from .rows import answered, check_conversation, table
 from .stream import stream_data, tokenized_stream
-from .template import assistant_spans, default_system, encode, ensure_chat_template
+from .template import assistant_spans, encode, ensure_chat_template, ship_tokenizer
 
 
 class ChatOptions(TaskOptions):
@@ -154,6 +154,10 @@ class ChatTask:
         encoder's (BERT's BertLMHeadModel) attends both ways (``tasks/causal.py``)."""
         return decoder_only_reason(self.name, config, ", whose causal-LM class would start from fresh embeddings")
 
+    def ship_tokenizer(self, tokenizer, options: ChatOptions) -> None:
+        """After training, the template itself opens a conversation with ``task.system_prompt`` (``template.py``)."""
+        ship_tokenizer(tokenizer, options.system_prompt)
+
     def generate(self, model, tokenizer, messages: list[dict], max_new_tokens: int) -> str:
         return generate(model, tokenizer, messages, max_new_tokens)
 
@@ -191,7 +195,7 @@ class ChatTask:
 
         opts, on_error = plan.task_options, plan.recipe.data.on_error
         ensure_chat_template(tokenizer)
-        default_system(tokenizer, opts.system_prompt)  # saved with the adapter: serve answers under the trained prompt
+        ship_tokenizer(tokenizer, opts.system_prompt)  # saved with the adapter: it answers under the trained prompt
         skipped = 0
         if data.train is not None and not plan.recipe.data.streaming:  # a stream's rows are checked as read
             data.train, skipped = renderable(data.train, tokenizer, on_error, "train")

@@ -8,6 +8,7 @@ token is marked too, so the model learns to stop (tests/tasks/test_end_of_turn.p
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 
@@ -35,25 +36,32 @@ def ensure_chat_template(tokenizer) -> None:
     tokenizer.chat_template = DEFAULT_CHAT_TEMPLATE
 
 
-def default_system(tokenizer, system_prompt: str | None) -> None:
-    """Make ``task.system_prompt`` the chat template's own default: a conversation without a system turn gets it.
-    The template is saved with the run, so ``generate``, ``chat``, ``serve`` and the exports answer under the system
-    prompt the model was trained with, not the template's stock one (training rows carry it already: ``with_system``)."""
-    import json
-
-    template = getattr(tokenizer, "chat_template", None)
-    if system_prompt is None or not isinstance(template, str):
-        return
-    prefix = ("{%- if not messages or messages[0]['role'] != 'system' %}{%- set messages = [{'role': 'system', "
-              f"'content': {json.dumps(system_prompt)}}}] + messages %}}{{%- endif %}}")
-    if not template.startswith(prefix):
-        tokenizer.chat_template = prefix + template
-
-
 def with_system(messages: list[dict], system_prompt: str | None) -> list[dict]:
     if system_prompt is None or (messages and messages[0]["role"] == "system"):
         return messages
     return [{"role": "system", "content": system_prompt}, *messages]
+
+
+def template_with_system(template: str, system_prompt: str) -> str:
+    """``template`` opening every conversation that has no system message with ``system_prompt``, as
+    ``with_system`` does to the training rows: so whatever renders the run's template (generate, serve, chat,
+    a merged or GGUF export, Ollama's SYSTEM line) prompts the model the way it was trained. A JSON string is a
+    valid Jinja string literal (its escapes are Python's); the rest of the template is left as it is."""
+    literal = json.dumps(system_prompt, ensure_ascii=False)
+    return ("{% if not messages or messages[0]['role'] != 'system' %}{% set messages = [{'role': 'system', "
+            f"'content': {literal}}}] + messages %}}{{% endif %}}" + template)
+
+
+def ship_tokenizer(tokenizer, system_prompt: str | None) -> None:
+    """Make ``task.system_prompt`` the chat template's own default (``template_with_system``), once: at training, so
+    the template saved with the adapter carries it, and again when a finished run is loaded (generate, serve, chat,
+    export), which leaves a template that has it as it is and gives it to runs saved before training did."""
+    template = getattr(tokenizer, "chat_template", None)
+    if system_prompt is None or not isinstance(template, str):
+        return
+    opening = template_with_system("", system_prompt)
+    if not template.startswith(opening):
+        tokenizer.chat_template = opening + template
 
 
 def assistant_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[int, int]]]:
