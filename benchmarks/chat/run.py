@@ -4,9 +4,10 @@ Both train SmolLM2-135M-Instruct (the packaged asset) with LoRA r=8 / alpha 16 o
 the same chatterbot-corpus conversations, batch 8, max length 256, fp32 on the CPU, seed 0, for the same
 number of steps (default 100), then evaluate on the same 200 held-out conversations. The split is the
 built-in chat recipe's (``recipes/chat_lora.toml``: ``builtin:chatterbot``, held out by
-``adapterkit.data.sources.split_rows`` with split seed 0), with the share set so that exactly 200 of the
-2,026 conversations are held out (200/2026 instead of the recipe's 0.1, which holds out 203; the shuffle
-is the same, so these 200 are 200 of the recipe's 203 and the other 3 join train). adapterkit's
+``adapterkit.data.sources.split_rows`` with split seed 0), with the share set so that exactly 200 distinct
+conversations are held out (200/2026 instead of the recipe's 0.1, which holds out 203; the shuffle is the same,
+so these 200 are 200 of the recipe's 203 and the other 3 join train; a held-out conversation's repeats in the
+corpus are held out with it, so none is in train: since 2026-11-28). adapterkit's
 ``data.eval`` takes only a share or a file, so the split is written once to JSONL files that both read;
 adapterkit's recipe has no ``limit_eval``, so both evaluate all of them.
 
