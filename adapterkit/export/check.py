@@ -17,7 +17,9 @@ The export must also sit nearer the trained model than the same model with its a
 ``disable_adapter``): mean |Δlogit| against the trained outputs above mean |Δlogit| against the untrained ones
 means the trained weights did not reach the export. This is what catches a lossy export (fp16/bf16, whose
 max |Δlogit| is reported, not bounded) that lost its adapter: the quality figures of a short run barely move
-without it. Runs with no adapter to switch off (full, freeze) skip it.
+without it. Runs with no adapter to switch off (full, freeze) skip it. Its limit: an export that kept a trained
+part and lost another (a classifier's trained head kept, its LoRA matrices lost) is caught only where the lost
+part moves the logits more than the export dtype's rounding does.
 
 How a model's outputs are scored depends on its head (the task's Auto class), not on the task's name:
 ``SCORERS`` holds one scorer per head.

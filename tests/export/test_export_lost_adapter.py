@@ -18,7 +18,10 @@ def _merge_without_the_adapter(monkeypatch):
     monkeypatch.setattr(merged, "merge_run", lambda source: source.model.unload().eval())
 
 
-@pytest.mark.parametrize("run, dtype", [("chat_run", "bf16"), ("chat_run", "fp16"), ("cls_run", "bf16")])
+# A chat run only: peft's unload keeps a classifier's trained head (modules_to_save) and drops only the LoRA
+# matrices, whose effect after a 2-step tiny run can sit below bf16's rounding (CI's tiny BERT, whose random
+# weights depend on the tests run before, passed the check once): the check's limit, stated in export/check.py.
+@pytest.mark.parametrize("run, dtype", [("chat_run", "bf16"), ("chat_run", "fp16")])
 def test_a_lossy_merge_without_the_adapter_is_refused(run, dtype, request, tmp_path, monkeypatch):
     _merge_without_the_adapter(monkeypatch)
     with pytest.raises(UserError, match="nearer the model with its adapter switched off"):
