@@ -47,6 +47,9 @@ def tiny_bert_dir(tmp_path_factory, minilm_dir) -> str:
     tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=128)
+    import torch
+
+    torch.manual_seed(0)  # the same weights whichever tests ran before (as tiny_llama_dir)
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
