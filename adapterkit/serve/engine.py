@@ -59,18 +59,14 @@ def _describe(run_dir: Path):
     # peft alone, not through the method's load
     plan = finished_plan(run_dir, info)
     folder = run_dir / info["artifact"]
-    labels_file = folder / "labels.json"
-    labels = None
-    if labels_file.is_file():
-        id2label = json.loads(labels_file.read_text(encoding="utf-8"))["id2label"]
-        labels = [id2label[str(i)] for i in range(len(id2label))]
+    labels = rundir.trained_labels(folder)
     kwargs = plan.task.model_kwargs(TaskData(None, None, labels))
     shared = (folder / PEFT_FILES.config).is_file()
     # peft attaches adapters of one tuner type to a model ("Cannot combine adapters with different peft types"):
-    # a LoRA run and an IA3 run on the same base each get their own copy of it
-    tuner = json.loads((folder / PEFT_FILES.config).read_text(encoding="utf-8")).get("peft_type") if shared else None
+    # a LoRA run and an IA3 run on the same base each get their own copy of it (the file's peft_type is the method's:
+    # finished_plan checked it)
     key = (loading.model_path(plan.recipe.model), plan.task.auto_class, json.dumps(kwargs, sort_keys=True, default=str),
-           plan.recipe.model.revision, tuner) if shared else None
+           plan.recipe.model.revision, plan.method.peft_type) if shared else None
     return plan, folder, labels, kwargs, key
 
 
