@@ -9,10 +9,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 
+def maxrss_mib(maxrss: int) -> float:
+    """``ru_maxrss`` in MiB (Linux reports KiB, macOS bytes)."""
+    return maxrss / (2**20 if sys.platform == "darwin" else 2**10)
+
+
 def peak_rss_mib() -> float:
-    """Process resident-set high-water mark (Linux reports KiB, macOS bytes)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (2**20 if sys.platform == "darwin" else 2**10)
+    """Process resident-set high-water mark."""
+    return maxrss_mib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def cuda_peaks_mib() -> dict[str, float]:

@@ -59,7 +59,9 @@ bytes. Every term and its formula (P = parameters, T = trainable parameters):
               and eval (a file only converted to bf16 is unmapped after loading).
 * kernels     (CPU, bf16/fp16) oneDNN's matmul primitives, per distinct shape and token count (``memory/kernels.py``).
 * overhead    CPU: the Python process with torch/transformers/peft/trl/datasets imported, the tokenizer and the dataset
-              (PROCESS_BASELINE_MIB, measured), + CPU_CUDA_LIBRARIES_MIB for a CUDA build of torch; CUDA: context + allocator.
+              (PROCESS_BASELINE_MIB, measured), moved by this environment's measured import footprint
+              (``hardware/libraries.py``; where it cannot be measured, + CPU_CUDA_LIBRARIES_MIB for a CUDA build of
+              torch); CUDA: context + allocator.
 
 peak = max(load, train, eval), with train = weights + trainable + optimizer + max(activations + logits,
 gradients) + heap slack + overhead (gradients are freed after each step and grow while backward frees
@@ -92,6 +94,7 @@ from .calibration import (  # noqa: F401  (re-exported: the planner's tests and 
     FP32_SUM_TEMP_BYTES,
     FUSED_HEAD_COPIES,
     HIDDEN_DROPOUT_PER_HIDDEN,
+    LIBRARIES_MIB_AT_CALIBRATION,
     LOGIT_COPIES,
     PROCESS_BASELINE_MIB,
     QUANT_BYTES,
@@ -126,6 +129,7 @@ class Workload:
     logit_metrics: bool = True
     fp32_adapter_sums: bool = False  # adapter sums taken in fp32 under autocast (methods/fp32_adapter_sum.py)
     torch_ships_cuda: bool = False  # a CUDA build of torch: its libraries are resident on a CPU run too
+    libraries_mib: float | None = None  # CPU: this environment's import footprint, measured (hardware/libraries.py)
     pass_lengths: int = 1  # distinct token counts a pass can have (bf16/fp16 on a CPU: memory/kernels.py)
 
 
@@ -257,8 +261,9 @@ def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Es
         est.notes["logits"] = f"fused LM head: one {logit_tokens} x {logit_vocab} tile at a time"
     elif shape.lm_logits and not work.logit_metrics:
         est.notes["logits"] = f"the model's loss: {CE_LOGIT_COPIES:.0f} fp32 logits-sized tensors in backward"
-    cuda_libraries = CPU_CUDA_LIBRARIES_MIB if work.device == "cpu" and work.torch_ships_cuda else 0.0
-    overhead = (PROCESS_BASELINE_MIB + cuda_libraries if work.device == "cpu" else CUDA_OVERHEAD_MIB) * MIB
+    cuda_libraries = CPU_CUDA_LIBRARIES_MIB if work.torch_ships_cuda and work.libraries_mib is None else 0.0
+    shift = work.libraries_mib - LIBRARIES_MIB_AT_CALIBRATION if work.libraries_mib is not None else cuda_libraries
+    overhead = (PROCESS_BASELINE_MIB + shift if work.device == "cpu" else CUDA_OVERHEAD_MIB) * MIB
     est.terms["overhead"] = overhead
     kernels, kernels_note = low_precision_kernels(shape, foot, work, method.trains_base or method.footprint is None)
     est.terms["low-precision kernels"] = kernels
@@ -270,8 +275,9 @@ def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Es
     on_disk = shape.checkpoint_bytes or shape.total_params * BYTES[shape.checkpoint_dtype]
     converted = method.quantization is not None or work.weights_dtype != shape.checkpoint_dtype
     est.terms["mapped checkpoint"] = on_disk if work.device == "cpu" and method.quantization is not None else 0.0
-    cpu_note = "python + libraries + data (RSS baseline)" + (f", {cuda_libraries:.0f} MiB of them torch's CUDA libraries"
-                                                             if cuda_libraries else "")
+    cpu_note = "python + libraries + data (RSS baseline" + (
+        f": the libraries took {work.libraries_mib:.0f} MiB at import in this environment)" if work.libraries_mib is not None
+        else f"), {cuda_libraries:.0f} MiB of them torch's CUDA libraries" if cuda_libraries else ")")
     est.notes["overhead"] = cpu_note if work.device == "cpu" else "CUDA context + allocator"
     # CPU: glibc keeps freed temporaries resident (module docstring: heap slack); CUDA's allocator is in overhead.
     slack = CPU_HEAP_SLACK if work.device == "cpu" else 0.0

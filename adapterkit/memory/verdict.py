@@ -54,6 +54,7 @@ def workload(plan, eval_lengths: tuple[int, int] | None = None) -> Workload:
     (``eval_batch_lengths``), which replace that bound.
     """
     from ..hardware.detect import torch_ships_cuda
+    from ..hardware.libraries import imported_libraries_mib
     from ..loading import weights_dtype
     from ..training import shape_multiple
 
@@ -86,7 +87,8 @@ def workload(plan, eval_lengths: tuple[int, int] | None = None) -> Workload:
                     frozen_reference=bool(needs.get("frozen_reference", False)),
                     lm_head_tile=needs.get("lm_head_tile"), logit_metrics=needs.get("logit_metrics", True),
                     fp32_adapter_sums=bool(needs.get("fp32_adapter_sums", False)),
-                    torch_ships_cuda=hw.device == "cpu" and torch_ships_cuda(), pass_lengths=lengths)
+                    torch_ships_cuda=hw.device == "cpu" and torch_ships_cuda(), pass_lengths=lengths,
+                    libraries_mib=imported_libraries_mib() if hw.device == "cpu" else None)
 
 
 def memory_needs(plan) -> dict[str, Any]:
