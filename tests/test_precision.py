@@ -86,9 +86,9 @@ def test_methods_that_train_base_weights_keep_them_fp32(method, request, data_fi
 
 def test_auto_precision_follows_the_measured_rule_per_device_kind(monkeypatch):
     """``hardware.profile = "auto"`` takes its precision from the kind of device and the task
-    (hardware/precision.py), not from a CPU flag alone: on CPUs with AVX512-BF16 or AMX, classification, NER and
-    chat train in bf16 (each measured faster and no larger there after the bf16 fixes), on AVX512-BF16 CPUs lm and
-    preference too (measured there only), while the unmeasured tasks stay fp32; CUDA uses bf16."""
+    (hardware/precision.py), not from a CPU flag alone: on CPUs with AVX512-BF16 or AMX, classification, NER, chat,
+    lm and preference train in bf16 (each measured faster and no larger there after the bf16 fixes), while the
+    unmeasured seq2seq stays fp32; CUDA uses bf16."""
     import importlib
 
     from adapterkit.hardware import precision
@@ -104,8 +104,8 @@ def test_auto_precision_follows_the_measured_rule_per_device_kind(monkeypatch):
              ({"avx512_bf16"}, "seq2seq", "fp32"), ({"avx512_bf16"}, "classification", "bf16"),
              ({"avx512_bf16"}, "ner", "bf16"), ({"avx2"}, "classification", "fp32"), ({"avx2"}, "lm", "fp32"),
              ({"amx_bf16", "avx512_bf16"}, "classification", "bf16"),
-             ({"amx_bf16", "avx512_bf16"}, "chat", "bf16"), ({"amx_bf16", "avx512_bf16"}, "lm", "fp32"),
-             ({"amx_bf16", "avx512_bf16"}, "preference", "fp32")]
+             ({"amx_bf16", "avx512_bf16"}, "chat", "bf16"), ({"amx_bf16", "avx512_bf16"}, "lm", "bf16"),
+             ({"amx_bf16", "avx512_bf16"}, "preference", "bf16"), ({"amx_bf16", "avx512_bf16"}, "seq2seq", "fp32")]
     for flags, task, expected in cases:
         monkeypatch.setattr(detect, "cpu_flags", lambda flags=flags: flags)
         hw = detect.detect(task)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 # kind -> (precision "auto" picks, {task: precision where the task's own measurement differs}, why)
 RULES: dict[str, tuple[str, dict[str, str], str]] = {
-    "cpu-amx": ("fp32", {"classification": "bf16", "ner": "bf16", "chat": "bf16"},
-                "an AMX Xeon, 2 pinned cores, side by side (docs/defaults.md, Precision): chat LoRA 1.14x faster in "
-                "bf16 and 2% smaller after the bf16 fixes (fp32 adapter sums, shapes rounded to 16 tokens), eval "
-                "loss within 0.4% of fp32's (AMD EPYC, same numerics); sentiment LoRA 1.08-1.21x faster and 13% "
-                "smaller; issue #17 before the fixes: sentiment 1.3x faster at the same macro-F1. Other tasks "
-                "(lm, seq2seq, preference) are unmeasured there and stay fp32"),
+    "cpu-amx": ("fp32", {"classification": "bf16", "ner": "bf16", "chat": "bf16", "lm": "bf16", "preference": "bf16"},
+                "the lent machine's AMX Xeon, 2 pinned cores per run, side by side, random weights with the real shapes "
+                "(docs/defaults.md, Precision; 2026-11-28): chat LoRA at its defaults 1.13x faster in bf16 and 5% "
+                "smaller, eval loss within 0.2% of fp32's (AMD EPYC, real weights, same numerics); sentiment LoRA "
+                "1.19x faster and 13% smaller; chat_dpo 1.21x faster and 25% smaller (AMD EPYC: eval loss -0.5%); "
+                "lm_lora 25% smaller and ~1.3x faster over the 4 steps its random weights trained before diverging "
+                "(AMD EPYC: 1.52x, eval loss +0.04%). seq2seq is unmeasured in bf16 and stays fp32"),
     "cpu-avx512-bf16": ("fp32", {"classification": "bf16", "ner": "bf16", "chat": "bf16", "lm": "bf16",
                                  "preference": "bf16"},
                         "measured on a 2-core AMD EPYC (Zen 4): encoder LoRA (sentiment, NER) trains 1.25-2x faster "
@@ -26,10 +27,10 @@ RULES: dict[str, tuple[str, dict[str, str], str]] = {
                         "1.52x and 1.27x faster, 28% and 26% smaller, eval loss +0.04% and -0.5% (docs/defaults.md, "
                         "Precision); seq2seq is unmeasured in bf16 and stays fp32"),
     "cpu": ("fp32", {}, "no bf16 matrix instructions: a bf16 matmul runs at ~1 GFLOP/s"),
-    "cuda-bf16": ("bf16", {}, "bf16 autocast with a bf16-stored frozen base, the usual CUDA practice: 0.65x of fp32's "
-                              "GPU memory for chat LoRA on an H200; on that 135M model the step is bound by kernel "
-                              "launches and bf16 ran 2.3x slower than fp32 (cuDNN attention's per-shape plans, now "
-                              "left out: hardware/attention.py; not re-measured)"),
+    "cuda-bf16": ("bf16", {}, "bf16 autocast with a bf16-stored frozen base, the usual CUDA practice: chat LoRA on an "
+                              "H200 (135M, launch-bound) as fast as fp32 (1,060 vs 1,065 tokens/s) at 0.70x its GPU "
+                              "memory, once cuDNN's attention (a plan per new shape) was left out: hardware/attention.py; "
+                              "before, bf16 ran 2.3x slower"),
     "cuda": ("fp16", {}, "no bf16 on this GPU (pre-Ampere): fp16 autocast, as peft and transformers recommend"),
 }
 
