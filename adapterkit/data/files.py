@@ -93,9 +93,15 @@ def _row(item, where: str, on_error: str) -> dict:
 
 
 def read_csv(path: Path, on_error: str = "fail") -> list[dict]:
-    rows = []
+    return list(csv_rows(io.StringIO(read_text(path), newline=""), path, on_error))
+
+
+def csv_rows(lines, path: Path, on_error: str = "fail"):
+    """Each record of CSV/TSV text (an iterable of its lines, read with ``newline=""``) as a row with its
+    ``file:line``; a record with more or fewer fields than the header is a bad row (``bad_row``). The whole-file
+    reader and the stream (``streaming.py``) both read through here."""
     csv.field_size_limit(max(csv.field_size_limit(), sys.maxsize >> 33))  # giant fields are cut by the task
-    reader = csv.DictReader(io.StringIO(read_text(path), newline=""), delimiter="\t" if path.suffix == ".tsv" else ",")
+    reader = csv.DictReader(lines, delimiter="\t" if path.suffix == ".tsv" else ",")
     try:
         seen = set()
         for name in reader.fieldnames or []:
@@ -108,12 +114,11 @@ def read_csv(path: Path, on_error: str = "fail") -> list[dict]:
             where = f"{path}:{reader.line_num - inner}"
             if None in rec or None in rec.values():  # DictReader's marks of extra / missing fields
                 more = "more" if None in rec else "fewer"
-                rows.append(bad_row(f"{more} fields than the header's {len(reader.fieldnames)}", where, on_error))
+                yield bad_row(f"{more} fields than the header's {len(reader.fieldnames)}", where, on_error)
             else:
-                rows.append({**rec, "_where": where})
+                yield {**rec, "_where": where}
     except csv.Error as err:
         raise UserError(f"not readable CSV: {err}", where=f"{path}:{reader.line_num}") from None
-    return rows
 
 
 def read_parquet(path: Path) -> list[dict]:

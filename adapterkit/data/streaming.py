@@ -13,11 +13,11 @@ from pathlib import Path
 
 from ..errors import UserError
 from .columns import renamed
-from .files import jsonl_row
+from .files import csv_rows, jsonl_row
 from .sources import load_rows, locate, with_split
 
 STREAM_EVAL_ROWS = 200
-BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet"}
+BUILDERS = {".json": "json", ".parquet": "parquet"}  # JSON Lines and CSV/TSV: read here, line by line
 
 
 def open_stream(spec: str, *, recipe_source: str, key: str, split: str, on_error: str = "fail"):
@@ -28,10 +28,13 @@ def open_stream(spec: str, *, recipe_source: str, key: str, split: str, on_error
     source = locate(spec, recipe_source=recipe_source, key=key)
     if isinstance(source, Path) and source.is_file() and source.suffix.lower() == ".jsonl":
         return jsonl_stream(source, on_error)
+    if isinstance(source, Path) and source.is_file() and source.suffix.lower() in (".csv", ".tsv"):
+        return csv_stream(source, on_error)
     if isinstance(source, Path) and source.is_file():
         builder = BUILDERS.get(source.suffix.lower())
         if builder is None:
-            raise UserError(f"data.streaming reads {', '.join(BUILDERS)} files, not {source.suffix!r}", where=where)
+            raise UserError(f"data.streaming reads {', '.join(('.jsonl', '.csv', '.tsv', *BUILDERS))} files, not "
+                            f"{source.suffix!r}", where=where)
         options = {"delimiter": "\t"} if source.suffix.lower() == ".tsv" else {}
         stream = datasets.load_dataset(builder, data_files=str(source), split="train", streaming=True, **options)
         name = str(source)
@@ -65,6 +68,23 @@ def jsonl_stream(path: Path, on_error: str):
                                     f"e.g. iconv -f latin1 -t utf-8", where=f"{path}:{n}") from None
                 if line.strip():
                     yield jsonl_row(line.rstrip("\r\n"), f"{path}:{n}", on_error)
+
+    return datasets.IterableDataset.from_generator(rows, gen_kwargs={"path": str(path), "on_error": on_error})
+
+
+def csv_stream(path: Path, on_error: str):
+    """A CSV/TSV file read record by record as it trains, through the whole-file reader's ``csv_rows`` (strings, a
+    record's first line, a bad record named or skipped), where ``datasets``' CSV reader stopped at a bad record with
+    pandas' traceback and read the columns' types from the first rows."""
+    import datasets
+
+    def rows(path: str, on_error: str):
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            try:
+                yield from csv_rows(fh, Path(path), on_error)
+            except UnicodeDecodeError as err:
+                raise UserError(f"not UTF-8 text: byte 0x{err.object[err.start]:02x} cannot be decoded; convert the "
+                                f"file, e.g. iconv -f latin1 -t utf-8", where=path) from None
 
     return datasets.IterableDataset.from_generator(rows, gen_kwargs={"path": str(path), "on_error": on_error})
 

@@ -112,3 +112,24 @@ def test_a_bad_jsonl_line_in_a_stream_is_named_by_file_and_line_or_skipped(tmp_p
     else:
         rows = list(plan.task.load_data(plan).train)
         assert len(rows) == 10 and rows[5]["_where"] == f"{tmp_path / 'train.jsonl'}:7"
+
+
+@pytest.mark.parametrize("on_error", ["fail", "skip"])
+def test_a_bad_csv_record_in_a_stream_is_named_by_file_and_line_or_skipped(tmp_path, on_error):
+    """A streamed CSV is read as the whole-file reader reads it (strings, a record named by its first line): a record
+    with an extra field stopped the run with pandas' ParserError traceback, with or without on_error = "skip"."""
+    lines = ["instruction,output", *["hi,yo"] * 3, "hi,yo,extra", '"two\nlines",yo', "hi,yo"]
+    (tmp_path / "train.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "eval.csv").write_text("instruction,output\nhi,yo\n")
+    recipe = recipe_from_dict({"model": {"name": "unused"}, "method": {"name": "lora"}, "task": {"name": "chat"},
+                               "data": {"train": str(tmp_path / "train.csv"), "eval": str(tmp_path / "eval.csv"),
+                                        "streaming": True, "on_error": on_error}, "train": {"max_steps": 2}},
+                              source=str(tmp_path / "r.toml"))
+    plan = make_plan(recipe)
+    if on_error == "fail":
+        with pytest.raises(UserError, match=rf"^{tmp_path / 'train.csv'}:5: more fields than the header's 2"):
+            list(plan.task.load_data(plan).train)
+    else:
+        rows = list(plan.task.load_data(plan).train)
+        assert [r["_where"] for r in rows] == [f"{tmp_path / 'train.csv'}:{n}" for n in (2, 3, 4, 6, 8)]
+        assert rows[3]["messages"][0]["content"] == "two\nlines"
