@@ -3,7 +3,8 @@
 The chat endpoints follow OpenAI's Chat Completions shapes (the subset adapterkit implements); unknown
 request fields are ignored, as OpenAI clients send some (``user``...); ``n`` above 1 and the OpenAI parameters
 adapterkit does not implement (``NOT_IMPLEMENTED``: logprobs, tools, response_format, penalties, logit_bias) are
-refused unless at their no-op values, not silently dropped. Text that is no valid Unicode (a lone surrogate
+refused unless at their no-op values, not silently dropped; numbers and booleans sent as strings are refused (422),
+not coerced. Text that is no valid Unicode (a lone surrogate
 escape such as ``"\\ud800"``, which JSON allows) is refused (422) before a tokenizer sees it. ``/v1/classify`` is
 adapterkit's own: ``{"model": ..., "input": str | [str]}`` -> one label (+ scores) per input for a
 classification run, entities with character spans for an NER run.
@@ -78,7 +79,8 @@ class Message(BaseModel):
 
 
 class ChatRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    # strict: "max_tokens": "5" or "stream": "true" are refused (422) as OpenAI's API refuses them, not coerced
+    model_config = ConfigDict(extra="ignore", strict=True)
     model: str = Field(max_length=256)
     messages: list[Message] = Field(min_length=1, max_length=256)
     max_tokens: int | None = Field(None, ge=1, description="capped by the server's --max-tokens (400 above it)")
@@ -159,7 +161,7 @@ class ChatCompletionChunk(BaseModel):
 
 
 class ClassifyRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
     model: str = Field(max_length=256)
     input: str | list[str] = Field(description="one text or a list (at most --max-inputs)", max_length=TEXT)
 

@@ -75,6 +75,16 @@ def test_parameters_adapterkit_does_not_implement_are_refused_not_ignored(client
     assert error["param"] == param and error["code"] == "unsupported_parameter"
 
 
+@pytest.mark.parametrize("field, value", [("max_tokens", "5"), ("temperature", "0.5"), ("stream", "true"),
+                                          ("seed", "7"), ("max_tokens", 5.5)])
+def test_a_number_or_boolean_sent_as_a_string_is_refused_not_coerced(client, field, value):
+    """OpenAI's API refuses "max_tokens": "5"; pydantic's lax mode read it as 5 (and "true" as a stream)."""
+    error = refused(client.post("/v1/chat/completions", json={"model": "alpha", "messages": ASK, field: value}), 422)
+    assert field in error["message"] and error["type"] == "invalid_request_error"
+    assert client.post("/v1/chat/completions", json={"model": "alpha", "messages": ASK, "max_tokens": 2,
+                                                     "temperature": 0}).status_code == 200
+
+
 def test_their_no_op_values_are_accepted(client):
     idle = {"logprobs": False, "tools": [], "tool_choice": "auto", "response_format": {"type": "text"},
             "frequency_penalty": 0, "presence_penalty": 0.0, "logit_bias": {}, "max_tokens": 2}
