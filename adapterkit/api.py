@@ -162,11 +162,20 @@ def _train_and_evaluate(plan: Plan, tokenizer, data, model, run_dir: Path, resum
                                   trainer.state.global_step) if resumed_at else float(train_output.training_loss),
         train_tokens=tokens,
         train_tokens_per_second=tokens / train_seconds if train_seconds else None,
-        train_samples_per_second=train_output.metrics.get("train_samples_per_second"),
+        train_samples_per_second=samples_per_second(trainer, train_output.metrics.get("train_samples_per_second")),
     )
     rundir.write_json(run_dir / "metrics.json", metrics)
     rundir.write_json(run_dir / "run.json", info)
     return RunResult(run_dir, metrics, info)
+
+
+def samples_per_second(trainer, reported: float | None) -> float | None:
+    """The Trainer's ``train_samples_per_second``, per global batch: in a ``max_steps`` run it counts steps x
+    per-device batch x ranks, and where accelerate splits each global batch across the ranks (``split_batches``,
+    strategies.py) the per-device batch *is* the global one, so the figure came out ranks times too high."""
+    if reported and trainer.args.max_steps > 0 and trainer.accelerator.split_batches:
+        return reported / trainer.args.world_size
+    return reported
 
 
 def finished_plan(run_dir: Path, info: dict[str, Any], overrides: dict | None = None) -> Plan:

@@ -93,6 +93,11 @@ def test_two_ranks_equal_one_process_at_the_same_global_batch(one_process, two_r
     assert info["steps"] == STEPS
     assert sorted(p.name for p in two_ranks.iterdir()) == sorted(p.name for p in one_process.iterdir())
     assert_same_run(one_process, two_ranks)
+    # STEPS global batches of 8 rows: each rank's Trainer counted 8 rows per rank (16 per step) before
+    for run in (one_process, two_ranks):
+        runtime = json.loads((run / "history.json").read_text())[-1]["train_runtime"]  # the Trainer's own clock
+        seen = json.loads((run / "run.json").read_text())["train_samples_per_second"] * runtime
+        assert seen == pytest.approx(STEPS * 8, rel=0.02), run
 
 
 def _free_port() -> int:
