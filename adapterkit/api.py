@@ -53,6 +53,9 @@ def prepare_model(plan: Plan, tokenizer, data, config=None):
     else:
         model = plan.method.wrap(model, plan.method_options, ctx)
     trainable_in_fp32(model)  # a task head copied from a bf16-stored base (peft's modules_to_save) trains in fp32
+    from .methods.fused_lora_sum import fuse_lora_sums  # imports torch and peft: not on the CLI's light path
+
+    fuse_lora_sums(model)  # LoRA's update added in one addmm outside autocast: two output-sized tensors fewer per layer
     if plan.hardware.precision in ("bf16", "fp16"):
         from .methods.input_casts import skip_input_casts_under_autocast  # imports torch: not on the CLI's light path
 

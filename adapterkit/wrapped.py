@@ -51,6 +51,7 @@ def check(record, options, ctx, model) -> None:
 def finish(model, record, ctx):
     """What a run does to the wrapped model beyond the method's ``wrap``: gradient checkpointing as the Trainer turns
     it on; trainable weights in fp32 (``api.prepare_model``); the method's name for ``save``."""
+    from .methods.fused_lora_sum import fuse_lora_sums
     from .methods.input_casts import skip_input_casts_under_autocast
 
     if ctx.gradient_checkpointing:
@@ -59,6 +60,7 @@ def finish(model, record, ctx):
         model.activation_checkpointing_enable()
     _trainable_in_fp32(model, record)
     skip_input_casts_under_autocast(model)  # changes nothing outside autocast (methods/input_casts.py)
+    fuse_lora_sums(model)  # the same numbers with two output-sized tensors fewer per LoRA layer (methods/fused_lora_sum.py)
     setattr(model, MARKER, record.name)
     return model
 
