@@ -32,6 +32,10 @@ CPU_HEAP_SLACK = 0.25  # extra RSS per byte of fp32-sized activations, every met
 # (sentiment_smollm_lora fp32: 6.0, lm_lora ~5.2); 4 bytes in bf16, of which ~1.3 stay (sentiment_smollm_lora bf16
 # re-measured at 3,110 MiB: 1.3; lm_lora bf16 ~0: its RSS was the same under ADAPTERKIT_MALLOC=steady).
 ADAPTER_TEMP_BYTES = {"fp32": 6.0, "bf16": 1.3, "fp16": 1.3}
+# peft's plain LoRA sum in one addmm (methods/fused_lora_sum.py; fp32, outside autocast): only the base output (4 bytes)
+# is freed per out-feature and token. Fitted on the fp32 LoRA rows re-measured with it (AMD EPYC, 2026-11-28: chat_lora
+# padded, chat_dpo, lm_lora, ner_lora, sentiment_lora, sentiment_smollm_lora; 1.0-3.9 each, 2.8 leaves them 0.95-1.05).
+FUSED_SUM_TEMP_BYTES = 2.8
 # Where the adapter sum is taken in fp32 under autocast (methods/fp32_adapter_sum.py, the chat task): the base output's
 # fp32 copy and the fp32 sum add 8 freed bytes per out-feature and token, kept at bf16's rate (1.3 of 4): 2.6.
 FP32_SUM_TEMP_BYTES = 2.6

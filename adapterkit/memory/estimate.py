@@ -93,6 +93,7 @@ from .calibration import (  # noqa: F401  (re-exported: the planner's tests and 
     EVAL_LOGIT_COPIES,
     FP32_SUM_TEMP_BYTES,
     FUSED_HEAD_COPIES,
+    FUSED_SUM_TEMP_BYTES,
     HIDDEN_DROPOUT_PER_HIDDEN,
     LIBRARIES_MIB_AT_CALIBRATION,
     LOGIT_COPIES,
@@ -281,7 +282,9 @@ def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Es
     est.notes["overhead"] = cpu_note if work.device == "cpu" else "CUDA context + allocator"
     # CPU: glibc keeps freed temporaries resident (module docstring: heap slack); CUDA's allocator is in overhead.
     slack = CPU_HEAP_SLACK if work.device == "cpu" else 0.0
-    per_out = ADAPTER_TEMP_BYTES[work.precision] + (FP32_SUM_TEMP_BYTES if work.fp32_adapter_sums else 0.0)
+    fused = foot.fused_sum and method.quantization is None and work.precision == "fp32"  # 4-bit layers: peft's sum
+    per_out = (FUSED_SUM_TEMP_BYTES if fused else ADAPTER_TEMP_BYTES[work.precision]) + (
+        FP32_SUM_TEMP_BYTES if work.fp32_adapter_sums else 0.0)
     branch = per_out * tokens * foot.branch_out_features if work.device == "cpu" else 0.0
     est.terms["heap slack"] = slack * act_fp32 + branch
     if work.device == "cpu":

@@ -56,6 +56,9 @@ class Footprint:
     # added to the base output): per token, its short-lived outputs are freed at once; on CPU they are part
     # of the heap slack (``memory/estimate.py``: ADAPTER_TEMP_BYTES), not of the live activations.
     branch_out_features: int = 0
+    # The branch is peft's plain LoRA sum, which a run takes in one addmm outside autocast (methods/fused_lora_sum.py):
+    # in fp32 only the base output is freed per adapted linear, not B's output and its scaled copy.
+    fused_sum: bool = False
     # Distinct (in, out) shapes of the adapter branch's matmuls (LoRA: x @ A is in -> r, then r -> out): each is a
     # oneDNN primitive per token count under bf16/fp16 on a CPU (``memory/kernels.py``).
     branch_matmul_shapes: tuple[tuple[int, int], ...] = ()

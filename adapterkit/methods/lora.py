@@ -92,7 +92,7 @@ def footprint(options: LoraOptions, shape) -> Footprint:
     targeted = targeted_linears(options, shape)
     adapters = sum(options.r * (i + o) + (o if options.use_dora else 0) for _, i, o in targeted)
     return Footprint(adapters + shape.task_head_params, branch_out_features=sum(o for _, _, o in targeted),
-                     branch_matmul_shapes=lora_matmul_shapes(targeted, options.r))
+                     branch_matmul_shapes=lora_matmul_shapes(targeted, options.r), fused_sum=not options.use_dora)
 
 
 def check_model(options: LoraOptions, config, task: str) -> str | None:

@@ -245,21 +245,30 @@ def test_profile_batch_defaults_apply_as_a_pair(tiny_llama_dir, data_files):
 
 def test_heap_slack_is_cpu_only_and_counts_lora_branches(no_weights):
     """glibc's retained heap (memory.py: heap slack) is planned on CPU only; LoRA's freed branch outputs add
-    to it (benchmarks/planner: LoRA's default-allocator slack ~1x activations, full fine-tuning's ~0.3x)."""
+    to it: in fp32 the base output only, the sum being one addmm (methods/fused_lora_sum.py), under bf16 B's output
+    and its scaled copy (peft's sum); QLoRA's 4-bit layers keep peft's sum in fp32 too."""
     from adapterkit import loading
-    from adapterkit.memory.estimate import CPU_HEAP_SLACK
-    from adapterkit.memory.verdict import assess, shape_of
+    from adapterkit.memory.estimate import ADAPTER_TEMP_BYTES, CPU_HEAP_SLACK, FUSED_SUM_TEMP_BYTES
+    from adapterkit.memory.verdict import assess, shape_of, workload
     from adapterkit.plan import load_recipe, make_plan
 
-    def terms(name, profile):
-        recipe = load_recipe(REPO / "recipes" / f"{name}.toml", [f"hardware.profile={profile}"])
+    def planned(name, profile, precision="fp32"):
+        recipe = load_recipe(REPO / "recipes" / f"{name}.toml", [f"hardware.profile={profile}",
+                                                                f"hardware.precision={precision}"])
         plan = make_plan(recipe)
-        return assess(plan, shape_of(plan, loading.load_config(recipe.model, recipe.source))).estimate.terms
+        shape = shape_of(plan, loading.load_config(recipe.model, recipe.source))
+        work = workload(plan)
+        branch = plan.method.footprint(plan.method_options, shape).branch_out_features * work.batch_size * work.seq_len
+        return assess(plan, shape).estimate.terms, branch
 
-    lora, full = terms("sentiment_lora", "cpu-2c-24g"), terms("sentiment_full", "cpu-2c-24g")
+    (full, _), (lora, branch) = planned("sentiment_full", "cpu-2c-24g"), planned("sentiment_lora", "cpu-2c-24g")
     assert full["heap slack"] == pytest.approx(CPU_HEAP_SLACK * full["activations"])
-    assert lora["heap slack"] > 2 * full["heap slack"] > 0
-    assert terms("sentiment_lora", "gpu-24g")["heap slack"] == 0.0
+    assert lora["heap slack"] == pytest.approx(CPU_HEAP_SLACK * lora["activations"] + FUSED_SUM_TEMP_BYTES * branch)
+    bf16, branch16 = planned("sentiment_lora", "cpu-2c-24g", "bf16")
+    assert bf16["heap slack"] - CPU_HEAP_SLACK * lora["activations"] == pytest.approx(ADAPTER_TEMP_BYTES["bf16"] * branch16)
+    qlora, branch4 = planned("chat_qlora", "cpu-2c-24g")
+    assert qlora["heap slack"] == pytest.approx(CPU_HEAP_SLACK * qlora["activations"] + ADAPTER_TEMP_BYTES["fp32"] * branch4)
+    assert planned("sentiment_lora", "gpu-24g")[0]["heap slack"] == 0.0
 
 
 @pytest.mark.parametrize("method, task, rows, tokens", [
