@@ -96,21 +96,27 @@ def test_tokens_are_cached_by_fingerprint(tmp_path, tiny_llama_dir, data_files, 
                                changed.task_options, "train", changed.where)
 
 
-@pytest.mark.parametrize("on_error", ["fail", "skip"])
-def test_a_bad_jsonl_line_in_a_stream_is_named_by_file_and_line_or_skipped(tmp_path, on_error):
-    good = '{"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}]}'
-    (tmp_path / "train.jsonl").write_text("\n".join([good] * 5 + ['{"conversations": [}'] + [good] * 5) + "\n")
-    (tmp_path / "eval.jsonl").write_text(good + "\n")
+def streamed_rows(tmp_path, suffix: str, train: str, evaluation: str, on_error: str):
+    """The train stream of a chat recipe over train/eval files with this suffix, read whole."""
+    for name, text in (("train", train), ("eval", evaluation)):
+        (tmp_path / f"{name}{suffix}").write_text(text)
     recipe = recipe_from_dict({"model": {"name": "unused"}, "method": {"name": "lora"}, "task": {"name": "chat"},
-                               "data": {"train": str(tmp_path / "train.jsonl"), "eval": str(tmp_path / "eval.jsonl"),
+                               "data": {"train": str(tmp_path / f"train{suffix}"), "eval": str(tmp_path / f"eval{suffix}"),
                                         "streaming": True, "on_error": on_error}, "train": {"max_steps": 2}},
                               source=str(tmp_path / "r.toml"))
     plan = make_plan(recipe)
+    return list(plan.task.load_data(plan).train)
+
+
+@pytest.mark.parametrize("on_error", ["fail", "skip"])
+def test_a_bad_jsonl_line_in_a_stream_is_named_by_file_and_line_or_skipped(tmp_path, on_error):
+    good = '{"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}]}'
+    train = "\n".join([good] * 5 + ['{"conversations": [}'] + [good] * 5) + "\n"
     if on_error == "fail":
         with pytest.raises(UserError, match=rf"^{tmp_path / 'train.jsonl'}:6: not valid JSON"):
-            list(plan.task.load_data(plan).train)
+            streamed_rows(tmp_path, ".jsonl", train, good + "\n", on_error)
     else:
-        rows = list(plan.task.load_data(plan).train)
+        rows = streamed_rows(tmp_path, ".jsonl", train, good + "\n", on_error)
         assert len(rows) == 10 and rows[5]["_where"] == f"{tmp_path / 'train.jsonl'}:7"
 
 
@@ -118,18 +124,12 @@ def test_a_bad_jsonl_line_in_a_stream_is_named_by_file_and_line_or_skipped(tmp_p
 def test_a_bad_csv_record_in_a_stream_is_named_by_file_and_line_or_skipped(tmp_path, on_error):
     """A streamed CSV is read as the whole-file reader reads it (strings, a record named by its first line): a record
     with an extra field stopped the run with pandas' ParserError traceback, with or without on_error = "skip"."""
-    lines = ["instruction,output", *["hi,yo"] * 3, "hi,yo,extra", '"two\nlines",yo', "hi,yo"]
-    (tmp_path / "train.csv").write_text("\n".join(lines) + "\n")
-    (tmp_path / "eval.csv").write_text("instruction,output\nhi,yo\n")
-    recipe = recipe_from_dict({"model": {"name": "unused"}, "method": {"name": "lora"}, "task": {"name": "chat"},
-                               "data": {"train": str(tmp_path / "train.csv"), "eval": str(tmp_path / "eval.csv"),
-                                        "streaming": True, "on_error": on_error}, "train": {"max_steps": 2}},
-                              source=str(tmp_path / "r.toml"))
-    plan = make_plan(recipe)
+    train = "\n".join(["instruction,output", *["hi,yo"] * 3, "hi,yo,extra", '"two\nlines",yo', "hi,yo"]) + "\n"
+    evaluation = "instruction,output\nhi,yo\n"
     if on_error == "fail":
         with pytest.raises(UserError, match=rf"^{tmp_path / 'train.csv'}:5: more fields than the header's 2"):
-            list(plan.task.load_data(plan).train)
+            streamed_rows(tmp_path, ".csv", train, evaluation, on_error)
     else:
-        rows = list(plan.task.load_data(plan).train)
+        rows = streamed_rows(tmp_path, ".csv", train, evaluation, on_error)
         assert [r["_where"] for r in rows] == [f"{tmp_path / 'train.csv'}:{n}" for n in (2, 3, 4, 6, 8)]
         assert rows[3]["messages"][0]["content"] == "two\nlines"
