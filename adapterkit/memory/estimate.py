@@ -282,7 +282,7 @@ def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Es
     est.notes["overhead"] = cpu_note if work.device == "cpu" else "CUDA context + allocator"
     # CPU: glibc keeps freed temporaries resident (module docstring: heap slack); CUDA's allocator is in overhead.
     slack = CPU_HEAP_SLACK if work.device == "cpu" else 0.0
-    fused = foot.fused_sum and method.quantization is None and work.precision == "fp32"  # 4-bit layers: peft's sum
+    fused = foot.fused_sum and work.precision == "fp32"  # one addmm outside autocast (methods/fused_lora_sum.py)
     per_out = (FUSED_SUM_TEMP_BYTES if fused else ADAPTER_TEMP_BYTES[work.precision]) + (
         FP32_SUM_TEMP_BYTES if work.fp32_adapter_sums else 0.0)
     branch = per_out * tokens * foot.branch_out_features if work.device == "cpu" else 0.0

@@ -11,13 +11,15 @@ code that mixes a projection's output with an autocast matmul then breaks (DeBER
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
 from pydantic import Field, field_validator
 
-from .base import Method, Needs, WrapContext
-from .lora import LoraOptions, footprint, lora_config, prepare_trainer, wrap_refusal
+from .base import Footprint, Method, Needs, WrapContext
+from .lora import LoraOptions, lora_config, prepare_trainer, wrap_refusal
 from .lora import check_model as check_lora
+from .lora import footprint as lora_footprint
 from .peft_tuner import PEFT_FILES, load_peft, peft_model, save_peft
 
 _STORAGE = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
@@ -39,6 +41,12 @@ class QLoraOptions(LoraOptions):
                              "gaussian or eva (or method lora)")
         return value
 
+
+
+def footprint(options: QLoraOptions, shape) -> Footprint:
+    """LoRA's, on 4-bit layers: peft's ``Linear4bit`` keeps its own sum (methods/fused_lora_sum.py fuses plain
+    ``lora.Linear`` only), so B's output and its scaled copy are freed per layer as before."""
+    return replace(lora_footprint(options, shape), fused_sum=False)
 
 def quantization(options: QLoraOptions) -> dict:
     """BitsAndBytesConfig kwargs; the loader adds the modules kept in full precision (the task head and the
