@@ -28,26 +28,27 @@ class FusedLoraLinear(LoraLinear):
             return super().forward(x, *args, **kwargs)
         self._check_forward_args(x, *args, **kwargs)
         result = self.base_layer(x, *args, **kwargs)
-        dtype = result.dtype
         for name in self.active_adapters:
             if name not in self.lora_A:
                 continue
             a, b = self.lora_A[name], self.lora_B[name]
             h = a(self.lora_dropout[name](self._cast_input_dtype(x, a.weight.dtype)))
-            if result.dtype != h.dtype:  # a low-precision base without autocast: peft's sum promotes, keep it
-                result = result + b(h) * self.scaling[name]
-                continue
             flat = torch.addmm(result.reshape(-1, result.shape[-1]), h.reshape(-1, h.shape[-1]), b.weight.t(),
                                alpha=self.scaling[name])
             result = flat.view(result.shape)
-        return result.to(dtype)
+        return result
 
     def _fusable(self, x: torch.Tensor, kwargs: dict) -> bool:
         if self.disable_adapters or self.merged or kwargs.get("adapter_names") is not None or self.lora_variant:
             return False
         if torch.is_autocast_enabled(x.device.type):
             return False
-        return all(self.lora_B[name].bias is None for name in self.active_adapters if name in self.lora_B)
+        # the base's output has its weight's dtype outside autocast: addmm needs the adapter's to match (a bf16 base
+        # with fp32 adapters, run without autocast, takes peft's promoting sum)
+        base = getattr(self.get_base_layer(), "weight", None)
+        adapters = [name for name in self.active_adapters if name in self.lora_A]
+        return base is not None and all(self.lora_B[name].bias is None and self.lora_A[name].weight.dtype == base.dtype
+                                        and self.lora_B[name].weight.dtype == base.dtype for name in adapters)
 
 
 def fuse_lora_sums(model) -> int:
