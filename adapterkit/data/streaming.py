@@ -64,12 +64,17 @@ def jsonl_stream(path: Path, on_error: str):
                 try:
                     line = raw.decode("utf-8-sig" if n == 1 else "utf-8")
                 except UnicodeDecodeError as err:
-                    raise UserError(f"not UTF-8 text: byte 0x{raw[err.start]:02x} cannot be decoded; convert the file, "
-                                    f"e.g. iconv -f latin1 -t utf-8", where=f"{path}:{n}") from None
+                    raise not_utf8(raw[err.start], f"{path}:{n}") from None
                 if line.strip():
                     yield jsonl_row(line.rstrip("\r\n"), f"{path}:{n}", on_error)
 
     return datasets.IterableDataset.from_generator(rows, gen_kwargs={"path": str(path), "on_error": on_error})
+
+
+def not_utf8(byte: int, where: str) -> UserError:
+    """The one-line error for a streamed file's undecodable byte."""
+    return UserError(f"not UTF-8 text: byte 0x{byte:02x} cannot be decoded; convert the file, e.g. iconv -f latin1 -t "
+                     "utf-8", where=where)
 
 
 def csv_stream(path: Path, on_error: str):
@@ -83,8 +88,7 @@ def csv_stream(path: Path, on_error: str):
             try:
                 yield from csv_rows(fh, Path(path), on_error)
             except UnicodeDecodeError as err:
-                raise UserError(f"not UTF-8 text: byte 0x{err.object[err.start]:02x} cannot be decoded; convert the "
-                                f"file, e.g. iconv -f latin1 -t utf-8", where=path) from None
+                raise not_utf8(err.object[err.start], path) from None
 
     return datasets.IterableDataset.from_generator(rows, gen_kwargs={"path": str(path), "on_error": on_error})
 
