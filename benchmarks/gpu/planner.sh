@@ -11,13 +11,12 @@ bench() { # cores name precision recipes...
   cpu "$cores" "$name" $PY benchmarks/planner/run.py "$@" --precisions "$p" --no-defaults-rows --runs "/tmp/pl-$name" \
     --out "$OUT/$name.json"
 }
-steady() { # name recipe overrides...: one planner row by hand, glibc's mmap threshold pinned
+steady() { # name recipe overrides...: one planner row by hand (setup.sh's row), glibc's mmap threshold pinned
   local name=$1 recipe=$2; shift 2
-  ADAPTERKIT_MALLOC=steady $PY -m adapterkit run "recipes/$recipe.toml" --set train.max_steps=2 --set data.limit_eval=16 \
-    --set hardware.precision=fp32 "$@" --output "/tmp/runs/$name" --overwrite --force > "$OUT/$name.log" 2>&1
-  echo "$name rc=$? peak_rss_mib $($PY -c "import json; print(json.load(open('/tmp/runs/$name/run.json'))['peak_rss_mib'])")"
+  ADAPTERKIT_MALLOC=steady row "$name" "$recipe" --set train.max_steps=2 --set data.limit_eval=16 \
+    --set hardware.precision=fp32 "$@"
 }
-export -f steady; export PY OUT
+export -f steady
 bench 0,1 chat-fp32 fp32 chat_lora chat_dpo lm_lora &
 bench 2,3 chat-bf16 bf16 chat_lora chat_dpo lm_lora &
 bench 4,5 enc-fp32 fp32 sentiment_lora ner_lora sentiment_full ner_bottleneck sentiment_prompt &

@@ -7,13 +7,6 @@
 cd "$(dirname "$0")/../.." || exit 1
 T=${T:-270}; DPO_STEPS=${DPO_STEPS:-8}
 source benchmarks/gpu/setup.sh
-row() { # name recipe overrides...: one run, its speed and peak RSS (extra environment from the caller)
-  local name=$1 recipe=$2; shift 2
-  $PY -m adapterkit run "recipes/$recipe.toml" "$@" --output "/tmp/runs/$name" --overwrite --force > "$OUT/run-$name.log" 2>&1
-  echo "$name rc=$? $($PY -c "import json; i = json.load(open('/tmp/runs/$name/run.json')); m = json.load(open('/tmp/runs/$name/metrics.json'))
-print('tokens/s', round(i['train_tokens_per_second'], 1), 'peak_rss_mib', round(i['peak_rss_mib']), 'eval_loss', m.get('eval_loss'))" 2>&1 | tail -1)"
-}
-export -f row; export PY OUT
 planner_row=(--set train.max_steps=2 --set data.limit_eval=16 --set hardware.precision=fp32)
 cpu 4,5 adapter bash -c "row base chat_lora --set train.max_steps=2 --set task.num_samples=0 --set data.limit_eval=8 --set hardware.precision=fp32"
 cpu 0,1 lm-fp32 bash -c "row lm-fp32 lm_lora --set hardware.precision=fp32" &

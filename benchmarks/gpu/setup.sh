@@ -21,3 +21,10 @@ bundle() {  # at most 8 files come back: everything in one archive
   rm -rf /tmp/bundle; mkdir -p /tmp/bundle && cp "$OUT"/*.log "$OUT"/*.txt "$OUT"/*.json /tmp/bundle/ 2>/dev/null
   tar czf "$OUT/bundle.tgz" -C /tmp/bundle . && find "$OUT" -maxdepth 1 -type f ! -name bundle.tgz -delete
 }
+row() { # name recipe overrides...: one run, its speed and peak RSS (extra environment from the caller)
+  local name=$1 recipe=$2; shift 2
+  $PY -m adapterkit run "recipes/$recipe.toml" "$@" --output "/tmp/runs/$name" --overwrite --force > "$OUT/run-$name.log" 2>&1
+  echo "$name rc=$? $($PY -c "import json; i = json.load(open('/tmp/runs/$name/run.json')); m = json.load(open('/tmp/runs/$name/metrics.json'))
+print('tokens/s', round(i['train_tokens_per_second'], 1), 'peak_rss_mib', round(i['peak_rss_mib']), 'eval_loss', m.get('eval_loss'))" 2>&1 | tail -1)"
+}
+export -f row; export PY OUT
