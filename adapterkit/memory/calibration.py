@@ -32,6 +32,11 @@ CPU_HEAP_SLACK = 0.25  # extra RSS per byte of fp32-sized activations, every met
 # (sentiment_smollm_lora fp32: 6.0, lm_lora ~5.2); 4 bytes in bf16, of which ~1.3 stay (sentiment_smollm_lora bf16
 # re-measured at 3,110 MiB: 1.3; lm_lora bf16 ~0: its RSS was the same under ADAPTERKIT_MALLOC=steady).
 ADAPTER_TEMP_BYTES = {"fp32": 6.0, "bf16": 1.3, "fp16": 1.3}
+# The same on an AMX Xeon (the lent GPU machine's CPU, 2 pinned cores, Ubuntu's glibc 2.39: results-amx.json). Its unfused
+# fp32 LoRA rows kept ~1 byte (default minus ADAPTERKIT_MALLOC=steady RSS, 2026-11-28), and its bf16 LoRA rows ran 3-13%
+# under the plan with 1.3 while its other rows matched: 0.2 leaves them 0.97-1.04 (sentiment_smollm_lora: 1.13 -> 1.03).
+# One machine cannot say whether its CPU kind or its glibc makes the difference; the planner keys it on what it can see.
+ADAPTER_TEMP_BYTES_BY_KIND = {"cpu-amx": {"fp32": 1.0, "bf16": 0.3, "fp16": 0.3}}
 # peft's plain LoRA sum in one addmm (methods/fused_lora_sum.py; fp32, outside autocast): only the base output (4 bytes)
 # is freed per out-feature and token. Fitted on the fp32 LoRA rows re-measured with it (AMD EPYC, 2026-11-28: chat_lora
 # padded, chat_dpo, lm_lora, ner_lora, sentiment_lora, sentiment_smollm_lora; 1.0-3.9 each, 2.8 leaves them 0.95-1.05).
@@ -54,5 +59,7 @@ LIBRARIES_MIB_AT_CALIBRATION = 510.0
 # bf16 linear, 2 primitives; 2.1 through a trained one, 3), ~40 MiB for oneDNN itself at the first bf16 matmul.
 ONEDNN_BASE_MIB = 40.0
 ONEDNN_PRIMITIVE_MIB = 0.72
+# The same measurement on the AMX Xeon (kernels-amx.json, torch 2.11.0+cu130): 0.59 MiB per primitive.
+ONEDNN_PRIMITIVE_MIB_BY_KIND = {"cpu-amx": 0.59}
 CUDA_OVERHEAD_MIB = 600.0  # CUDA context (~300-500 MiB with lazy module loading) + allocator slack
 QUANT_BYTES = {True: 0.5 + 1 / 64 + 4 / (64 * 256), False: 0.5 + 4 / 64}  # per 4-bit weight, by double_quant

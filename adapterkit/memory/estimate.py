@@ -33,7 +33,8 @@ bytes. Every term and its formula (P = parameters, T = trainable parameters):
               tensors of a forward/backward pass) stay resident instead of going back to the OS, so RSS
               runs above the live tensors by
                 CPU_HEAP_SLACK x activations counted at 4 bytes an element (fp32-sized, in every precision)
-                + (ADAPTER_TEMP_BYTES[precision] + FP32_SUM_TEMP_BYTES where the adapter sum is fp32) x tokens
+                + (ADAPTER_TEMP_BYTES[precision], per CPU kind where measured apart, + FP32_SUM_TEMP_BYTES where
+                  the adapter sum is fp32) x tokens
                   x (out_features of the linears with an adapter branch, over all layers: ``branch_out_features``)
               The second part is peft's LoRA forward (B's output and its scaled copy, freed per linear):
               measured, LoRA's slack is ~1x its activations, full fine-tuning's, prompt tuning's and
@@ -85,6 +86,7 @@ from .calibration import (  # noqa: F401  (re-exported: the planner's tests and 
     ACT_PER_IN,
     ACT_PER_OUT,
     ADAPTER_TEMP_BYTES,
+    ADAPTER_TEMP_BYTES_BY_KIND,
     ATTN_DROPOUT_PER_SCORE,
     CE_LOGIT_COPIES,
     CPU_CUDA_LIBRARIES_MIB,
@@ -132,6 +134,9 @@ class Workload:
     torch_ships_cuda: bool = False  # a CUDA build of torch: its libraries are resident on a CPU run too
     libraries_mib: float | None = None  # CPU: this environment's import footprint, measured (hardware/libraries.py)
     pass_lengths: int = 1  # distinct token counts a pass can have (bf16/fp16 on a CPU: memory/kernels.py)
+    # CPU: this machine's kind (hardware.precision.cpu_kind), where constants were measured apart per kind; None: the
+    # constants fitted on the AMD EPYC (calibration.py)
+    cpu_kind: str | None = None
 
 
 @dataclass
@@ -283,7 +288,8 @@ def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Es
     # CPU: glibc keeps freed temporaries resident (module docstring: heap slack); CUDA's allocator is in overhead.
     slack = CPU_HEAP_SLACK if work.device == "cpu" else 0.0
     fused = foot.fused_sum and work.precision == "fp32"  # one addmm outside autocast (methods/fused_lora_sum.py)
-    per_out = (FUSED_SUM_TEMP_BYTES if fused else ADAPTER_TEMP_BYTES[work.precision]) + (
+    unfused = ADAPTER_TEMP_BYTES_BY_KIND.get(work.cpu_kind, ADAPTER_TEMP_BYTES)[work.precision]
+    per_out = (FUSED_SUM_TEMP_BYTES if fused else unfused) + (
         FP32_SUM_TEMP_BYTES if work.fp32_adapter_sums else 0.0)
     branch = per_out * tokens * foot.branch_out_features if work.device == "cpu" else 0.0
     est.terms["heap slack"] = slack * act_fp32 + branch

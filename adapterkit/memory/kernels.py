@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .calibration import ONEDNN_BASE_MIB, ONEDNN_PRIMITIVE_MIB
+from .calibration import ONEDNN_BASE_MIB, ONEDNN_PRIMITIVE_MIB, ONEDNN_PRIMITIVE_MIB_BY_KIND
 
 MIB = 2**20
 
@@ -43,7 +43,8 @@ def low_precision_kernels(shape: Any, foot: Any, work: Any, trains_base: bool) -
     if work.device != "cpu" or work.precision == "fp32":
         return 0.0, None
     per_length = primitives_per_token_count(shape, foot, trains_base)
-    mib = ONEDNN_BASE_MIB + ONEDNN_PRIMITIVE_MIB * per_length * work.pass_lengths
+    each = ONEDNN_PRIMITIVE_MIB_BY_KIND.get(work.cpu_kind, ONEDNN_PRIMITIVE_MIB)
+    mib = ONEDNN_BASE_MIB + each * per_length * work.pass_lengths
     counts = f"{work.pass_lengths} token count{'s' if work.pass_lengths != 1 else ''}"
     return mib * MIB, (f"oneDNN's {work.precision} kernels: {per_length} matmul primitives x {counts} x "
-                       f"{ONEDNN_PRIMITIVE_MIB} MiB + {ONEDNN_BASE_MIB:.0f} MiB")
+                       f"{each} MiB + {ONEDNN_BASE_MIB:.0f} MiB")

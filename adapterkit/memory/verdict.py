@@ -53,8 +53,9 @@ def workload(plan, eval_lengths: tuple[int, int] | None = None) -> Workload:
     scored positions) of the eval split's largest batch, read by the task before any weight is loaded
     (``eval_batch_lengths``), which replace that bound.
     """
-    from ..hardware.detect import torch_ships_cuda
+    from ..hardware.detect import cpu_flags, torch_ships_cuda
     from ..hardware.libraries import imported_libraries_mib
+    from ..hardware.precision import cpu_kind
     from ..loading import weights_dtype
     from ..training import shape_multiple
 
@@ -88,7 +89,8 @@ def workload(plan, eval_lengths: tuple[int, int] | None = None) -> Workload:
                     lm_head_tile=needs.get("lm_head_tile"), logit_metrics=needs.get("logit_metrics", True),
                     fp32_adapter_sums=bool(needs.get("fp32_adapter_sums", False)),
                     torch_ships_cuda=hw.device == "cpu" and torch_ships_cuda(), pass_lengths=lengths,
-                    libraries_mib=imported_libraries_mib() if hw.device == "cpu" else None)
+                    libraries_mib=imported_libraries_mib() if hw.device == "cpu" else None,
+                    cpu_kind=cpu_kind(cpu_flags()) if hw.device == "cpu" else None)
 
 
 def memory_needs(plan) -> dict[str, Any]:

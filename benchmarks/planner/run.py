@@ -84,11 +84,13 @@ def measure(recipe: Path, steps: int, run_dir: Path, precision: str, defaults: b
     info = json.loads((run_dir / "run.json").read_text())
     measured = info.get("cuda_max_allocated_mib") or info["peak_rss_mib"]
     return {"measured_mib": measured, "metric": "cuda_max_allocated" if info.get("cuda_max_allocated_mib")
-            else "rss_high_water", "seconds": time.time() - started, "trainable_params": info["trainable_params"]}
+            else "rss_high_water", "seconds": time.time() - started, "trainable_params": info["trainable_params"],
+            **({"cuda_max_reserved_mib": info["cuda_max_reserved_mib"]} if info.get("cuda_max_reserved_mib") else {})}
 
 
 def predict(recipe: Path, steps: int, precision: str, runs: Path, defaults: bool = False) -> dict:
     from adapterkit import loading
+    from adapterkit.hardware.libraries import imported_libraries_mib
     from adapterkit.memory.estimate import MIB
     from adapterkit.memory.verdict import assess, eval_lengths, shape_of
     from adapterkit.plan import load_recipe, make_plan
@@ -101,7 +103,8 @@ def predict(recipe: Path, steps: int, precision: str, runs: Path, defaults: bool
     return {"precision": precision, "predicted_mib": est.peak / MIB, "predicted_phase": est.phase, "method": plan.method.name,
             "profile": plan.hardware.name, "predicted_trainable_params": est.trainable_params,
             "terms_mib": {k: round(v / MIB, 1) for k, v in est.terms.items()},
-            "phases_mib": {p: round(getattr(est, p) / MIB, 1) for p in ("train", "eval", "load")}}
+            "phases_mib": {p: round(getattr(est, p) / MIB, 1) for p in ("train", "eval", "load")},
+            "libraries_import_mib": imported_libraries_mib() if plan.hardware.device == "cpu" else None}
 
 
 def main() -> int:
@@ -121,12 +124,13 @@ def main() -> int:
                              "AMX, else fp32)")
     parser.add_argument("--reuse", action="store_true", help="keep earlier measurements found in --runs")
     parser.add_argument("--no-defaults-rows", action="store_true", help="skip the long rows at recipes' defaults")
+    parser.add_argument("--only-defaults-rows", action="store_true", help="only the rows at recipes' defaults")
     args = parser.parse_args()
     paths = ordered(sorted((REPO / "recipes").glob("*.toml")))
     if args.recipes:
         paths = [p for p in paths if p.stem in args.recipes]
     rows = []
-    cases = [(path, path.stem, args.steps, False) for path in paths]
+    cases = [] if args.only_defaults_rows else [(path, path.stem, args.steps, False) for path in paths]
     if not args.no_defaults_rows:
         cases += [(path, f"{path.stem} (defaults)", DEFAULTS_ROWS[path.stem], True) for path in paths
                   if path.stem in DEFAULTS_ROWS]
