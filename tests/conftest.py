@@ -127,3 +127,20 @@ def one_step_recipe(tmp_path, tiny_bert_dir, data_files) -> Path:
     path.write_text(tomli_w.dumps(tiny_recipe("classification", "lora", tiny_bert_dir, data_files,
                                               train={"max_steps": 1})))
     return path
+
+
+@pytest.fixture
+def cpu_kind(monkeypatch):
+    """Pins the kind of CPU the planner sees (``hardware.precision.cpu_kind``; some constants are per kind and CI's
+    CPUs vary) to the AMD EPYC's, where its constants were fitted; call the fixture's value to pin another."""
+    import importlib
+
+    from adapterkit.hardware.precision import KIND_FLAGS
+
+    detect = importlib.import_module("adapterkit.hardware.detect")  # the package's ``detect`` is the function
+
+    def pin(kind: str) -> None:
+        monkeypatch.setattr(detect, "cpu_flags", lambda: set(KIND_FLAGS[kind]))
+
+    pin("cpu-avx512-bf16")
+    return pin

@@ -35,6 +35,11 @@ RULES: dict[str, tuple[str, dict[str, str], str]] = {
 }
 
 
+# The /proc/cpuinfo flags that make each kind (what tests and benchmarks pin to plan as another CPU would).
+KIND_FLAGS = {"cpu-amx": frozenset({"amx_bf16", "amx_tile", "avx512_bf16"}), "cpu-avx512-bf16": frozenset({"avx512_bf16"}),
+              "cpu": frozenset()}
+
+
 def cpu_kind(flags: set[str]) -> str:
     """``cpu-amx`` (AMX tiles), ``cpu-avx512-bf16`` (AVX512-BF16 only) or ``cpu``, from /proc/cpuinfo flags."""
     if "amx_bf16" in flags:

@@ -33,8 +33,9 @@ CPU_HEAP_SLACK = 0.25  # extra RSS per byte of fp32-sized activations, every met
 # re-measured at 3,110 MiB: 1.3; lm_lora bf16 ~0: its RSS was the same under ADAPTERKIT_MALLOC=steady).
 ADAPTER_TEMP_BYTES = {"fp32": 6.0, "bf16": 1.3, "fp16": 1.3}
 # The same on an AMX Xeon (the lent GPU machine's CPU, 2 pinned cores, Ubuntu's glibc 2.39: results-amx.json). Its unfused
-# fp32 LoRA rows kept ~1 byte (default minus ADAPTERKIT_MALLOC=steady RSS, 2026-11-28), and its bf16 LoRA rows ran 3-13%
-# under the plan with 1.3 while its other rows matched: 0.2 leaves them 0.97-1.04 (sentiment_smollm_lora: 1.13 -> 1.03).
+# fp32 LoRA rows kept ~1 byte (default minus ADAPTERKIT_MALLOC=steady RSS, 2026-11-28); with 1.3 its bf16 LoRA rows were
+# planned 5-13% over while its other rows matched; 0.3 (fitted with benchmarks/planner/repredict.py, then re-measured
+# there) leaves them 0.99-1.06 (sentiment_smollm_lora 1.13 -> 1.02). Its fused fp32 rows fit the AMD EPYC's 2.8.
 # One machine cannot say whether its CPU kind or its glibc makes the difference; the planner keys it on what it can see.
 ADAPTER_TEMP_BYTES_BY_KIND = {"cpu-amx": {"fp32": 1.0, "bf16": 0.3, "fp16": 0.3}}
 # peft's plain LoRA sum in one addmm (methods/fused_lora_sum.py; fp32, outside autocast): only the base output (4 bytes)

@@ -33,10 +33,8 @@ bytes. Every term and its formula (P = parameters, T = trainable parameters):
               tensors of a forward/backward pass) stay resident instead of going back to the OS, so RSS
               runs above the live tensors by
                 CPU_HEAP_SLACK x activations counted at 4 bytes an element (fp32-sized, in every precision)
-                + (ADAPTER_TEMP_BYTES[precision], per CPU kind where measured apart, + FP32_SUM_TEMP_BYTES where
-                  the adapter sum is fp32) x tokens
-                  x (out_features of the linears with an adapter branch, over all layers: ``branch_out_features``)
-              The second part is peft's LoRA forward (B's output and its scaled copy, freed per linear):
+                + bytes per out-feature (``branch_slack.py``) x tokens x ``branch_out_features`` (all layers)
+              The second part is the LoRA sum's freed outputs per adapted linear:
               measured, LoRA's slack is ~1x its activations, full fine-tuning's, prompt tuning's and
               bottleneck adapters' 0.3-0.6x. Measured, neither part halves under bf16 (glibc keeps half-size
               bf16 blocks resident too; on the benchmark, slack sized from bf16 activations planned every
@@ -81,21 +79,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .branch_slack import branch_temp_bytes
 from .calibration import (  # noqa: F401  (re-exported: the planner's tests and benchmarks read them here)
     ACT_PER_HIDDEN,
     ACT_PER_IN,
     ACT_PER_OUT,
-    ADAPTER_TEMP_BYTES,
-    ADAPTER_TEMP_BYTES_BY_KIND,
     ATTN_DROPOUT_PER_SCORE,
     CE_LOGIT_COPIES,
     CPU_CUDA_LIBRARIES_MIB,
     CPU_HEAP_SLACK,
     CUDA_OVERHEAD_MIB,
     EVAL_LOGIT_COPIES,
-    FP32_SUM_TEMP_BYTES,
     FUSED_HEAD_COPIES,
-    FUSED_SUM_TEMP_BYTES,
     HIDDEN_DROPOUT_PER_HIDDEN,
     LIBRARIES_MIB_AT_CALIBRATION,
     LOGIT_COPIES,
@@ -287,11 +282,7 @@ def estimate(shape: ModelShape, method: Any, options: Any, work: Workload) -> Es
     est.notes["overhead"] = cpu_note if work.device == "cpu" else "CUDA context + allocator"
     # CPU: glibc keeps freed temporaries resident (module docstring: heap slack); CUDA's allocator is in overhead.
     slack = CPU_HEAP_SLACK if work.device == "cpu" else 0.0
-    fused = foot.fused_sum and work.precision == "fp32"  # one addmm outside autocast (methods/fused_lora_sum.py)
-    unfused = ADAPTER_TEMP_BYTES_BY_KIND.get(work.cpu_kind, ADAPTER_TEMP_BYTES)[work.precision]
-    per_out = (FUSED_SUM_TEMP_BYTES if fused else unfused) + (
-        FP32_SUM_TEMP_BYTES if work.fp32_adapter_sums else 0.0)
-    branch = per_out * tokens * foot.branch_out_features if work.device == "cpu" else 0.0
+    branch = branch_temp_bytes(foot, work) * tokens * foot.branch_out_features
     est.terms["heap slack"] = slack * act_fp32 + branch
     if work.device == "cpu":
         est.notes["heap slack"] = (f"freed temporaries glibc keeps: {slack:.2f} x fp32-sized activations + "

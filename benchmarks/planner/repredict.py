@@ -21,15 +21,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-FLAGS = {"cpu-amx": {"amx_bf16", "amx_tile", "avx512_bf16"}, "cpu-avx512-bf16": {"avx512_bf16"}, "cpu": set()}
-
-
 def as_measured_on(run_info: dict, row: dict) -> None:
     """Make this process detect the CPU kind that ``run_info`` records and the import footprint ``row`` was planned
     with (each run measured its own; older files have it only in the overhead term)."""
     import importlib
 
     from adapterkit.hardware import libraries
+    from adapterkit.hardware.precision import KIND_FLAGS
 
     detect = importlib.import_module("adapterkit.hardware.detect")  # the package's ``detect`` is the function
     from adapterkit.memory.calibration import LIBRARIES_MIB_AT_CALIBRATION, PROCESS_BASELINE_MIB
@@ -37,7 +35,7 @@ def as_measured_on(run_info: dict, row: dict) -> None:
     found = re.search(r"\((cpu[a-z0-9-]*)\)\s*$", run_info["cpu"])
     if not found:
         raise SystemExit(f"run_info.cpu: no CPU kind in {run_info['cpu']!r}")
-    flags = FLAGS[found.group(1)]
+    flags = KIND_FLAGS[found.group(1)]
     detect.cpu_flags = lambda: set(flags)
     footprint = row.get("libraries_import_mib") or run_info.get("libraries_import_mib")
     if "libraries_import_mib" not in row and "overhead" in row.get("terms_mib", {}):

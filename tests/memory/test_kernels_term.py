@@ -8,6 +8,8 @@ from conftest import tiny_recipe
 
 from adapterkit.recipe import recipe_from_dict
 
+pytestmark = pytest.mark.usefixtures("cpu_kind")  # constants per kind of CPU: plan as the AMD EPYC
+
 MIB = 2**20
 
 
@@ -50,6 +52,18 @@ def test_bf16_kernels_grow_with_the_lengths_a_run_can_meet(tiny_llama_dir, data_
                     for n in (64, 256))
     grown = large.terms["low-precision kernels"] - small.terms["low-precision kernels"]
     assert grown > 0 and large.train - small.train >= grown  # the term is part of what the train phase plans
+
+
+def test_an_amx_cpu_plans_its_own_mib_per_primitive(tiny_llama_dir, data_files, cpu_kind):
+    """oneDNN keeps less per primitive on AMX (0.59 MiB measured, calibration.py): the term follows the CPU's kind."""
+    from adapterkit.memory.calibration import ONEDNN_BASE_MIB, ONEDNN_PRIMITIVE_MIB_BY_KIND
+
+    avx512 = _estimate(tiny_llama_dir, data_files, method_options=Q_LORA)[1].terms["low-precision kernels"]
+    cpu_kind("cpu-amx")
+    lengths, est = _estimate(tiny_llama_dir, data_files, method_options=Q_LORA)
+    each = ONEDNN_PRIMITIVE_MIB_BY_KIND["cpu-amx"]
+    assert est.terms["low-precision kernels"] == pytest.approx((ONEDNN_BASE_MIB + each * PER_LENGTH * lengths) * MIB)
+    assert est.terms["low-precision kernels"] < avx512 == _planned(PER_LENGTH, lengths)
 
 
 def test_fp32_and_cuda_plan_no_kernels(tiny_llama_dir, data_files):

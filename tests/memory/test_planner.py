@@ -243,12 +243,18 @@ def test_profile_batch_defaults_apply_as_a_pair(tiny_llama_dir, data_files):
     assert (train.batch_size, train.grad_accum) == (4, 1)  # the recipe's batch, not the profile's accumulation
 
 
-def test_heap_slack_is_cpu_only_and_counts_lora_branches(no_weights):
+def test_heap_slack_is_cpu_only_and_counts_lora_branches(no_weights, cpu_kind):
     """glibc's retained heap (memory.py: heap slack) is planned on CPU only; LoRA's freed branch outputs add
     to it: in fp32 the base output only, the sum being one addmm (methods/fused_lora_sum.py), under bf16 B's output
-    and its scaled copy (peft's sum); QLoRA's 4-bit layers keep peft's sum in fp32 too."""
+    and its scaled copy (peft's sum); QLoRA's 4-bit layers keep peft's sum in fp32 too. On an AMX CPU peft's sum
+    keeps that kind's measured bytes; the fused sum the same as elsewhere."""
     from adapterkit import loading
-    from adapterkit.memory.estimate import ADAPTER_TEMP_BYTES, CPU_HEAP_SLACK, FUSED_SUM_TEMP_BYTES
+    from adapterkit.memory.calibration import (
+        ADAPTER_TEMP_BYTES,
+        ADAPTER_TEMP_BYTES_BY_KIND,
+        CPU_HEAP_SLACK,
+        FUSED_SUM_TEMP_BYTES,
+    )
     from adapterkit.memory.verdict import assess, shape_of, workload
     from adapterkit.plan import load_recipe, make_plan
 
@@ -269,6 +275,14 @@ def test_heap_slack_is_cpu_only_and_counts_lora_branches(no_weights):
     qlora, branch4 = planned("chat_qlora", "cpu-2c-24g")
     assert qlora["heap slack"] == pytest.approx(CPU_HEAP_SLACK * qlora["activations"] + ADAPTER_TEMP_BYTES["fp32"] * branch4)
     assert planned("sentiment_lora", "gpu-24g")[0]["heap slack"] == 0.0
+    cpu_kind("cpu-amx")
+    amx = ADAPTER_TEMP_BYTES_BY_KIND["cpu-amx"]
+    assert amx["bf16"] != ADAPTER_TEMP_BYTES["bf16"] and amx["fp32"] != ADAPTER_TEMP_BYTES["fp32"]
+    bf16_amx = planned("sentiment_lora", "cpu-2c-24g", "bf16")[0]
+    assert bf16_amx["heap slack"] - CPU_HEAP_SLACK * lora["activations"] == pytest.approx(amx["bf16"] * branch16)
+    assert planned("chat_qlora", "cpu-2c-24g")[0]["heap slack"] == pytest.approx(
+        CPU_HEAP_SLACK * qlora["activations"] + amx["fp32"] * branch4)
+    assert planned("sentiment_lora", "cpu-2c-24g")[0]["heap slack"] == pytest.approx(lora["heap slack"])  # fused: as elsewhere
 
 
 @pytest.mark.parametrize("method, task, rows, tokens", [

@@ -10,6 +10,8 @@ from conftest import REPO, tiny_recipe
 
 from adapterkit.recipe import recipe_from_dict
 
+pytestmark = pytest.mark.usefixtures("cpu_kind")  # constants per kind of CPU: plan as the AMD EPYC
+
 
 def _plan(tiny_llama_dir, data_files, precision, **task):
     from adapterkit.plan import make_plan
@@ -96,7 +98,7 @@ def test_chat_plans_the_fp32_adapter_sums_it_adds_under_bf16(tiny_llama_dir, dat
     """The chat task adds LoRA's update in fp32 under bf16 autocast (methods/fp32_adapter_sum.py): the base output's
     fp32 copy and the fp32 sum are freed temporaries of every adapted layer, planned as heap slack (CPU)."""
     from adapterkit import loading
-    from adapterkit.memory.estimate import ADAPTER_TEMP_BYTES, FP32_SUM_TEMP_BYTES, FUSED_SUM_TEMP_BYTES
+    from adapterkit.memory.calibration import ADAPTER_TEMP_BYTES, FP32_SUM_TEMP_BYTES, FUSED_SUM_TEMP_BYTES
     from adapterkit.memory.verdict import assess, shape_of, workload
 
     fp32, bf16 = (_plan(tiny_llama_dir, data_files, p, max_length=256, padding_free=False) for p in ("fp32", "bf16"))
