@@ -11,6 +11,9 @@
   ``preference`` task's rows; the chat task names that task.
 - ``text``: ``text``, plain text for continued pre-training (the ``lm`` task).
 
+An assistant turn with ``"weight": 0`` (OpenAI's fine-tuning format; sharegpt files use it too) is context: it
+is rendered but not trained on; a weight on other turns changes nothing (only assistant turns are trained).
+
 Content given as a list of parts (``[{"type": "text", "text"|"value": ...}]``: OpenAI's multimodal shape,
 LLaMA-Factory's v1 files) reads as its text parts joined by newlines; a non-text part is a bad row. Tool
 turns (sharegpt ``function_call``/``observation``, OpenAI ``tool`` or ``tool_calls``) are bad rows, named
@@ -74,7 +77,7 @@ def text_of(content, where: str = "content") -> str:
     raise BadRow(f"{where} must be a string or a list of text parts, got {type(content).__name__}")
 
 
-def _turn(role, content, roles: dict[str, str], k: int) -> dict:
+def _turn(role, content, roles: dict[str, str], k: int, weight=None) -> dict:
     mapped = roles.get(role) if isinstance(role, str) else None
     if mapped is None:
         if role in TOOL_ROLES:
@@ -82,7 +85,12 @@ def _turn(role, content, roles: dict[str, str], k: int) -> dict:
                          f"(data.on_error = \"skip\") or map the role with data.roles = {{{role} = \"user\"}}")
         raise BadRow(f"message {k + 1} needs role system|user|assistant, got {role!r} (known: "
                      f"{', '.join(sorted(roles))}; data.roles maps others, e.g. {{bot = \"assistant\"}})")
-    return {"role": mapped, "content": text_of(content, f"message {k + 1}'s content")}
+    turn = {"role": mapped, "content": text_of(content, f"message {k + 1}'s content")}
+    if weight is not None and weight not in (0, 1):  # 0 or 1 (false and true too)
+        raise BadRow(f"message {k + 1}'s weight must be 0 (context, not trained) or 1, got {weight!r}")
+    if weight == 0 and mapped == "assistant":  # OpenAI's fine-tuning format: an assistant turn not to learn
+        turn["weight"] = 0
+    return turn
 
 
 def _messages(turns, roles: dict[str, str], role_key: str, content_key: str, column: str) -> list[dict]:
@@ -95,7 +103,7 @@ def _messages(turns, roles: dict[str, str], role_key: str, content_key: str, col
         if turn.get("tool_calls"):
             raise BadRow(f"message {k + 1} carries tool_calls; tool calls are not trained yet: drop such rows "
                          "(data.on_error = \"skip\")")
-        out.append(_turn(turn.get(role_key), turn.get(content_key), roles, k))
+        out.append(_turn(turn.get(role_key), turn.get(content_key), roles, k, turn.get("weight")))
     return out
 
 

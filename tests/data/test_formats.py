@@ -41,11 +41,12 @@ def write(path, rows, as_list: bool):
     return path
 
 
-def load(tmp_path, rows, suffix=".jsonl", task="chat", eval_rows=None, **data):
+def load(tmp_path, rows, suffix=".jsonl", task="chat", eval_rows=None, train_options=None, **data):
     train = write(tmp_path / f"train{suffix}", rows, suffix == ".json")
     evaluation = write(tmp_path / f"eval{suffix}", eval_rows or rows, suffix == ".json")
     recipe = recipe_from_dict({"model": {"name": "unused"}, "method": {"name": "lora"}, "task": {"name": task},
-                               "data": {"train": str(train), "eval": str(evaluation), **data}},
+                               "data": {"train": str(train), "eval": str(evaluation), **data},
+                               **({"train": train_options} if train_options else {})},
                               source=str(tmp_path / "r.toml"))
     plan = make_plan(recipe)
     return plan.task.load_data(plan)
@@ -163,3 +164,37 @@ def test_an_imdb_style_csv_for_classification_is_told_how_to_map_its_columns(tmp
     assert data.labels == ["negative", "positive"] and data.train[0]["text"] == "A wonderful film."
     with pytest.raises(UserError, match="data.columns names 'body', which the data does not have"):
         plan(columns={"text": "body"}).task.load_data(plan(columns={"text": "body"}))
+
+
+@pytest.mark.parametrize("fmt", ["messages", "sharegpt"])
+def test_an_assistant_turn_weighted_0_is_context_not_trained(tmp_path, smollm_dir, fmt):
+    """OpenAI's fine-tuning format (and sharegpt files after it) marks an assistant turn ``"weight": 0`` to keep it
+    as context without training on it: the loaded conversation keeps the mark and the loss mask leaves the turn
+    out, while the other answer is trained; a weight other than 0 or 1 is a bad row named in one line, and so is a
+    conversation whose every answer is weighted 0."""
+    from transformers import AutoTokenizer
+
+    from adapterkit.tasks.chat.template import encode
+
+    role, content, user, bot = ("role", "content", "user", "assistant") if fmt == "messages" else \
+        ("from", "value", "human", "gpt")
+    column = "messages" if fmt == "messages" else "conversations"
+    turns = [{role: user, content: "Hi"}, {role: bot, content: "Sorry, wrong answer.", "weight": 0},
+             {role: user, content: "Again?"}, {role: bot, content: "Right answer.", "weight": 1}]
+    row = load(tmp_path, [{column: turns}] * 2).train[0]
+    assert row["context_turns"] == [1] and row["messages"][1] == {"role": "assistant", "content": "Sorry, wrong answer."}
+    tokenizer = AutoTokenizer.from_pretrained(smollm_dir)
+    enc = encode(tokenizer, row["messages"], True, row["context_turns"])
+    trained = tokenizer.decode([t for t, m in zip(enc["input_ids"], enc["assistant_masks"]) if m])
+    assert "Right answer." in trained and "wrong" not in trained
+    unweighted = encode(tokenizer, row["messages"])
+    assert sum(unweighted["assistant_masks"]) > sum(enc["assistant_masks"])  # without the mark both turns train
+    stream = load(tmp_path, [{column: turns}] * 2, train_options={"max_steps": 1}, streaming=True).train
+    streamed = next(iter(stream))  # data.streaming: the same
+    assert (streamed["messages"], streamed["context_turns"]) == (row["messages"], [1])
+    bad = [{column: [{role: user, content: "Hi"}, {role: bot, content: "Yes.", "weight": 0.5}]}] * 2
+    with pytest.raises(UserError, match=r"message 2's weight must be 0 \(context, not trained\) or 1, got 0\.5"):
+        load(tmp_path, bad)
+    silent = [{column: [{role: user, content: "Hi"}, {role: bot, content: "Yes.", "weight": 0}]}] * 2
+    with pytest.raises(UserError, match="every assistant turn after a user turn has weight 0: nothing to train on"):
+        load(tmp_path, silent)

@@ -27,23 +27,29 @@ def check_conversation(messages) -> str | None:
     if not any(m["role"] == "assistant" for m in messages[first_user:]):
         return "conversation has no assistant turn after a user turn (an opening one is context, not an answer)"
     for k, m in enumerate(messages[first_user:], first_user + 1):  # an empty answer would teach the model to say nothing
-        if m["role"] == "assistant" and not m["content"].strip():
+        if m["role"] == "assistant" and not m["content"].strip() and m.get("weight") != 0:
             return f"message {k} is an empty assistant answer"
+    if all(m.get("weight") == 0 for m in messages[first_user:] if m["role"] == "assistant"):
+        return "every assistant turn after a user turn has weight 0: nothing to train on"
     return None
 
 
-def prepared(messages: list[dict], opts) -> list[dict]:
-    """Role and content only, ``task.system_prompt`` added, cut at max_length * CHARS_PER_TOKEN characters."""
+def prepared(messages: list[dict], opts) -> dict:
+    """``messages``: role and content only, ``task.system_prompt`` added, cut at max_length * CHARS_PER_TOKEN
+    characters; ``context_turns``: the indices of the assistant turns the data weighted 0 (rendered, not trained)."""
     messages = with_system(messages, opts.system_prompt)
     contents = clip_pieces([m["content"] for m in messages], opts.max_length)
-    return [{"role": m["role"], "content": c} for m, c in zip(messages, contents)]
+    return {"messages": [{"role": m["role"], "content": c} for m, c in zip(messages, contents)],
+            "context_turns": [k for k, m in enumerate(messages) if m.get("weight") == 0]}
 
 
 def table(rows: list[dict], opts):
-    from datasets import Dataset
+    from datasets import Dataset, Features, List, Value
 
-    return Dataset.from_dict({"messages": [prepared(r["messages"], opts) for r in rows],
-                              "_where": [r.get("_where") or "" for r in rows]})
+    features = Features({"messages": List({"role": Value("string"), "content": Value("string")}),
+                         "context_turns": List(Value("int32")), "_where": Value("string")})
+    rows_ = [{**prepared(r["messages"], opts), "_where": r.get("_where") or ""} for r in rows]
+    return Dataset.from_list(rows_, features=features)
 
 
 def answered(tokens, split: str, max_length: int, where: str, warn: bool = True):

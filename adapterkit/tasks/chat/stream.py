@@ -37,8 +37,8 @@ def stream_data(plan, task: str) -> TaskData:
         problem = conversation.get("_problem") or check_conversation(conversation.get("messages"))
         if problem:
             bad_row(problem, row.get("_where"), on_error)  # raises unless on_error = "skip"
-            return {"messages": [], "_where": row.get("_where") or ""}
-        return {"messages": prepared(conversation["messages"], opts), "_where": row.get("_where") or ""}
+            return {"messages": [], "context_turns": [], "_where": row.get("_where") or ""}
+        return {**prepared(conversation["messages"], opts), "_where": row.get("_where") or ""}
 
     stream = train.map(one, remove_columns=[k for k in first if k not in ("messages", "_where")])
     stream = stream.filter(lambda row: bool(row["messages"]))

@@ -174,7 +174,7 @@ class ChatTask:
         from . import template
 
         def one(row):
-            enc = encode(tokenizer, row["messages"], opts.assistant_only_loss)
+            enc = encode(tokenizer, row["messages"], opts.assistant_only_loss, row.get("context_turns") or ())
             return {k: v[:opts.max_length] for k, v in enc.items()}
 
         if not isinstance(dataset, Dataset):  # a stream (data.streaming): tokenized as it is read

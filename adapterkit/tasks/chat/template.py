@@ -64,14 +64,17 @@ def ship_tokenizer(tokenizer, system_prompt: str | None) -> None:
         tokenizer.chat_template = opening + template
 
 
-def assistant_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[int, int]]]:
+def assistant_spans(tokenizer, messages: list[dict], context=()) -> tuple[str, list[tuple[int, int]]]:
     """The rendered conversation and the [start, end) character spans of each assistant turn that follows a
-    user turn (assistant turns before the first user turn, such as a support log's greeting, are context)."""
+    user turn (assistant turns before the first user turn, such as a support log's greeting, are context, and so
+    are those at the indices in ``context``: turns the data weighted 0, as OpenAI's fine-tuning format does)."""
     text = tokenizer.apply_chat_template(messages, tokenize=False)
     spans, asked = [], False
     for i, message in enumerate(messages):
         asked = asked or message["role"] == "user"
         if message["role"] != "assistant" or not asked:  # an opening greeting answers nothing: context, no loss
+            continue
+        if i in context:  # the data says: context, not an answer to learn
             continue
         prompt = tokenizer.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True)
         upto = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False)
@@ -86,9 +89,9 @@ def assistant_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[in
     return text, spans
 
 
-def encode(tokenizer, messages: list[dict], assistant_only: bool = True) -> dict[str, list[int]]:
-    """``input_ids`` and ``assistant_masks`` (1 where the token belongs to an assistant turn)."""
-    text, spans = assistant_spans(tokenizer, messages)
+def encode(tokenizer, messages: list[dict], assistant_only: bool = True, context=()) -> dict[str, list[int]]:
+    """``input_ids`` and ``assistant_masks`` (1 where the token belongs to an assistant turn not in ``context``)."""
+    text, spans = assistant_spans(tokenizer, messages, context)
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     if not assistant_only:
         return {"input_ids": enc["input_ids"], "assistant_masks": [1] * len(enc["input_ids"])}
