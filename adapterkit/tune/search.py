@@ -20,6 +20,16 @@ from .study import PRUNED_AT, open_study, parse_budget
 COUNTED = ("COMPLETE", "PRUNED")  # trials that count towards --trials (failed ones are retried or re-drawn)
 
 
+def stop_at(trials: int):
+    """Stops this worker starting trials once the study's finished trials and those running (in any worker: the
+    study is shared) reach ``trials``: without the running ones, each extra worker pointed at the study ran one
+    trial more than asked (a trial it started while another's last one was still running)."""
+    import optuna
+
+    states = tuple(getattr(optuna.trial.TrialState, s) for s in (*COUNTED, "RUNNING"))
+    return optuna.study.MaxTrialsCallback(trials, states=states)
+
+
 class TrialFailed(Exception):
     """A trial's process failed; the search records it as failed and goes on."""
 
@@ -160,7 +170,7 @@ def tune(recipe: str | Path, *, space: list[str] | None = None, trials: int = 8,
         if left > 0:
             study.optimize(Objective(recipe_path, base, dims, user_sets, metric, out_dir, echo), n_trials=left,
                            n_jobs=parallel, timeout=seconds, catch=(TrialFailed,),
-                           callbacks=[optuna.study.MaxTrialsCallback(trials, states=states)])
+                           callbacks=[stop_at(trials)])
     finally:
         path = write_report(study, out_dir, recipe_path, metric)
         echo(f"report: {path} and {path.with_suffix('.html')}")
