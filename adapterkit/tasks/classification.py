@@ -17,7 +17,7 @@ from ..data.sources import load_train_eval
 from ..training import shape_multiple, training_kwargs
 from .base import TaskData, TaskOptions
 from .classification_prompt import DEFAULT_PROMPT
-from .labels import label_of, refuse_case_variants
+from .labels import label_of, ordered, refuse_case_variants
 from .rows import by_length, checked_rows, clip_pieces, non_empty_string, scalars, warn_shared, warn_truncated
 
 
@@ -84,7 +84,7 @@ class ClassificationTask:
         train_rows, skipped = checked_rows(train_rows, check_train, on_error, "train", classes)
         if not opts.labels:
             refuse_case_variants(train_rows, opts.label_column, f"{plan.where}: data.train")
-        labels = opts.labels or sorted({label_of(r[opts.label_column]) for r in train_rows})
+        labels = opts.labels or ordered(label_of(r[opts.label_column]) for r in train_rows)
         index = {name: i for i, name in enumerate(labels)}
         unknown = "is not in task.labels" if opts.labels else "was not seen in train"
 

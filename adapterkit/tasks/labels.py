@@ -4,12 +4,14 @@ A label is read as text with its surrounding whitespace dropped (a CSV's ``pos, 
 or ``0``, not a class of its own), and a whole-number float (``1.0``, as pandas writes an integer column that
 has gaps) as the integer. Labels seen in train that differ only in case (``Pos`` beside ``pos``) are refused
 unless ``task.labels`` lists them: most likely one class spelt two ways, which would split its rows between
-two classes.
+two classes. Classes are numbered in their natural order: numerically where every label is a number (star ratings
+``1`` to ``10``: ``2`` before ``10``, so class id 1 is ``2``), otherwise as text.
 """
 
 from __future__ import annotations
 
 import math
+import re
 
 from ..errors import UserError
 
@@ -24,6 +26,17 @@ def label_of(value) -> str | None:
         return str(int(value)) if value.is_integer() else str(value)
     text = str(value).strip()
     return text or None
+
+
+NUMBER = re.compile(r"-?\d+(\.\d+)?")
+
+
+def ordered(labels) -> list[str]:
+    """The labels in their natural order: as numbers where every one is a number, else as text."""
+    labels = set(labels)
+    if labels and all(NUMBER.fullmatch(label) for label in labels):
+        return sorted(labels, key=lambda label: (float(label), label))
+    return sorted(labels)
 
 
 def refuse_case_variants(rows: list[dict], column: str, where: str) -> None:

@@ -93,3 +93,18 @@ def test_a_list_of_labels_is_a_bad_row_not_a_class(tmp_path):
                    write_jsonl(tmp_path / "e.jsonl", rows[:2]))
     with pytest.raises(UserError, match=r"t\.jsonl:3: column 'label' holds a list, not one label"):
         plan.task.load_data(plan)
+
+
+def test_numeric_labels_are_numbered_in_numeric_order(tmp_path):
+    """Star ratings 1-10 as integers: class ids follow the numbers ("2" before "10", not text order); text labels,
+    and a mix of numbers and text, keep text order."""
+    from adapterkit.tasks.labels import ordered
+
+    rows = [{"text": f"review {n}", "label": n} for n in (10, 2, 1, 9, 3, 5, 4, 6, 7, 8)] * 2
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    plan = plan_of(tmp_path, "classification", train, train)
+    data = plan.task.load_data(plan)
+    assert data.labels == [str(n) for n in range(1, 11)]
+    assert {t: data.labels[i] for t, i in zip(data.train["text"], data.train["label"])}["review 10"] == "10"
+    assert ordered(["-1", "0.5", "0", "1"]) == ["-1", "0", "0.5", "1"]
+    assert ordered(["pos", "neg", "10", "2"]) == ["10", "2", "neg", "pos"]
