@@ -21,6 +21,8 @@ from .plan import Plan, load_recipe, make_plan
 from .preflight import preflight
 from .progress import quiet, without_bars
 from .recipe import Recipe, recipe_to_toml
+from .tasks.base import TaskData
+from .tasks.labels import renumbered
 from .training import trainable_in_fp32, warn_uneven_last_batch, whole_run_loss
 
 log = logging.getLogger("adapterkit")
@@ -220,6 +222,10 @@ def reopen(run_dir: str | Path, overrides: dict | None = None) -> tuple[Plan, An
     tokenizer = run_tokenizer(plan, folder)
     data = plan.task.load_data(plan)
     trained = rundir.trained_labels(folder)
+    if trained is not None and data.labels is not None and trained != data.labels and set(trained) == set(data.labels) \
+            and "label" in data.eval.column_names:  # the same classes, numbered as the run numbered them
+        data = TaskData(*(renumbered(split, data.labels, trained) for split in (data.train, data.eval)), trained,
+                        data.skipped_rows)
     if trained is not None and data.labels is not None and trained != data.labels:
         # the labels come from the recipe's train data as it is now: changed data would re-map the model's classes
         raise UserError(f"the run was trained with the labels {', '.join(trained)}, but its data.train now gives "

@@ -4,6 +4,7 @@ split): re-evaluating a finished run reproduces its metrics.json."""
 from __future__ import annotations
 
 import json
+import tomllib
 
 import pytest
 import tomli_w
@@ -50,3 +51,29 @@ def test_eval_refuses_train_data_whose_labels_changed_since_the_run(tiny_bert_di
     assert main(["eval", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert "trained with the labels a, b, c, but its data.train now gives b, c, d" in err and "\n" not in err, err
+
+
+def test_eval_of_a_run_that_numbered_its_classes_in_another_order_reads_them_as_trained(tiny_bert_dir, tmp_path,
+                                                                                         capsys):
+    """Numeric labels used to be numbered in text order ("1", "10", "2"); now they are numbered as numbers. A run
+    trained the old way (here: task.labels in text order, then dropped from its recipe) is evaluated with the order
+    its labels.json records, not re-read in the new order: the same metrics as when it was trained."""
+    rows = [{"text": f"{label} text {i}", "label": label} for i in range(4) for label in (1, 10, 2)]
+    for split in ("train", "eval"):
+        (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    files = {"classification_train": tmp_path / "train.jsonl", "classification_eval": tmp_path / "eval.jsonl"}
+    recipe = tiny_recipe("classification", "lora", tiny_bert_dir, files, train={"max_steps": 3, "learning_rate": 5e-3})
+    recipe["task"]["labels"] = ["1", "10", "2"]
+    path = tmp_path / "r.toml"
+    path.write_text(tomli_w.dumps(recipe))
+    out = tmp_path / "run"
+    assert main(["run", str(path), "--output", str(out)]) == 0
+    saved = json.loads((out / "metrics.json").read_text())
+    saved_recipe = tomllib.loads((out / "recipe.toml").read_text())
+    assert saved_recipe["task"].pop("labels") == ["1", "10", "2"]
+    (out / "recipe.toml").write_text(tomli_w.dumps(saved_recipe))
+    capsys.readouterr()
+    assert main(["eval", str(out)]) == 0
+    again = json.loads(capsys.readouterr().out)
+    for key in ("eval_loss", "eval_accuracy", "eval_macro_f1"):
+        assert again[key] == pytest.approx(saved[key], rel=1e-5, abs=1e-6), key

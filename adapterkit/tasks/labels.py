@@ -51,3 +51,12 @@ def refuse_case_variants(rows: list[dict], column: str, where: str) -> None:
             raise UserError(f"labels {seen[0]!r} ({seen[1] or 'an earlier row'}) and {label!r} differ only in case: "
                             "give the class one spelling, or list both in task.labels if they are two classes",
                             where=row.get("_where") or where)
+
+
+def renumbered(dataset, labels: list[str], trained: list[str], column: str = "label"):
+    """``dataset``'s class ids (``column``, indices into ``labels``) as indices into ``trained``, the same classes in
+    the order a run numbered them (runs before numeric labels were ordered as numbers numbered them as text)."""
+    if dataset is None or column not in dataset.column_names:
+        return dataset
+    position = [trained.index(name) for name in labels]
+    return dataset.map(lambda row: {column: position[row[column]]})
