@@ -7,7 +7,7 @@ import queue
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .batching import GenJob
+from .batching import GenJob, QueueExpired
 from .safety import SafetyFilter, StreamGate
 
 
@@ -91,7 +91,8 @@ def finish(served, tokens: list[int], reason: str, count: int, params: Params,
 
 
 def stream(served, work: GenJob, params: Params, safety: SafetyFilter | None) -> Iterator[tuple[str, object]]:
-    """Events of a streamed job: ("delta", text) as text is released, then ("end", (reason, tokens)).
+    """Events of a streamed job: ("delta", text) as text is released, then ("end", (reason, tokens)); or only
+    ("expired", message) when its time ran out before its model took it up (server busy: no answer).
 
     Runs beside the worker thread that generates (it blocks on the streamer). Text is held back by the
     longest stop string and the filter's window; a blocked answer ends with the refusal as its last delta."""
@@ -118,6 +119,9 @@ def stream(served, work: GenJob, params: Params, safety: SafetyFilter | None) ->
         tokens, generated, count = work.future.result(timeout=params.max_seconds + 30)
         if through is not None:  # generation ran a token or two past the stop string before it saw the cancel
             count = tokens_through(served.tokenizer, tokens, through)
+    except QueueExpired as err:
+        yield "expired", str(err)
+        return
     except Exception:  # noqa: BLE001 - cancelled or failed after some text: end the stream as cut short
         generated, count = "length", 0
     out = gate.update(text, final=True)

@@ -15,6 +15,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from .answer import Params, finish, input_blocked, job, prompt_ids, stream
+from .batching import QueueExpired
 from .schemas import (
     ChatCompletion,
     ChatCompletionChunk,
@@ -218,6 +219,9 @@ def create_app(served: dict, limits: Limits | None = None, api_key: str | None =
             except asyncio.TimeoutError:
                 work.cancel.set()
                 raise Refused(504, f"no answer within {limits.request_seconds:g} s", code="timeout") from None
+            except QueueExpired as err:
+                raise Refused(504, f"no answer within {limits.request_seconds:g} s: {err} (server busy; retry later)",
+                              code="timeout") from None
             text, reason, count = await asyncio.get_running_loop().run_in_executor(pool, finish, found, tokens, reason,
                                                                                    count, params, safety)
         finally:
@@ -249,6 +253,10 @@ def create_app(served: dict, limits: Limits | None = None, api_key: str | None =
                     break
                 if event[0] == "delta":
                     yield _event(head, {"content": event[1]}, None)
+                elif event[0] == "expired":  # the stream has begun (200): the error as OpenAI streams one, then the end
+                    message = f"no answer within {limits.request_seconds:g} s: {event[1]} (server busy; retry later)"
+                    yield f"data: {json.dumps(error_body(504, message, code='timeout'))}\n\n"
+                    return
                 else:
                     reason, count = event[1]
                     usage = {"prompt_tokens": len(prompt), "completion_tokens": count,

@@ -26,6 +26,10 @@ _ids = itertools.count()
 GREEDY_BELOW = 0.01  # temperatures below this sample greedily (a tiny temperature overflows the softmax)
 
 
+class QueueExpired(Exception):
+    """A job's time ran out while it waited for its model (the request's time counts from submission): no answer."""
+
+
 @dataclass
 class GenJob:
     prompt: list[int]
@@ -112,7 +116,8 @@ class Backend:
                             break
             batch = [j for j in batch if j.future.set_running_or_notify_cancel()]
             for late in [j for j in batch if j.seconds_left() <= 0]:  # out of time in the queue: nothing said
-                late.future.set_result(([], "length", 0))
+                late.future.set_exception(QueueExpired(f"waited {time.monotonic() - late.submitted:.1f} s for the "
+                                                       f"model, past the request's {late.max_seconds:g} s"))
                 if late.streamer is not None:
                     late.streamer.end()
             batch = [j for j in batch if not j.future.done()]

@@ -70,6 +70,8 @@ def _answer(model, messages, max_tokens: int, temperature: float, safety, stdout
             if kind == "delta":
                 said += value
                 print(value, end="", file=stdout, flush=True)
+            elif kind == "expired":  # the model was busy past the time limit: no answer
+                print(f"(no answer: {value})", end="", file=stdout, flush=True)
             else:
                 reason = value[0]
     except KeyboardInterrupt:

@@ -46,7 +46,7 @@ class Limits:
     max_body_bytes: int = 1_000_000  # request body -> 413
     max_tokens: int = 512  # cap on a request's max_tokens -> 400; also the default when a request gives none
     max_pending: int = 64  # requests being answered or queued at once -> 429 beyond
-    request_seconds: float = 120.0  # generation stops (finish_reason "length"); other work -> 504
+    request_seconds: float = 120.0  # from arrival: generation stops (finish_reason "length"); still queued, other work -> 504
     max_batch: int = 16  # non-streaming chat requests of one model generated together
     batch_window_ms: float = 10.0  # how long the first request of a batch waits for company
     max_inputs: int = 64  # texts in one /v1/classify request

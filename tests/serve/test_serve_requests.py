@@ -29,6 +29,7 @@ def client(tmp_path_factory, tiny_llama_dir, tiny_bert_dir, data_files):
     runs = [chat_run(folder, tiny_llama_dir, "alpha", "apples apples apples"), train(folder, ia3), train(folder, cls)]
     served = open_runs(runs)  # before: "Cannot combine adapters with different peft types" (alpha is a LoRA)
     with TestClient(create_app(served), raise_server_exceptions=False) as test_client:
+        test_client.served = served  # for a second app over the same models (other limits)
         yield test_client
     close(served)
 
@@ -105,3 +106,31 @@ def test_usage_counts_a_stop_string_cut_alike_plain_and_streamed(client):
     assert plain["choices"][0]["finish_reason"] == "stop"
     assert plain["usage"]["completion_tokens"] == usage["completion_tokens"] == 2  # " apples", " apples"
     assert plain["usage"]["total_tokens"] == plain["usage"]["prompt_tokens"] + 2
+
+
+def test_a_request_whose_time_runs_out_in_the_queue_gets_a_504_not_an_empty_answer(client):
+    """The request's time (Limits.request_seconds) counts from its arrival: one still queued behind other work when it
+    runs out was answered 200 with no text and finish_reason "length", as if cut at max_tokens. Now: a 504 naming the
+    wait (streamed: the stream's error event, as OpenAI sends one), and the server answers the next request."""
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from adapterkit.serve.schemas import Limits
+
+    backend = client.served["alpha"].backend
+    body = {"model": "alpha", "messages": ASK, "max_tokens": 4}
+    with TestClient(create_app(client.served, Limits(request_seconds=0.5)), raise_server_exceptions=False) as quick:
+        for streamed in (False, True):
+            busy = backend.call(time.sleep, 1.5)  # the model's worker is busy past the request's time
+            response = quick.post("/v1/chat/completions", json={**body, "stream": streamed})
+            busy.result()
+            if streamed:
+                assert response.status_code == 200
+                events = [line[6:] for line in response.text.splitlines() if line.startswith("data: ")]
+                error = json.loads(events[-1])["error"]
+            else:
+                error = refused(response, 504)
+            assert error["code"] == "timeout" and "no answer within 0.5 s: waited" in error["message"], error
+            assert "server busy; retry later" in error["message"] and "\n" not in error["message"]
+        assert quick.post("/v1/chat/completions", json=body).status_code == 200
