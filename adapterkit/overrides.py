@@ -9,9 +9,8 @@ here, in one line that shows the argument quoted as it must be typed.
 from __future__ import annotations
 
 import re
-from typing import Any
-
 import tomllib
+from typing import Any
 
 from .errors import UserError
 

@@ -15,11 +15,11 @@ import os
 import subprocess
 import sys
 import tempfile
+import tomllib
 from pathlib import Path
 
 import pytest
 import tomli_w
-import tomllib
 from conftest import REPO, tiny_recipe
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st

@@ -11,10 +11,9 @@ recipe's ``[train]`` sets explicitly win over the profile's batch defaults.
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-
-import tomllib
 
 from ..errors import UserError
 

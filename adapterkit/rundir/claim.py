@@ -9,6 +9,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC
 from pathlib import Path
 
 from ..errors import UserError
@@ -146,9 +147,9 @@ def _stamp(run_dir: Path, command: str) -> None:
     if owned(run_dir):
         return
     import uuid
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    stamp = {"run_id": uuid.uuid4().hex, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    stamp = {"run_id": uuid.uuid4().hex, "created": datetime.now(UTC).isoformat(timespec="seconds"),
              "command": command, "pid": os.getpid()}
     (run_dir / MARKER).write_text(json.dumps(stamp) + "\n", encoding="utf-8")
 

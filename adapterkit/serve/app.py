@@ -174,7 +174,7 @@ def create_app(served: dict, limits: Limits | None = None, api_key: str | None =
             work = found.backend.call(run_classify, found, texts)
             try:
                 rows = await asyncio.wait_for(asyncio.wrap_future(work), limits.request_seconds)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 work.cancel()
                 raise Refused(504, f"classification took over {limits.request_seconds:g} s", code="timeout") from None
         finally:
@@ -216,7 +216,7 @@ def create_app(served: dict, limits: Limits | None = None, api_key: str | None =
             try:
                 tokens, reason, count = await asyncio.wait_for(asyncio.wrap_future(found.backend.submit(work)),
                                                                limits.request_seconds + 10)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 work.cancel.set()
                 raise Refused(504, f"no answer within {limits.request_seconds:g} s", code="timeout") from None
             except QueueExpired as err:
