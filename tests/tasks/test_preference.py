@@ -148,11 +148,11 @@ def test_rows_take_one_shape():
            {"prompt": [{"role": "user", "content": "hi"}], "chosen": "hello", "rejected": "bye"}]
     assert all(check_row(r, unpaired_ok=True) is None for r in kto)
     columns = normalised(kto, chat=True, unpair=True)
-    assert columns["label"] == [True, True, False]
+    assert columns["label"] == [True, True, False] and columns["row"] == [0, 1, 1]  # the source row of each
     assert columns["completion"][2] == [{"role": "assistant", "content": "bye"}]
     implicit = {"chosen": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
                 "rejected": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "bye"}]}
     assert check_row(implicit, unpaired_ok=False) is None
     text = normalised([implicit], chat=False, unpair=False)
-    assert text == {"prompt": ["hi"], "chosen": ["hello"], "rejected": ["bye"]}
+    assert text == {"prompt": ["hi"], "chosen": ["hello"], "rejected": ["bye"], "row": [0]}
     assert "label" in check_row({"prompt": "a", "completion": "b", "label": "yes"}, unpaired_ok=True)

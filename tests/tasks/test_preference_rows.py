@@ -65,7 +65,8 @@ def test_pairs_cut_at_max_length_are_counted(tmp_path, tiny_llama_dir, caplog):
                                "train": {"max_steps": 1, "batch_size": 2}, "hardware": {"precision": "fp32"}},
                               source=str(tmp_path / "r.toml"))
     with caplog.at_level(logging.WARNING, logger="adapterkit"):
-        api.run(recipe, output=tmp_path / "run")
+        result = api.run(recipe, output=tmp_path / "run")
+    assert (result.info["train_examples"], result.info["eval_examples"]) == (4, 4)  # the rows trl trained and scored
     assert "2 of 6 train rows are left out: the prompt alone fills task.max_length = 64 tokens" in caplog.text
     assert "1 of 4 train rows are cut at task.max_length = 64 tokens (prompt + answer, the end goes)" in caplog.text
     assert "2 of 6 eval rows are left out" in caplog.text and "1 of 4 eval rows are cut" in caplog.text

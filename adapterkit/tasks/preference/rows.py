@@ -113,7 +113,8 @@ def _as_messages(value, role: str) -> list[dict]:
 
 def normalised(rows: list[dict], chat: bool, unpair: bool) -> dict[str, list]:
     """Columns for a ``datasets.Dataset``, every row in one shape (messages with a chat template, else text);
-    ``unpair`` (KTO): a pair becomes a desirable and an undesirable row."""
+    ``unpair`` (KTO): a pair becomes a desirable and an undesirable row. ``row``: the index in ``rows`` each came
+    from (trl keeps it through its tokenizing and filtering: ``kept``)."""
     from trl.data_utils import extract_prompt
 
     def text(value, role):
@@ -121,8 +122,8 @@ def normalised(rows: list[dict], chat: bool, unpair: bool) -> dict[str, list]:
             return _as_messages(value, role)
         return value if isinstance(value, str) else "\n".join(m["content"] for m in value)
 
-    columns: dict[str, list] = {key: [] for key in (UNPAIRED if unpair else PAIRED)}
-    for row in rows:
+    columns: dict[str, list] = {key: [] for key in (*(UNPAIRED if unpair else PAIRED), "row")}
+    for index, row in enumerate(rows):
         if row_kind(row) == "paired" and "prompt" not in row:
             row = {**row, **extract_prompt({"chosen": row["chosen"], "rejected": row["rejected"]})}
         prompt = text(row["prompt"], "user")
@@ -130,6 +131,7 @@ def normalised(rows: list[dict], chat: bool, unpair: bool) -> dict[str, list]:
             columns["prompt"].append(prompt)
             columns["chosen"].append(text(row["chosen"], "assistant"))
             columns["rejected"].append(text(row["rejected"], "assistant"))
+            columns["row"].append(index)
             continue
         answers = ([(row["chosen"], True), (row["rejected"], False)] if row_kind(row) == "paired"
                    else [(row["completion"], row["label"])])
@@ -137,4 +139,14 @@ def normalised(rows: list[dict], chat: bool, unpair: bool) -> dict[str, list]:
             columns["prompt"].append(prompt)
             columns["completion"].append(text(answer, "assistant"))
             columns["label"].append(label)
+            columns["row"].append(index)
     return columns
+
+
+def kept(rows: list[dict], dataset) -> list[dict]:
+    """The ``rows`` (``normalised``'s source) that the trainer's ``dataset`` still holds after trl left some out (DPO
+    and KTO drop rows whose prompt alone fills max_length): run.json's counts, eval and samples cover those."""
+    columns = getattr(dataset, "column_names", None) or []
+    if "row" not in columns:
+        return rows
+    return [rows[i] for i in sorted(set(dataset["row"]))]

@@ -19,7 +19,7 @@ from ...training import shape_multiple, trainable_in_fp32, training_kwargs
 from ..base import TaskData, TaskOptions
 from ..causal import decoder_only_reason
 from ..rows import checked_rows, warn_shared
-from .rows import check_row, normalised, without_repeated_prompts
+from .rows import check_row, kept, normalised, without_repeated_prompts
 from .trainers import LOSSES, ROUNDS_LENGTHS, build, loss_record, warn_cut
 
 log = logging.getLogger("adapterkit")
@@ -93,7 +93,9 @@ class PreferenceTask:
                         pad_multiple=shape_multiple(plan.hardware))  # bf16 on a CPU: a bounded set of shapes
         if data.train is not None:
             warn_cut(trainer.train_dataset, len(train), opts.max_length, "train")
+            data.train = kept(data.train, trainer.train_dataset)
         warn_cut(trainer.eval_dataset, len(evaluation), opts.max_length, "eval")
+        data.eval = kept(data.eval, trainer.eval_dataset)
         if data.train is None:
             restore_reference(trainer.model, plan.recipe.model.adapter)
         trainable_in_fp32(trainer.model)  # trl casts QLoRA adapters to bf16 (see the function)
