@@ -198,3 +198,22 @@ def test_an_assistant_turn_weighted_0_is_context_not_trained(tmp_path, smollm_di
     silent = [{column: [{role: user, content: "Hi"}, {role: bot, content: "Yes.", "weight": 0}]}] * 2
     with pytest.raises(UserError, match="every assistant turn after a user turn has weight 0: nothing to train on"):
         load(tmp_path, silent)
+
+
+def test_weight_0_holds_without_assistant_only_loss_and_in_the_generation_reference(smollm_dir):
+    """With task.assistant_only_loss = false the whole conversation trains but a weight-0 turn; the generation eval
+    and samples score the last *trained* answer, not a weight-0 turn after it."""
+    from transformers import AutoTokenizer
+
+    from adapterkit.tasks.chat.answers import prompts_and_references
+    from adapterkit.tasks.chat.template import encode
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm_dir)
+    messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Right answer."},
+                {"role": "user", "content": "More?"}, {"role": "assistant", "content": "Sorry, wrong answer."}]
+    enc = encode(tokenizer, messages, assistant_only=False, context=[3])
+    trained = tokenizer.decode([t for t, m in zip(enc["input_ids"], enc["assistant_masks"]) if m])
+    assert "Hi" in trained and "More?" in trained and "Right answer." in trained and "wrong" not in trained
+    assert all(encode(tokenizer, messages, assistant_only=False)["assistant_masks"])
+    prompts, references = prompts_and_references([messages, messages], [[3], []])
+    assert references == ["Right answer.", "Sorry, wrong answer."] and prompts[0] == messages[:1]

@@ -94,3 +94,24 @@ def test_a_model_without_a_chat_template_gets_the_default_with_a_warning(smollm_
     assert tokenizer.chat_template == DEFAULT_CHAT_TEMPLATE and "no chat template" in caplog.text
     runs = masked_runs(encode(tokenizer, CONVERSATION))
     assert len(runs) == 2 and all(tokenizer.eos_token_id in run for run in runs)
+
+
+def test_a_template_that_does_not_render_turn_by_turn_trains_with_assistant_only_loss_off(smollm_dir, data_files):
+    """A template whose generation prompt is not how it renders an assistant turn cannot locate assistant turns: the
+    error says to set task.assistant_only_loss = false, and with it off the conversation renders and trains whole."""
+    from transformers import AutoTokenizer
+
+    from adapterkit.errors import UserError
+    from adapterkit.tasks.chat.task import renderable
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm_dir)
+    tokenizer.chat_template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                               "{% if add_generation_prompt %}ASSISTANT>{% endif %}")
+    with pytest.raises(UserError, match="set task.assistant_only_loss = false"):
+        encode(tokenizer, CONVERSATION)
+    enc = encode(tokenizer, CONVERSATION, assistant_only=False)
+    assert all(enc["assistant_masks"]) and tokenizer.decode(enc["input_ids"]).startswith("user: What is")
+    from datasets import Dataset
+
+    rows = Dataset.from_dict({"messages": [CONVERSATION], "_where": ["x.jsonl:1"]})
+    assert renderable(rows, tokenizer, "raise", "train", assistant_only=False)[1] == 0

@@ -9,11 +9,17 @@ from pathlib import Path
 from ..generation import scores, write_generations
 
 
-def prompts_and_references(conversations) -> tuple[list[list[dict]], list[str]]:
-    """Each conversation up to its last assistant turn, and that turn's text."""
+def last_answer(messages: list[dict], context=()) -> int:
+    """The index of the conversation's last assistant turn that is trained (not in ``context``: weighted 0)."""
+    return max(i for i, m in enumerate(messages) if m["role"] == "assistant" and i not in context)
+
+
+def prompts_and_references(conversations, contexts=None) -> tuple[list[list[dict]], list[str]]:
+    """Each conversation up to its last trained assistant turn, and that turn's text (``contexts``: each
+    conversation's ``context_turns``)."""
     prompts, references = [], []
-    for messages in conversations:
-        last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+    for messages, context in zip(conversations, contexts or [()] * len(conversations)):
+        last = last_answer(messages, context)
         prompts.append(messages[:last])
         references.append(messages[last]["content"])
     return prompts, references
@@ -44,12 +50,12 @@ def generate_answers(model, tokenizer, prompts: list[list[dict]], max_new_tokens
     return answers
 
 
-def generation_metrics(plan, model, tokenizer, conversations, run_dir: Path) -> dict[str, float]:
+def generation_metrics(plan, model, tokenizer, conversations, run_dir: Path, contexts=None) -> dict[str, float]:
     """``task.generate_eval``'s scores over ``conversations``; the answers go to ``generations.jsonl``."""
     opts = plan.task_options
     if not opts.generate_eval:
         return {}
-    prompts, references = prompts_and_references(conversations)
+    prompts, references = prompts_and_references(conversations, contexts)
     answers = generate_answers(model, tokenizer, prompts, opts.max_new_tokens, plan.recipe.train.eval_batch)
     write_generations(run_dir, [{"prompt": p, "reference": r, "generated": a}
                                 for p, r, a in zip(prompts, references, answers)])

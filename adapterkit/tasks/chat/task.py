@@ -25,7 +25,7 @@ from ..base import TaskData, TaskOptions
 from ..causal import decoder_only_reason
 from ..generation import Score, generate_eval_field
 from ..rows import checked_rows, warn_shared
-from .answers import generation_metrics
+from .answers import generation_metrics, last_answer
 from .rows import answered, check_conversation, table
 from .stream import stream_data, tokenized_stream
 from .template import assistant_spans, encode, ensure_chat_template, ship_tokenizer
@@ -52,14 +52,18 @@ class ChatOptions(TaskOptions):
     generate_eval: list[Score] = generate_eval_field()
 
 
-def renderable(dataset, tokenizer, on_error: str, split: str):
+def renderable(dataset, tokenizer, on_error: str, split: str, assistant_only: bool = True):
     """(conversations the tokenizer's chat template renders, how many it refused). A refused one (say, by a
-    template that insists on user/assistant alternation) is a bad row, reported with its file:line."""
+    template that insists on user/assistant alternation) is a bad row, reported with its file:line. Without
+    ``assistant_only`` (task.assistant_only_loss = false) the template need not render turn by turn."""
     from jinja2 import TemplateError
 
     def check(row):
         try:
-            assistant_spans(tokenizer, row["messages"])
+            if assistant_only:
+                assistant_spans(tokenizer, row["messages"])
+            else:
+                tokenizer.apply_chat_template(row["messages"], tokenize=False)
         except (TemplateError, ValueError) as err:
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             return f"the chat template cannot render this conversation ({reason})"
@@ -130,7 +134,7 @@ class ChatTask:
         datasets.disable_progress_bars()  # a preflight prints its verdict, not datasets' progress
         try:
             tokenizer = load_tokenizer(plan.recipe.model, plan.where)
-            evaluation, _ = renderable(self.load_data(plan).eval, tokenizer, "skip", "eval")
+            evaluation, _ = renderable(self.load_data(plan).eval, tokenizer, "skip", "eval", opts.assistant_only_loss)
             tokens = self.tokenized(evaluation, tokenizer, opts, "eval", plan.where, warn=False)
         except (UserError, TemplateError, ValueError, OSError):
             return None
@@ -198,8 +202,8 @@ class ChatTask:
         ship_tokenizer(tokenizer, opts.system_prompt)  # saved with the adapter: it answers under the trained prompt
         skipped = 0
         if data.train is not None and not plan.recipe.data.streaming:  # a stream's rows are checked as read
-            data.train, skipped = renderable(data.train, tokenizer, on_error, "train")
-        data.eval, skipped_eval = renderable(data.eval, tokenizer, on_error, "eval")
+            data.train, skipped = renderable(data.train, tokenizer, on_error, "train", opts.assistant_only_loss)
+        data.eval, skipped_eval = renderable(data.eval, tokenizer, on_error, "eval", opts.assistant_only_loss)
         data.skipped_rows += skipped + skipped_eval
         padding_free = self.padding_free(plan)  # the planner sizes memory by the same rule
         kwargs = training_kwargs(plan, run_dir)
@@ -240,7 +244,7 @@ class ChatTask:
         metrics = {k: float(v) for k, v in trainer.evaluate().items() if isinstance(v, (int, float))}
         metrics["eval_perplexity"] = math.exp(min(metrics["eval_loss"], 50.0))
         metrics.update(generation_metrics(plan, trainer.model, trainer.processing_class, data.eval["messages"],
-                                          run_dir))
+                                          run_dir, data.eval["context_turns"]))
         opts = plan.task_options
         samples = generate_samples(trainer.model, trainer.processing_class, data.eval.select(
             range(min(opts.num_samples, len(data.eval)))), opts.max_new_tokens)
@@ -268,7 +272,7 @@ def generate_samples(model, tokenizer, conversations, max_new_tokens: int) -> li
     samples = []
     for row in conversations:
         messages = row["messages"]
-        last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+        last = last_answer(messages, row.get("context_turns") or ())
         answer = generate(model, tokenizer, messages[:last], max_new_tokens)
         samples.append({"prompt": messages[:last], "reference": messages[last]["content"], "generated": answer})
     return samples

@@ -64,17 +64,14 @@ def ship_tokenizer(tokenizer, system_prompt: str | None) -> None:
         tokenizer.chat_template = opening + template
 
 
-def assistant_spans(tokenizer, messages: list[dict], context=()) -> tuple[str, list[tuple[int, int]]]:
-    """The rendered conversation and the [start, end) character spans of each assistant turn that follows a
-    user turn (assistant turns before the first user turn, such as a support log's greeting, are context, and so
-    are those at the indices in ``context``: turns the data weighted 0, as OpenAI's fine-tuning format does)."""
+def turn_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[int, int, int]]]:
+    """The rendered conversation and (message index, start, end) character spans of each assistant turn that follows
+    a user turn (assistant turns before the first user turn, such as a support log's greeting, are context)."""
     text = tokenizer.apply_chat_template(messages, tokenize=False)
     spans, asked = [], False
     for i, message in enumerate(messages):
         asked = asked or message["role"] == "user"
         if message["role"] != "assistant" or not asked:  # an opening greeting answers nothing: context, no loss
-            continue
-        if i in context:  # the data says: context, not an answer to learn
             continue
         prompt = tokenizer.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True)
         upto = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False)
@@ -85,17 +82,32 @@ def assistant_spans(tokenizer, messages: list[dict], context=()) -> tuple[str, l
         if not text.startswith(prompt) or not upto.startswith(prompt) or end <= len(prompt):
             raise UserError("this tokenizer's chat template does not render conversations prefix by prefix, "
                             "so assistant turns cannot be located; set task.assistant_only_loss = false")
-        spans.append((len(prompt), end))
+        spans.append((i, len(prompt), end))
     return text, spans
 
 
+def assistant_spans(tokenizer, messages: list[dict], context=()) -> tuple[str, list[tuple[int, int]]]:
+    """The rendered conversation and the [start, end) character spans of the assistant turns trained on:
+    ``turn_spans``' but those at the indices in ``context`` (turns the data weighted 0, as OpenAI's fine-tuning
+    format does)."""
+    text, spans = turn_spans(tokenizer, messages)
+    return text, [(start, end) for i, start, end in spans if i not in context]
+
+
 def encode(tokenizer, messages: list[dict], assistant_only: bool = True, context=()) -> dict[str, list[int]]:
-    """``input_ids`` and ``assistant_masks`` (1 where the token belongs to an assistant turn not in ``context``)."""
-    text, spans = assistant_spans(tokenizer, messages, context)
+    """``input_ids`` and ``assistant_masks``: 1 where the token belongs to an assistant turn not in ``context``, or,
+    with ``assistant_only`` off, to any part of the conversation but those context turns."""
+    if assistant_only or context:
+        text, spans = turn_spans(tokenizer, messages)
+    else:
+        text, spans = tokenizer.apply_chat_template(messages, tokenize=False), []
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    if not assistant_only:
-        return {"input_ids": enc["input_ids"], "assistant_masks": [1] * len(enc["input_ids"])}
     # a token counts when it lies wholly in a turn: where a turn's rendering parts from the whole text inside a
     # token (Phi-3's closing eos "<|endoftext|>" against the next "<|user|>"), that token is the next turn's
-    mask = [int(any(s <= start and stop <= e for s, e in spans)) for start, stop in enc["offset_mapping"]]
+    if assistant_only:
+        inside = [(s, e) for i, s, e in spans if i not in context]
+        mask = [int(any(s <= start and stop <= e for s, e in inside)) for start, stop in enc["offset_mapping"]]
+    else:
+        left_out = [(s, e) for i, s, e in spans if i in context]
+        mask = [int(not any(s <= start and stop <= e for s, e in left_out)) for start, stop in enc["offset_mapping"]]
     return {"input_ids": enc["input_ids"], "assistant_masks": mask}
