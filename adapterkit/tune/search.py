@@ -20,14 +20,38 @@ from .study import PRUNED_AT, open_study, parse_budget
 COUNTED = ("COMPLETE", "PRUNED")  # trials that count towards --trials (failed ones are retried or re-drawn)
 
 
-def stop_at(trials: int):
-    """Stops this worker starting trials once the study's finished trials and those running (in any worker: the
-    study is shared) reach ``trials``: without the running ones, each extra worker pointed at the study ran one
-    trial more than asked (a trial it started while another's last one was still running)."""
-    import optuna
+class StopAt:
+    """Called after each trial (an Optuna callback): ``--trials`` is the study's total, whichever workers share it.
+    Once the finished trials reach it this worker stops; while they and the trials running in other workers reach
+    it, it waits (polling) for those to finish, or to be found dead by their heartbeat (failed and re-queued:
+    ``study.py``), instead of starting one more. Counting only finished trials, each extra worker ran one trial too
+    many; counting running ones without waiting, a worker killed mid-trial left the study a trial short."""
 
-    states = tuple(getattr(optuna.trial.TrialState, s) for s in (*COUNTED, "RUNNING"))
-    return optuna.study.MaxTrialsCallback(trials, states=states)
+    def __init__(self, trials: int, poll_seconds: float = 5.0, deadline: float | None = None, echo=print):
+        self.trials, self.poll_seconds, self.deadline, self.echo = trials, poll_seconds, deadline, echo
+
+    def __call__(self, study, trial) -> None:
+        import warnings
+
+        import optuna
+
+        said = False
+        while True:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)  # a dead worker's trial is not running any more
+            seen = [t.state.name for t in study.get_trials(deepcopy=False)]  # one read: a consistent count
+            finished, running = sum(state in COUNTED for state in seen), seen.count("RUNNING")
+            if finished >= self.trials:
+                study.stop()
+                return
+            if finished + running < self.trials or (self.deadline and time.monotonic() > self.deadline):
+                return  # room for another trial (or the budget is spent: Optuna's timeout stops the search)
+            if not said:
+                self.echo(f"waiting for {running} trial(s) still running to finish the {self.trials} (a trial whose "
+                          "worker died is failed and re-queued once its heartbeat is stale)")
+                said = True
+            time.sleep(self.poll_seconds)
 
 
 class TrialFailed(Exception):
@@ -170,7 +194,8 @@ def tune(recipe: str | Path, *, space: list[str] | None = None, trials: int = 8,
         if left > 0:
             study.optimize(Objective(recipe_path, base, dims, user_sets, metric, out_dir, echo), n_trials=left,
                            n_jobs=parallel, timeout=seconds, catch=(TrialFailed,),
-                           callbacks=[stop_at(trials)])
+                           callbacks=[StopAt(trials, deadline=time.monotonic() + seconds if seconds else None,
+                                             echo=echo)])
     finally:
         path = write_report(study, out_dir, recipe_path, metric)
         echo(f"report: {path} and {path.with_suffix('.html')}")
