@@ -21,8 +21,7 @@ from .plan import Plan, load_recipe, make_plan
 from .preflight import preflight
 from .progress import quiet, without_bars
 from .recipe import Recipe, recipe_to_toml
-from .tasks.base import TaskData
-from .tasks.labels import renumbered
+from .tasks.labels import as_trained
 from .training import trainable_in_fp32, warn_uneven_last_batch, whole_run_loss
 
 log = logging.getLogger("adapterkit")
@@ -102,6 +101,9 @@ def run(recipe: Recipe | str | Path, *, overrides: dict | list | None = None, ou
     with clock.phase("load"), quiet(progress):
         tokenizer = loading.load_tokenizer(recipe.model, plan.where)
         data = plan.task.load_data(plan)
+        if recipe.model.adapter:  # a continued adapter's task head numbers its classes as it was trained
+            data = as_trained(data, rundir.trained_labels(Path(recipe.model.adapter)), "the adapter (model.adapter)",
+                              plan.where)
         model = prepare_model(plan, tokenizer, data, checked.model_config)
     resolved = {"method": plan.method_options.model_dump(), "task": plan.task_options.model_dump()}
     # How many ranks ran it is not part of the recipe (run.json's "hardware" records it): a run checkpointed
@@ -221,17 +223,7 @@ def reopen(run_dir: str | Path, overrides: dict | None = None) -> tuple[Plan, An
     folder = run_dir / info["artifact"]
     tokenizer = run_tokenizer(plan, folder)
     data = plan.task.load_data(plan)
-    trained = rundir.trained_labels(folder)
-    if trained is not None and data.labels is not None and trained != data.labels and set(trained) == set(data.labels) \
-            and "label" in data.eval.column_names:  # the same classes, numbered as the run numbered them
-        data = TaskData(*(renumbered(split, data.labels, trained) for split in (data.train, data.eval)), trained,
-                        data.skipped_rows)
-    if trained is not None and data.labels is not None and trained != data.labels:
-        # the labels come from the recipe's train data as it is now: changed data would re-map the model's classes
-        raise UserError(f"the run was trained with the labels {', '.join(trained)}, but its data.train now gives "
-                        f"{', '.join(data.labels)}: its classes would be read as others; use the data it was trained "
-                        "on (a run trained on a datasets folder before its ClassLabel columns were read as names: "
-                        "retrain it)", where=str(run_dir))
+    data = as_trained(data, rundir.trained_labels(folder), "the run", str(run_dir))
     base = loading.load_model(plan, tokenizer, plan.task.model_kwargs(data), training=False)
     return plan, tokenizer, plan.method.load(base, folder), data
 

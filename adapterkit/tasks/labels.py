@@ -54,9 +54,25 @@ def refuse_case_variants(rows: list[dict], column: str, where: str) -> None:
 
 
 def renumbered(dataset, labels: list[str], trained: list[str], column: str = "label"):
-    """``dataset``'s class ids (``column``, indices into ``labels``) as indices into ``trained``, the same classes in
-    the order a run numbered them (runs before numeric labels were ordered as numbers numbered them as text)."""
+    """``dataset``'s class ids (``column``, indices into ``labels``) as indices into ``trained``."""
     if dataset is None or column not in dataset.column_names:
         return dataset
     position = [trained.index(name) for name in labels]
     return dataset.map(lambda row: {column: position[row[column]]})
+
+
+def as_trained(data, trained: list[str] | None, what: str, where: str):
+    """``data`` (a ``TaskData``) with its classes numbered as a trained model numbered them (``trained``: its
+    ``labels.json``; None: no such file). The same classes in another order are renumbered (runs before numeric labels
+    were ordered as numbers numbered them as text); other classes are refused: the model would read them as others."""
+    from .base import TaskData
+
+    if trained is None or data.labels is None or trained == data.labels:
+        return data
+    if set(trained) == set(data.labels) and "label" in data.eval.column_names:
+        return TaskData(*(renumbered(split, data.labels, trained) for split in (data.train, data.eval)), trained,
+                        data.skipped_rows)
+    raise UserError(f"{what} was trained with the labels {', '.join(trained)}, but its data.train now gives "
+                    f"{', '.join(data.labels)}: its classes would be read as others; use the data it was trained on (a "
+                    "run trained on a datasets folder before its ClassLabel columns were read as names: retrain it)",
+                    where=where)

@@ -115,3 +115,34 @@ def test_an_adapter_config_naming_another_tuner_is_refused_in_one_line(sft_run, 
             preflight(_recipe(tiny_llama_dir, data_files, adapter=str(folder)), memory="skip")
         expected = "is not a tuner peft" if kind == "NOPE" else "but method 'lora' saves 'LORA' adapters: the file was edited"
         assert str(err.value).startswith(f"{config}: peft_type {kind!r}") and expected in str(err.value), str(err.value)
+
+
+def test_a_classification_adapter_continues_with_its_own_class_numbers(tiny_bert_dir, tmp_path):
+    """The continued adapter's task head numbers its classes as it was trained (labels.json): an adapter whose
+    classes were numbered "1", "10", "2" (text order, as before numeric labels were ordered as numbers) keeps
+    them so on data that now numbers them 1, 2, 10; an adapter trained on other classes is refused in one line."""
+    import json
+
+    from adapterkit.rundir import trained_labels
+
+    def files(labels):
+        folder = tmp_path / "-".join(labels)
+        folder.mkdir()
+        rows = [{"text": f"{label} text {i}", "label": label} for i in range(4) for label in labels]
+        for split in ("train", "eval"):
+            (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return {"classification_train": folder / "train.jsonl", "classification_eval": folder / "eval.jsonl"}
+
+    first = tiny_recipe("classification", "lora", tiny_bert_dir, files(["1", "10", "2"]), train={"max_steps": 1})
+    first["task"]["labels"] = ["1", "10", "2"]
+    old = api.run(recipe_from_dict(first, name="old"), output=tmp_path / "old").run_dir / "adapter"
+    again = tiny_recipe("classification", "lora", tiny_bert_dir, files(["2", "1", "10"]), train={"max_steps": 1})
+    again["model"]["adapter"] = str(old)
+    result = api.run(recipe_from_dict(again, name="again"), output=tmp_path / "again")
+    assert trained_labels(result.run_dir / "adapter") == ["1", "10", "2"]  # not renumbered 1, 2, 10 under the head
+    other = tiny_recipe("classification", "lora", tiny_bert_dir, files(["a", "b", "c"]), train={"max_steps": 1})
+    other["model"]["adapter"] = str(old)
+    with pytest.raises(UserError, match=r"the adapter \(model.adapter\) was trained with the labels 1, 10, 2, but its "
+                                        r"data.train now gives a, b, c"):
+        api.run(recipe_from_dict(other, name="other"), output=tmp_path / "other")
+    assert not (tmp_path / "other").exists()  # refused before the run directory is written
