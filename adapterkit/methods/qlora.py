@@ -42,11 +42,11 @@ class QLoraOptions(LoraOptions):
         return value
 
 
-
 def footprint(options: QLoraOptions, shape) -> Footprint:
     """LoRA's, on 4-bit layers: peft's ``Linear4bit`` keeps its own sum (methods/fused_lora_sum.py fuses plain
     ``lora.Linear`` only), so B's output and its scaled copy are freed per layer as before."""
     return replace(lora_footprint(options, shape), fused_sum=False)
+
 
 def quantization(options: QLoraOptions) -> dict:
     """BitsAndBytesConfig kwargs; the loader adds the modules kept in full precision (the task head and the

@@ -9,7 +9,6 @@ import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC
 from pathlib import Path
 
 from ..errors import UserError
@@ -147,7 +146,7 @@ def _stamp(run_dir: Path, command: str) -> None:
     if owned(run_dir):
         return
     import uuid
-    from datetime import datetime
+    from datetime import UTC, datetime
 
     stamp = {"run_id": uuid.uuid4().hex, "created": datetime.now(UTC).isoformat(timespec="seconds"),
              "command": command, "pid": os.getpid()}

@@ -146,6 +146,9 @@ def create_app(served: dict, limits: Limits | None = None, api_key: str | None =
     def release():
         state["pending"] -= 1
 
+    def expired(wait) -> str:  # a chat request whose time ran out in its model's queue (batching.QueueExpired)
+        return f"no answer within {limits.request_seconds:g} s: {wait} (server busy; retry later)"
+
     @app.get("/health", response_model=Health)
     async def health():
         return Health(models=len(served), pending=state["pending"])
@@ -220,8 +223,7 @@ def create_app(served: dict, limits: Limits | None = None, api_key: str | None =
                 work.cancel.set()
                 raise Refused(504, f"no answer within {limits.request_seconds:g} s", code="timeout") from None
             except QueueExpired as err:
-                raise Refused(504, f"no answer within {limits.request_seconds:g} s: {err} (server busy; retry later)",
-                              code="timeout") from None
+                raise Refused(504, expired(err), code="timeout") from None
             text, reason, count = await asyncio.get_running_loop().run_in_executor(pool, finish, found, tokens, reason,
                                                                                    count, params, safety)
         finally:
@@ -254,8 +256,7 @@ def create_app(served: dict, limits: Limits | None = None, api_key: str | None =
                 if event[0] == "delta":
                     yield _event(head, {"content": event[1]}, None)
                 elif event[0] == "expired":  # the stream has begun (200): the error as OpenAI streams one, then the end
-                    message = f"no answer within {limits.request_seconds:g} s: {event[1]} (server busy; retry later)"
-                    yield f"data: {json.dumps(error_body(504, message, code='timeout'))}\n\n"
+                    yield f"data: {json.dumps(error_body(504, expired(event[1]), code='timeout'))}\n\n"
                     return
                 else:
                     reason, count = event[1]

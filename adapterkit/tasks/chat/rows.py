@@ -48,8 +48,8 @@ def table(rows: list[dict], opts):
 
     features = Features({"messages": List({"role": Value("string"), "content": Value("string")}),
                          "context_turns": List(Value("int32")), "_where": Value("string")})
-    rows_ = [{**prepared(r["messages"], opts), "_where": r.get("_where") or ""} for r in rows]
-    return Dataset.from_list(rows_, features=features)
+    return Dataset.from_list([{**prepared(r["messages"], opts), "_where": r.get("_where") or ""} for r in rows],
+                             features=features)
 
 
 def answered(tokens, split: str, max_length: int, where: str, warn: bool = True):
