@@ -97,17 +97,15 @@ def assistant_spans(tokenizer, messages: list[dict], context=()) -> tuple[str, l
 def encode(tokenizer, messages: list[dict], assistant_only: bool = True, context=()) -> dict[str, list[int]]:
     """``input_ids`` and ``assistant_masks``: 1 where the token belongs to an assistant turn not in ``context``, or,
     with ``assistant_only`` off, to any part of the conversation but those context turns."""
-    if assistant_only or context:
+    if assistant_only:  # the turns trained on
+        text, marked = assistant_spans(tokenizer, messages, context)
+    elif context:  # the turns left out
         text, spans = turn_spans(tokenizer, messages)
+        marked = [(start, end) for i, start, end in spans if i in context]
     else:
-        text, spans = tokenizer.apply_chat_template(messages, tokenize=False), []
+        text, marked = tokenizer.apply_chat_template(messages, tokenize=False), []
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     # a token counts when it lies wholly in a turn: where a turn's rendering parts from the whole text inside a
     # token (Phi-3's closing eos "<|endoftext|>" against the next "<|user|>"), that token is the next turn's
-    if assistant_only:
-        inside = [(s, e) for i, s, e in spans if i not in context]
-        mask = [int(any(s <= start and stop <= e for s, e in inside)) for start, stop in enc["offset_mapping"]]
-    else:
-        left_out = [(s, e) for i, s, e in spans if i in context]
-        mask = [int(not any(s <= start and stop <= e for s, e in left_out)) for start, stop in enc["offset_mapping"]]
-    return {"input_ids": enc["input_ids"], "assistant_masks": mask}
+    inside = [any(s <= start and stop <= e for s, e in marked) for start, stop in enc["offset_mapping"]]
+    return {"input_ids": enc["input_ids"], "assistant_masks": [int(mark == assistant_only) for mark in inside]}
